@@ -1,0 +1,1 @@
+//! The control plane: cluster topology, application DAGs and their placement.

@@ -1,0 +1,42 @@
+//! `cargo xtask bench NAME`: runs one of the workspace's benchmark binaries (custom harnesses in
+//! each crate's `benches/`), which print their figures beside a baseline measured in the same run.
+
+use anyhow::Result;
+
+use crate::toolchain::{cargo, run_checked};
+
+/// Options of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Which benchmark.
+    #[arg(value_enum)]
+    which: Which,
+    /// Arguments passed on to the benchmark binary.
+    #[arg(last = true)]
+    rest: Vec<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Which {
+    /// The PCIe channel between two threads against a crossbeam queue and memcpy.
+    Channel,
+}
+
+impl Which {
+    /// The package and bench target that implement this benchmark.
+    fn target(self) -> (&'static str, &'static str) {
+        match self {
+            Which::Channel => ("pcie-channel", "channel"),
+        }
+    }
+}
+
+/// Entry point of the subcommand.
+pub fn run(args: Args) -> Result<()> {
+    let (package, bench) = args.which.target();
+    run_checked(
+        cargo()
+            .args(["bench", "--package", package, "--bench", bench, "--"])
+            .args(&args.rest),
+    )
+}

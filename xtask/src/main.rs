@@ -1,0 +1,36 @@
+//! `cargo xtask`: the project's automation. No logic the product needs lives here.
+
+mod bench;
+mod ci;
+mod fuzz;
+mod toolchain;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Build, test, flash and benchmark the platform"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything CI checks: fmt, clippy, tests, firmware cross-build, fuzz smoke, hil.
+    Ci(ci::Args),
+    /// Run a benchmark and print its ratios against the baseline measured in the same run.
+    Bench(bench::Args),
+    /// Build the fuzz targets and run each for a while.
+    Fuzz(fuzz::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Ci(args) => ci::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
+    }
+}
