@@ -1,9 +1,21 @@
 //! The NIC's engines (crypto, pattern matching, fetch-and-add) behind traits.
 //!
 //! A service calls engines only through [`Engines`]; the NIC firmware hands it hardware-backed
-//! implementations and the host hands it software ones, so the service code is the same.
+//! implementations (`nic-firmware/src/accel/`) and the host hands it [`SoftwareEngines`], so the
+//! service code is the same. [`kat`] holds the published known-answer vectors every
+//! implementation must reproduce.
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
 use core::sync::atomic::AtomicU64;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+
+pub mod kat;
+mod software;
+
+pub use software::SoftwareEngines;
 
 /// Why an engine call failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,9 +25,22 @@ pub enum EngineError {
     BadLength,
 }
 
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EngineError::BadLength => "buffer length does not suit the operation",
+        })
+    }
+}
+
+/// AES block size in bytes.
+pub const AES_BLOCK: usize = 16;
+/// HMAC-SHA1 output size in bytes.
+pub const SHA1_DIGEST: usize = 20;
+
 /// Symmetric crypto: AES-128-CBC and HMAC-SHA1.
 pub trait CryptoEngine: Sync {
-    /// Encrypts `buf` in place; its length must be a multiple of 16.
+    /// Encrypts `buf` in place; its length must be a multiple of 16 (no padding is added).
     fn aes128_cbc_encrypt(
         &self,
         key: &[u8; 16],
@@ -29,12 +54,12 @@ pub trait CryptoEngine: Sync {
         iv: &[u8; 16],
         buf: &mut [u8],
     ) -> Result<(), EngineError>;
-    /// HMAC-SHA1 of the concatenation of `message` parts under `key`.
-    fn hmac_sha1(&self, key: &[u8], message: &[&[u8]]) -> [u8; 20];
+    /// HMAC-SHA1 of the concatenation of the `message` parts under `key` (any key length).
+    fn hmac_sha1(&self, key: &[u8], message: &[&[u8]]) -> [u8; SHA1_DIGEST];
 }
 
 /// One match found by a [`PatternEngine`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PatternMatch {
     /// Index of the pattern in the set it was compiled from.
     pub pattern: u32,
@@ -44,24 +69,100 @@ pub struct PatternMatch {
 
 /// Multi-pattern matching over a pattern set compiled at deploy time.
 pub trait PatternEngine: Sync {
-    /// Calls `on_match` for every match of `set` in `haystack`, in order of end offset;
-    /// stops early when `on_match` returns `false`.
+    /// Calls `on_match` for every occurrence of every pattern of `set` in `haystack`,
+    /// overlapping ones included (Aho-Corasick semantics), in order of end offset (ties in
+    /// any order); stops early when `on_match` returns `false`.
     fn scan(
         &self,
-        set: &crate::engines::PatternSet,
+        set: &PatternSet,
         haystack: &[u8],
         on_match: &mut dyn FnMut(PatternMatch) -> bool,
     );
 }
 
-/// A compiled multi-pattern automaton (filled by the engines work).
+/// Why a pattern set could not be compiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PatternError {
+    /// More patterns than a match can name (`u32`), or an empty pattern.
+    BadPattern,
+    /// The automaton would exceed the engine's limits.
+    TooLarge,
+}
+
+impl fmt::Display for PatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PatternError::BadPattern => "empty pattern or too many patterns",
+            PatternError::TooLarge => "pattern automaton too large",
+        })
+    }
+}
+
+/// A multi-pattern set compiled at deploy time (never on the request path).
+///
+/// It keeps the patterns themselves, so that an engine with its own automaton format (a
+/// hardware DFA unit) can compile them its way, and a deterministic Aho-Corasick automaton
+/// that software and CPU-only engines scan with.
 pub struct PatternSet {
-    _private: (),
+    patterns: Vec<Box<[u8]>>,
+    automaton: AhoCorasick,
+}
+
+impl PatternSet {
+    /// Compiles `patterns` (each non-empty); pattern `i` is reported as `PatternMatch::pattern == i`.
+    pub fn new<I, P>(patterns: I) -> Result<Self, PatternError>
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<[u8]>,
+    {
+        let patterns: Vec<Box<[u8]>> = patterns.into_iter().map(|p| p.as_ref().into()).collect();
+        if patterns.iter().any(|p| p.is_empty()) || u32::try_from(patterns.len()).is_err() {
+            return Err(PatternError::BadPattern);
+        }
+        let automaton = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::DFA))
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+            .map_err(|_| PatternError::TooLarge)?;
+        Ok(Self {
+            patterns,
+            automaton,
+        })
+    }
+
+    /// Number of patterns.
+    pub fn len(&self) -> usize {
+        self.patterns.len()
+    }
+
+    /// Whether the set has no pattern.
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Pattern `index`, as compiled.
+    pub fn pattern(&self, index: u32) -> Option<&[u8]> {
+        self.patterns.get(index as usize).map(|p| &p[..])
+    }
+
+    /// The compiled automaton, for engines that scan on the CPU.
+    pub fn automaton(&self) -> &AhoCorasick {
+        &self.automaton
+    }
+}
+
+impl fmt::Debug for PatternSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PatternSet")
+            .field("patterns", &self.patterns.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Atomic fetch-and-add units.
 pub trait FetchAddEngine: Sync {
-    /// Adds `delta` to `cell`, returns the previous value.
+    /// Adds `delta` to `cell` (wrapping), returns the previous value.
     fn fetch_add(&self, cell: &AtomicU64, delta: u64) -> u64;
 }
 

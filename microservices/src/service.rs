@@ -31,7 +31,27 @@ pub struct ServiceIdentity {
     pub cost_hint_ns: u32,
 }
 
-/// What a service sees of the node while it handles one request.
+impl ServiceIdentity {
+    /// The identity of instance `id` of `kind` (name and statefulness from the catalogue).
+    pub const fn new(
+        id: ServiceId,
+        kind: ServiceKind,
+        request_size_hint: u32,
+        cost_hint_ns: u32,
+    ) -> Self {
+        Self {
+            id,
+            kind,
+            name: kind.name(),
+            stateful: kind.stateful(),
+            request_size_hint,
+            cost_hint_ns,
+        }
+    }
+}
+
+/// What a service sees of the node while it handles one request. The service's own state is
+/// in the service value itself (its reliable collections).
 pub struct Context<'a> {
     /// The node's engines (hardware on a NIC, software on the host).
     pub engines: &'a dyn Engines,
@@ -39,6 +59,17 @@ pub struct Context<'a> {
     pub now_ns: u64,
     /// The core running this request.
     pub core: u16,
+}
+
+impl<'a> Context<'a> {
+    /// A context on `engines` at time `now_ns`, on core 0.
+    pub fn new(engines: &'a dyn Engines, now_ns: u64) -> Self {
+        Self {
+            engines,
+            now_ns,
+            core: 0,
+        }
+    }
 }
 
 /// Why a request failed. Small and `Copy`: the fast path counts these and answers with
@@ -162,8 +193,10 @@ pub trait Service: Send {
     /// Who this instance is.
     fn identity(&self) -> ServiceIdentity;
 
-    /// Handles one request, writes the response (status byte first) into `response` and
-    /// returns its length. Never panics on any `request`.
+    /// Handles one request, writes the success response (status byte `0` first) into
+    /// `response` and returns its length. Never panics and never allocates, whatever the
+    /// `request`. On `Err` the contents of `response` are unspecified: callers answer with
+    /// [`ServiceError::write_response`], as [`Service::serve`] does, and count the error.
     fn handle(
         &mut self,
         ctx: &mut Context<'_>,
@@ -171,12 +204,27 @@ pub trait Service: Send {
         response: &mut [u8],
     ) -> Result<usize, ServiceError>;
 
+    /// Handles one request and always leaves a response in `response`: the success response,
+    /// or the one-byte error response. Returns its length and the error, if any, for counting.
+    fn serve(
+        &mut self,
+        ctx: &mut Context<'_>,
+        request: &[u8],
+        response: &mut [u8],
+    ) -> (usize, Option<ServiceError>) {
+        match self.handle(ctx, request, response) {
+            Ok(len) => (len, None),
+            Err(error) => (error.write_response(response), Some(error)),
+        }
+    }
+
     /// Appends the instance's state to `out`. Stateless services write nothing.
     fn snapshot(&self, out: &mut Vec<u8>) {
         let _ = out;
     }
 
-    /// Replaces the instance's state with a snapshot taken by [`Service::snapshot`].
+    /// Replaces the instance's state with a snapshot taken by [`Service::snapshot`] on an
+    /// instance of the same kind and configuration. On error the state is left as it was.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), StateError> {
         if snapshot.is_empty() {
             Ok(())
