@@ -1,0 +1,15 @@
+//! The platform's standard library of microservices (E3 Table 2).
+//!
+//! Every service takes a binary request and answers with the status-byte convention of
+//! [`crate::service`]; the formats are in docs/services.md. Each module also has a `request`
+//! submodule of client-side builders, used by the tests, the request generators and the
+//! benchmark.
+
+pub mod count;
+pub mod kvs;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+pub use count::{Count, CountConfig};
+pub use kvs::{Kvs, KvsConfig};
