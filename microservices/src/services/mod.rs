@@ -6,10 +6,13 @@
 //! benchmark.
 
 pub mod count;
+mod ipv4;
 pub mod kvs;
+pub mod nat;
 
 #[cfg(test)]
 pub(crate) mod testing;
 
 pub use count::{Count, CountConfig};
 pub use kvs::{Kvs, KvsConfig};
+pub use nat::Nat;

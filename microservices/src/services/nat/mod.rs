@@ -1,0 +1,189 @@
+//! NATv4: static network address translation of destination addresses, the rule chosen by
+//! longest-prefix match in a DIR-24-8-BASIC table.
+//!
+//! A rule maps one network onto another of the same length (`10.1.0.0/16 -> 192.168.0.0/16`
+//! keeps the host bits); the packet's IPv4 header checksum and TCP/UDP checksum are updated
+//! incrementally. The rules are deploy-time configuration, so the service is stateless.
+//! Request format: docs/services.md, section NATv4.
+
+mod lpm;
+
+use alloc::vec::Vec;
+
+pub use lpm::{mask, LpmError};
+use lpm::{Dir24_8, MAX_VALUE};
+
+use super::ipv4::Ipv4;
+use crate::codec::Response;
+use crate::kind::ServiceKind;
+use crate::service::{Context, Service, ServiceError, ServiceId, ServiceIdentity};
+
+/// One translation rule: addresses in `prefix/len` become the same host in `to/len`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Network matched (host bits zero).
+    pub prefix: u32,
+    /// Prefix length, 0 to 32.
+    pub len: u8,
+    /// Network it is translated to (host bits are ignored).
+    pub to: u32,
+}
+
+impl Rule {
+    /// Where this rule sends `address` (which it matches).
+    pub fn translate(&self, address: u32) -> u32 {
+        let network = mask(self.len);
+        (self.to & network) | (address & !network)
+    }
+}
+
+/// The translation table: rules and their DIR-24-8 index.
+pub struct NatTable {
+    rules: Vec<Rule>,
+    lpm: Dir24_8,
+}
+
+impl NatTable {
+    /// Builds the table; later rules win over earlier ones with the same prefix and length.
+    pub fn new(rules: &[Rule]) -> Result<Self, LpmError> {
+        if rules.len() > usize::from(MAX_VALUE) + 1 {
+            return Err(LpmError::BadValue);
+        }
+        let routes: Vec<(u32, u8, u16)> = (0u16..)
+            .zip(rules)
+            .map(|(i, r)| (r.prefix, r.len, i))
+            .collect();
+        Ok(Self {
+            rules: rules.to_vec(),
+            lpm: Dir24_8::build(&routes)?,
+        })
+    }
+
+    /// The rule for `address`.
+    #[inline]
+    pub fn lookup(&self, address: u32) -> Option<&Rule> {
+        self.rules.get(usize::from(self.lpm.lookup(address)?))
+    }
+
+    /// Translates the destination of the IPv4 packet in `packet` in place; returns the
+    /// packet's length (its IPv4 total length).
+    pub fn translate(&self, packet: &mut [u8]) -> Result<usize, ServiceError> {
+        let mut ip = Ipv4::parse(packet)?;
+        let rule = self
+            .lookup(ip.destination())
+            .ok_or(ServiceError::NotFound)?;
+        ip.set_destination(rule.translate(ip.destination()));
+        Ok(ip.bytes().len())
+    }
+}
+
+/// The NATv4 service.
+pub struct Nat {
+    identity: ServiceIdentity,
+    table: NatTable,
+}
+
+impl Nat {
+    /// A NAT instance with `rules`.
+    pub fn new(id: ServiceId, rules: &[Rule]) -> Result<Self, LpmError> {
+        Ok(Self {
+            identity: ServiceIdentity::new(id, ServiceKind::Nat, 512, 150),
+            table: NatTable::new(rules)?,
+        })
+    }
+}
+
+impl Service for Nat {
+    fn identity(&self) -> ServiceIdentity {
+        self.identity
+    }
+
+    fn handle(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        request: &[u8],
+        response: &mut [u8],
+    ) -> Result<usize, ServiceError> {
+        let mut out = Response::new(response)?;
+        let len = request.len().min(out.space());
+        if len < request.len() && len < 20 {
+            return Err(ServiceError::ResponseTooSmall);
+        }
+        let packet = out.reserve(len)?;
+        packet.copy_from_slice(&request[..len]);
+        // A packet longer than the response buffer fails the total-length check.
+        let translated = self.table.translate(packet).map_err(|e| match e {
+            ServiceError::BadLength if len < request.len() => ServiceError::ResponseTooSmall,
+            e => e,
+        })?;
+        Ok(1 + translated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::ipv4::ones_complement_sum;
+    use crate::services::ipv4::tests::{udp_packet, udp_sum};
+    use crate::services::testing::{call, Harness};
+
+    fn nat() -> Harness<Nat> {
+        let rules = [
+            Rule {
+                prefix: 0x0a01_0000,
+                len: 16,
+                to: 0xc0a8_0000,
+            },
+            Rule {
+                prefix: 0x0a01_0200,
+                len: 24,
+                to: 0xac10_0500,
+            },
+            Rule {
+                prefix: 0x0a01_0203,
+                len: 32,
+                to: 0x0808_0808,
+            },
+        ];
+        Harness::new(Nat::new(ServiceId(3), &rules).unwrap())
+    }
+
+    #[test]
+    fn longest_prefix_picks_the_rule_and_checksums_stay_valid() {
+        let mut h = nat();
+        for (dst, expected) in [
+            (0x0a01_0909, 0xc0a8_0909),
+            (0x0a01_0209, 0xac10_0509),
+            (0x0a01_0203, 0x0808_0808),
+        ] {
+            let mut request = udp_packet(0x0102_0304, dst, b"payload");
+            let len = request.len();
+            request.resize(512, 0xaa);
+            let out = h.ok(&request);
+            assert_eq!(out.len(), len, "padding is not part of the packet");
+            assert_eq!(
+                u32::from_be_bytes(out[16..20].try_into().unwrap()),
+                expected
+            );
+            assert_eq!(ones_complement_sum(&out[..20]), 0xffff);
+            assert_eq!(udp_sum(&out), 0xffff);
+        }
+        assert_eq!(
+            h.err(&udp_packet(1, 0x0b00_0001, b"")),
+            ServiceError::NotFound
+        );
+    }
+
+    #[test]
+    fn short_buffers_and_bad_packets() {
+        let mut h = nat();
+        let packet = udp_packet(1, 0x0a01_0101, &[7; 100]);
+        let mut small = [0u8; 64];
+        assert_eq!(
+            call(&mut h.service, &packet, &mut small),
+            Err(ServiceError::ResponseTooSmall)
+        );
+        assert_eq!(h.err(&packet[..10]), ServiceError::Truncated);
+        assert_eq!(h.err(&packet[..50]), ServiceError::BadLength);
+    }
+}
