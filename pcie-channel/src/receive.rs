@@ -1,0 +1,564 @@
+//! The receive path: one [`Receiver`] per direction scans every engine ring, gathers each
+//! message's segments through their chain, and hands messages out in per-lane sequence order.
+//!
+//! A message whose lane is waiting for an earlier message (sent on another engine and not yet
+//! visible) is parked, and later entries of the same ring are still delivered, so one slow flow
+//! never blocks the others. Entries are released out of order; a ring's consumer index moves
+//! over the released prefix. Everything read from the ring is read once into a local copy and
+//! checked before use; bad descriptors are counted and skipped.
+
+use core::sync::atomic::AtomicU32;
+
+use crate::channel::{Channel, ChannelError, Failure};
+use crate::descriptor::{Descriptor, DescriptorError};
+use crate::layout::{MAX_ENGINES, MAX_LANES, MAX_RING_ENTRIES, MAX_SEGMENTS};
+use crate::region::{copy_from_shared, RingMemory};
+use crate::ring::{ConsumerIndex, IndexCell, RingError};
+
+const DONE_WORDS: usize = MAX_RING_ENTRIES as usize / 64;
+
+/// Counters of one receiver.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReceiveStats {
+    /// Messages delivered.
+    pub messages: u64,
+    /// Payload bytes delivered.
+    pub bytes: u64,
+    /// Descriptors refused as malformed (bad segment numbering, length, chain, reserved byte,
+    /// or a sequence number outside the in-flight window).
+    pub corrupt: u64,
+    /// Segments whose message had already been delivered or skipped.
+    pub orphans: u64,
+    /// Messages the lane gave up on because their descriptors were broken.
+    pub skipped: u64,
+    /// Times parked entries were scanned again after their lane moved.
+    pub rescans: u64,
+}
+
+struct ReceiveRing<'c> {
+    memory: RingMemory<'c>,
+    index: ConsumerIndex<'c, AtomicU32>,
+}
+
+/// One validated segment of the message being delivered.
+#[derive(Clone, Copy)]
+struct Segment {
+    data: *const u8,
+    len: u16,
+    engine: u8,
+    position: u32,
+}
+
+const NO_SEGMENT: Segment = Segment {
+    data: core::ptr::null(),
+    len: 0,
+    engine: 0,
+    position: 0,
+};
+
+/// A message found ready for delivery; its segments are in `Receiver::chain[..segments]`.
+#[derive(Clone, Copy, Debug)]
+struct Ready {
+    flow: u32,
+    seq: u32,
+    lane: usize,
+    segments: usize,
+    len: usize,
+}
+
+/// What one scanned ring entry turned out to be.
+enum Step {
+    Deliver(Ready),
+    /// A message head waiting for its lane (or for segments not yet visible).
+    Parked,
+    /// A malformed or orphaned entry, released.
+    Skipped,
+    /// A non-first segment: delivered with its head.
+    Segment,
+}
+
+/// A delivered message: borrowed from the shared slots until the callback returns (or the
+/// [`Received`] guard drops).
+///
+/// The bytes live in shared memory. An honest peer never writes them while they are borrowed; a
+/// hostile one might, and then the bytes read are garbage, but every slice stays inside its slot.
+#[derive(Clone, Copy)]
+pub struct Message<'a> {
+    flow: u32,
+    seq: u32,
+    len: usize,
+    segments: &'a [Segment],
+}
+
+impl<'a> Message<'a> {
+    /// The flow the sender gave.
+    pub fn flow(&self) -> u32 {
+        self.flow
+    }
+
+    /// The message's sequence number on its lane.
+    pub fn seq(&self) -> u32 {
+        self.seq
+    }
+
+    /// Total payload bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The payload in its segments, in order.
+    pub fn segments(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.segments.iter().map(|s| {
+            // SAFETY: `data` points at a slot of `slot_bytes >= len` bytes inside the region,
+            // owned by the receiver until release, which cannot happen while `'a` lives.
+            unsafe { core::slice::from_raw_parts(s.data, usize::from(s.len)) }
+        })
+    }
+
+    /// The payload when it is one segment (any message up to a slot).
+    pub fn as_contiguous(&self) -> Option<&'a [u8]> {
+        match self.segments {
+            [_] => self.segments().next(),
+            _ => None,
+        }
+    }
+
+    /// Copies the payload to the front of `out`; returns its length.
+    pub fn copy_to(&self, out: &mut [u8]) -> Result<usize, ChannelError> {
+        let Some(out) = out.get_mut(..self.len) else {
+            return Err(ChannelError::BufferTooSmall { len: self.len });
+        };
+        let mut at = 0;
+        for s in self.segments {
+            let len = usize::from(s.len);
+            // SAFETY: the source is a slot of at least `len` bytes (see `segments`); the lengths
+            // add up to `self.len`, the length of `out`.
+            unsafe { copy_from_shared(s.data, &mut out[at..at + len]) };
+            at += len;
+        }
+        Ok(at)
+    }
+}
+
+impl core::fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Message")
+            .field("flow", &self.flow)
+            .field("seq", &self.seq)
+            .field("len", &self.len)
+            .field("segments", &self.segments.len())
+            .finish()
+    }
+}
+
+/// The consumer of one direction. About 18 KiB: keep it in a `static` or a `Box` on small
+/// stacks.
+pub struct Receiver<'c> {
+    channel: &'c Channel,
+    rings: [Option<ReceiveRing<'c>>; MAX_ENGINES],
+    engines: usize,
+    mask: u32,
+    slot_bytes: u32,
+    lane_mask: u32,
+    window: u32,
+    done: [[u64; DONE_WORDS]; MAX_ENGINES],
+    cursor: [u32; MAX_ENGINES],
+    expected: [u32; MAX_LANES as usize],
+    next_engine: usize,
+    parked: bool,
+    progress: bool,
+    chain: [Segment; MAX_SEGMENTS],
+    stats: ReceiveStats,
+}
+
+impl<'c> Receiver<'c> {
+    pub(crate) fn new(channel: &'c Channel) -> Receiver<'c> {
+        let layout = *channel.layout();
+        let g = layout.geometry;
+        let mut rings: [Option<ReceiveRing<'c>>; MAX_ENGINES] = Default::default();
+        let mut cursor = [0u32; MAX_ENGINES];
+        for (engine, slot) in rings.iter_mut().enumerate().take(g.engines as usize) {
+            let memory = RingMemory::new(channel.region(), &layout, channel.inbound(), engine);
+            // Start where the ring stands (0 on a fresh region).
+            let start = IndexCell::load(memory.consumer, core::sync::atomic::Ordering::Relaxed);
+            cursor[engine] = start;
+            *slot = Some(ReceiveRing {
+                memory,
+                index: ConsumerIndex::new(memory.producer, memory.consumer, g.ring_entries, start),
+            });
+        }
+        Receiver {
+            channel,
+            rings,
+            engines: g.engines as usize,
+            mask: g.ring_entries - 1,
+            slot_bytes: g.slot_bytes,
+            lane_mask: g.lanes - 1,
+            window: g.engines * g.ring_entries,
+            done: [[0; DONE_WORDS]; MAX_ENGINES],
+            cursor,
+            expected: [0; MAX_LANES as usize],
+            next_engine: 0,
+            parked: false,
+            progress: false,
+            chain: [NO_SEGMENT; MAX_SEGMENTS],
+            stats: ReceiveStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ReceiveStats {
+        self.stats
+    }
+
+    /// Delivers up to `max` messages in order to `deliver`, releasing each after the callback
+    /// returns, and returns the credits to the sender once at the end. Returns how many were
+    /// delivered; an error only when none was.
+    pub fn poll<F>(&mut self, max: usize, mut deliver: F) -> Result<usize, ChannelError>
+    where
+        F: FnMut(Message<'_>),
+    {
+        let mut delivered = 0;
+        let mut outcome = Ok(());
+        while delivered < max {
+            match self.next_ready() {
+                Ok(Some(ready)) => {
+                    deliver(self.message(&ready));
+                    self.release(&ready);
+                    delivered += 1;
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
+            }
+        }
+        self.publish();
+        match outcome {
+            Err(error) if delivered == 0 => Err(error),
+            _ => Ok(delivered),
+        }
+    }
+
+    /// Borrows the next message; it is released (and its credit returned) when the guard drops.
+    pub fn recv(&mut self) -> Result<Option<Received<'_, 'c>>, ChannelError> {
+        Ok(self.next_ready()?.map(|ready| Received {
+            receiver: self,
+            ready,
+        }))
+    }
+
+    /// Copies the next message into `out`; returns its flow and length. A message larger than
+    /// `out` stays queued and the error says its length.
+    pub fn recv_into(&mut self, out: &mut [u8]) -> Result<Option<(u32, usize)>, ChannelError> {
+        let Some(ready) = self.next_ready()? else {
+            return Ok(None);
+        };
+        if ready.len > out.len() {
+            // Find it again next time.
+            let head = self.chain[0];
+            self.cursor[usize::from(head.engine)] = head.position;
+            return Err(ChannelError::BufferTooSmall { len: ready.len });
+        }
+        let len = self.message(&ready).copy_to(out)?;
+        self.release(&ready);
+        self.publish();
+        Ok(Some((ready.flow, len)))
+    }
+
+    /// Returns released entries to the sender as credits.
+    pub fn publish(&mut self) {
+        for ring in self.rings[..self.engines].iter_mut().flatten() {
+            ring.index.publish();
+        }
+    }
+
+    fn message(&self, ready: &Ready) -> Message<'_> {
+        Message {
+            flow: ready.flow,
+            seq: ready.seq,
+            len: ready.len,
+            segments: &self.chain[..ready.segments],
+        }
+    }
+
+    fn ring(&self, engine: usize) -> &ReceiveRing<'c> {
+        match self.rings[engine].as_ref() {
+            Some(ring) => ring,
+            None => unreachable!("rings below the engine count are always present"),
+        }
+    }
+
+    fn ring_mut(&mut self, engine: usize) -> &mut ReceiveRing<'c> {
+        match self.rings[engine].as_mut() {
+            Some(ring) => ring,
+            None => unreachable!("rings below the engine count are always present"),
+        }
+    }
+
+    fn is_done(&self, engine: usize, position: u32) -> bool {
+        let bit = (position & self.mask) as usize;
+        self.done[engine][bit / 64] & (1 << (bit % 64)) != 0
+    }
+
+    fn set_done(&mut self, engine: usize, position: u32, done: bool) {
+        let bit = (position & self.mask) as usize;
+        let word = &mut self.done[engine][bit / 64];
+        if done {
+            *word |= 1 << (bit % 64);
+        } else {
+            *word &= !(1 << (bit % 64));
+        }
+    }
+
+    fn fail(&self, engine: usize, error: RingError) -> ChannelError {
+        self.channel.fail(Failure {
+            direction: self.channel.inbound(),
+            engine: engine as u8,
+            error,
+        })
+    }
+
+    /// Reads a ring's producer index once and checks it.
+    fn refresh(&mut self, engine: usize) -> Result<u32, ChannelError> {
+        let result = self.ring_mut(engine).index.available();
+        result.map_err(|error| self.fail(engine, error))
+    }
+
+    /// Finds the next deliverable message: scans each ring from its cursor, then reads the
+    /// producer indices once more and, if a parked entry may have become deliverable, scans the
+    /// unreleased entries again. At most two passes over the in-flight entries per call.
+    fn next_ready(&mut self) -> Result<Option<Ready>, ChannelError> {
+        self.channel.health()?;
+        let mut refreshed = false;
+        loop {
+            for k in 0..self.engines {
+                let engine = (self.next_engine + k) % self.engines;
+                while self.cursor[engine] != self.ring(engine).index.head() {
+                    let position = self.cursor[engine];
+                    self.cursor[engine] = position.wrapping_add(1);
+                    if self.is_done(engine, position) {
+                        continue;
+                    }
+                    match self.inspect(engine, position)? {
+                        Step::Deliver(ready) => {
+                            self.next_engine = (engine + 1) % self.engines;
+                            return Ok(Some(ready));
+                        }
+                        Step::Parked => self.parked = true,
+                        Step::Skipped => self.progress = true,
+                        Step::Segment => {}
+                    }
+                }
+            }
+            if refreshed {
+                return Ok(None);
+            }
+            refreshed = true;
+            let mut new = false;
+            for engine in 0..self.engines {
+                let old = self.ring(engine).index.head();
+                new |= self.refresh(engine)? != old;
+            }
+            if self.parked && (self.progress || new) {
+                for engine in 0..self.engines {
+                    self.cursor[engine] = self.ring(engine).index.tail();
+                }
+                self.parked = false;
+                self.progress = false;
+                self.stats.rescans += 1;
+            } else if !new {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Classifies the entry at `position` of `engine` (read once).
+    fn inspect(&mut self, engine: usize, position: u32) -> Result<Step, ChannelError> {
+        let descriptor = Descriptor::load(self.ring(engine).memory.descriptor(position));
+        let lane = (descriptor.flow & self.lane_mask) as usize;
+        if let Err(error) = descriptor.check(self.slot_bytes, self.engines as u32, self.mask + 1) {
+            if descriptor.segment == 0 && descriptor.seq == self.expected[lane] {
+                self.skip_message(lane);
+            }
+            self.discard(engine, position, error);
+            return Ok(Step::Skipped);
+        }
+        let ahead = descriptor.seq.wrapping_sub(self.expected[lane]);
+        if (ahead as i32) < 0 {
+            self.discard(engine, position, DescriptorError::Orphan);
+            return Ok(Step::Skipped);
+        }
+        if ahead >= self.window {
+            self.discard(engine, position, DescriptorError::Sequence);
+            return Ok(Step::Skipped);
+        }
+        if descriptor.segment != 0 {
+            return Ok(Step::Segment);
+        }
+        if ahead != 0 {
+            return Ok(Step::Parked);
+        }
+        self.gather(engine, position, descriptor, lane)
+    }
+
+    /// Follows the chain of the lane's next message from its head; every link is checked
+    /// against the geometry, the ring windows and the head's identity.
+    fn gather(
+        &mut self,
+        engine: usize,
+        position: u32,
+        head: Descriptor,
+        lane: usize,
+    ) -> Result<Step, ChannelError> {
+        self.chain[0] = Segment {
+            data: self.ring(engine).memory.slot(position),
+            len: head.len,
+            engine: engine as u8,
+            position,
+        };
+        let mut len = usize::from(head.len);
+        let mut previous = head;
+        for i in 1..usize::from(head.segments) {
+            // `check` bounded next_engine by the engine count and next_slot by the depth.
+            let next_engine = usize::from(previous.next_engine);
+            let tail = self.ring(next_engine).index.tail();
+            let offset = u32::from(previous.next_slot).wrapping_sub(tail) & self.mask;
+            let next = tail.wrapping_add(offset);
+            if offset >= self.ring(next_engine).index.head().wrapping_sub(tail) {
+                // An honest sender published this ring before the head's: look once more.
+                let head_index = self.refresh(next_engine)?;
+                if offset >= head_index.wrapping_sub(tail) {
+                    return Ok(Step::Parked);
+                }
+            }
+            let link = Descriptor::load(self.ring(next_engine).memory.descriptor(next));
+            let belongs = !self.is_done(next_engine, next)
+                && link
+                    .check(self.slot_bytes, self.engines as u32, self.mask + 1)
+                    .is_ok()
+                && link.flow == head.flow
+                && link.seq == head.seq
+                && link.segments == head.segments
+                && usize::from(link.segment) == i;
+            if !belongs {
+                self.skip_message(lane);
+                self.discard(engine, position, DescriptorError::Chain);
+                return Ok(Step::Skipped);
+            }
+            self.chain[i] = Segment {
+                data: self.ring(next_engine).memory.slot(next),
+                len: link.len,
+                engine: next_engine as u8,
+                position: next,
+            };
+            len += usize::from(link.len);
+            previous = link;
+        }
+        Ok(Step::Deliver(Ready {
+            flow: head.flow,
+            seq: head.seq,
+            lane,
+            segments: usize::from(head.segments),
+            len,
+        }))
+    }
+
+    fn skip_message(&mut self, lane: usize) {
+        self.expected[lane] = self.expected[lane].wrapping_add(1);
+        self.stats.skipped += 1;
+    }
+
+    /// Releases a refused entry and counts it.
+    fn discard(&mut self, engine: usize, position: u32, error: DescriptorError) {
+        match error {
+            DescriptorError::Orphan => self.stats.orphans += 1,
+            _ => self.stats.corrupt += 1,
+        }
+        log::debug!("pcie-channel: engine {engine} entry {position}: {error}");
+        self.set_done(engine, position, true);
+        self.advance(engine);
+    }
+
+    /// Releases a delivered message's entries and moves its lane on.
+    fn release(&mut self, ready: &Ready) {
+        let mut touched = 0u16;
+        for i in 0..ready.segments {
+            let segment = self.chain[i];
+            self.set_done(usize::from(segment.engine), segment.position, true);
+            touched |= 1 << segment.engine;
+        }
+        self.expected[ready.lane] = self.expected[ready.lane].wrapping_add(1);
+        self.stats.messages += 1;
+        self.stats.bytes += ready.len as u64;
+        self.progress = true;
+        for engine in 0..self.engines {
+            if touched & (1 << engine) != 0 {
+                self.advance(engine);
+            }
+        }
+    }
+
+    /// Moves a ring's consumer index over its released prefix, dropping orphaned segments met
+    /// at the front on the way.
+    fn advance(&mut self, engine: usize) {
+        let old_tail = self.ring(engine).index.tail();
+        let head = self.ring(engine).index.head();
+        let mut tail = old_tail;
+        while tail != head {
+            if self.is_done(engine, tail) {
+                self.set_done(engine, tail, false);
+            } else {
+                let descriptor = Descriptor::load(self.ring(engine).memory.descriptor(tail));
+                let lane = (descriptor.flow & self.lane_mask) as usize;
+                let behind = (descriptor.seq.wrapping_sub(self.expected[lane]) as i32) < 0;
+                if descriptor.segment == 0 || !behind {
+                    break;
+                }
+                self.stats.orphans += 1;
+            }
+            tail = tail.wrapping_add(1);
+        }
+        if tail == old_tail {
+            return;
+        }
+        self.ring_mut(engine).index.release_to(tail);
+        // Never scan released entries: the producer may already be refilling them.
+        if self.cursor[engine].wrapping_sub(old_tail) < tail.wrapping_sub(old_tail) {
+            self.cursor[engine] = tail;
+        }
+    }
+}
+
+impl Drop for Receiver<'_> {
+    fn drop(&mut self) {
+        self.publish();
+        self.channel.unclaim_receiver();
+    }
+}
+
+/// A borrowed message ([`Receiver::recv`]); released when dropped.
+pub struct Received<'r, 'c> {
+    receiver: &'r mut Receiver<'c>,
+    ready: Ready,
+}
+
+impl Received<'_, '_> {
+    /// The message.
+    pub fn message(&self) -> Message<'_> {
+        self.receiver.message(&self.ready)
+    }
+}
+
+impl Drop for Received<'_, '_> {
+    fn drop(&mut self) {
+        self.receiver.release(&self.ready);
+        self.receiver.publish();
+    }
+}

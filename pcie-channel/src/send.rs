@@ -1,0 +1,363 @@
+//! The send path: a [`Sender`] owns a set of engines of the outbound direction, splits each
+//! message into slot-sized segments, spreads them over its engines round-robin, stamps them
+//! with the lane's next sequence number and publishes. Credits are free ring entries: a full
+//! channel answers [`ChannelError::WouldBlock`] and nothing is dropped or overwritten.
+
+use core::sync::atomic::AtomicU32;
+
+use crate::channel::{Channel, ChannelError, EngineSet, Failure};
+use crate::descriptor::Descriptor;
+use crate::layout::{MAX_ENGINES, MAX_SEGMENTS};
+use crate::region::{copy_to_shared, RingMemory};
+use crate::ring::{ProducerIndex, RingError};
+
+/// Counters of one sender.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendStats {
+    /// Messages published.
+    pub messages: u64,
+    /// Payload bytes published.
+    pub bytes: u64,
+    /// Segments (ring entries) used.
+    pub segments: u64,
+    /// Sends refused for lack of credit.
+    pub would_block: u64,
+}
+
+struct SendRing<'c> {
+    memory: RingMemory<'c>,
+    index: ProducerIndex<'c, AtomicU32>,
+    engine: u8,
+}
+
+/// Where one segment goes.
+#[derive(Clone, Copy, Default)]
+struct Placement {
+    ring: u8,
+    position: u32,
+}
+
+/// The producer of a set of engines. Not `Sync`: one core (thread) drives it; other cores claim
+/// other engines. Dropping it releases its engines.
+pub struct Sender<'c> {
+    channel: &'c Channel,
+    engines: EngineSet,
+    rings: [Option<SendRing<'c>>; MAX_ENGINES],
+    count: usize,
+    cursor: usize,
+    slot_bytes: usize,
+    lane_mask: u32,
+    max_message: usize,
+    stats: SendStats,
+}
+
+impl<'c> Sender<'c> {
+    pub(crate) fn new(channel: &'c Channel, engines: EngineSet) -> Sender<'c> {
+        let layout = *channel.layout();
+        let g = layout.geometry;
+        let mut rings: [Option<SendRing<'c>>; MAX_ENGINES] = Default::default();
+        let mut count = 0;
+        let mut failure = None;
+        for engine in engines.iter() {
+            let memory = RingMemory::new(channel.region(), &layout, channel.outbound(), engine);
+            // Start where the ring stands (0 on a fresh region). A garbage value here only
+            // means the consumer will refuse our ring.
+            let start = crate::ring::IndexCell::load(
+                memory.producer,
+                core::sync::atomic::Ordering::Relaxed,
+            );
+            match ProducerIndex::new(memory.producer, memory.consumer, g.ring_entries, start) {
+                Ok(index) => {
+                    rings[count] = Some(SendRing {
+                        memory,
+                        index,
+                        engine: engine as u8,
+                    });
+                    count += 1;
+                }
+                Err(error) => failure = Some((engine, error)),
+            }
+        }
+        if let Some((engine, error)) = failure {
+            channel.fail(Failure {
+                direction: channel.outbound(),
+                engine: engine as u8,
+                error,
+            });
+        }
+        let slots = count * g.ring_entries as usize;
+        let max_segments = slots.min(MAX_SEGMENTS);
+        Sender {
+            channel,
+            engines,
+            rings,
+            count,
+            cursor: 0,
+            slot_bytes: g.slot_bytes as usize,
+            lane_mask: g.lanes - 1,
+            max_message: max_segments * g.slot_bytes as usize,
+            stats: SendStats::default(),
+        }
+    }
+
+    /// The engines this sender owns.
+    pub fn engines(&self) -> EngineSet {
+        self.engines
+    }
+
+    /// The largest message this sender can send.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message
+    }
+
+    /// Bytes of one slot: the largest zero-copy reservation.
+    pub fn slot_bytes(&self) -> usize {
+        self.slot_bytes
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SendStats {
+        self.stats
+    }
+
+    fn ring_failure(&self, ring: usize, error: RingError) -> ChannelError {
+        let engine = self.rings[ring].as_ref().map_or(0, |r| r.engine);
+        self.channel.fail(Failure {
+            direction: self.channel.outbound(),
+            engine,
+            error,
+        })
+    }
+
+    fn ring(&mut self, ring: usize) -> &mut SendRing<'c> {
+        // Invariant: rings[..count] are all Some (set in `new`), and callers index below count.
+        match self.rings[ring].as_mut() {
+            Some(r) => r,
+            None => unreachable!("ring {ring} below count is always present"),
+        }
+    }
+
+    /// Sends one message on `flow` and publishes it.
+    pub fn send(&mut self, flow: u32, data: &[u8]) -> Result<(), ChannelError> {
+        let result = self.write(flow, data);
+        self.publish();
+        result
+    }
+
+    /// Sends messages until one does not fit, publishing once at the end; returns how many were
+    /// sent. An error is returned only when the first message could not be sent.
+    pub fn send_batch<'m, I>(&mut self, messages: I) -> Result<usize, ChannelError>
+    where
+        I: IntoIterator<Item = (u32, &'m [u8])>,
+    {
+        let mut sent = 0;
+        let mut outcome = Ok(());
+        for (flow, data) in messages {
+            if let Err(error) = self.write(flow, data) {
+                outcome = Err(error);
+                break;
+            }
+            sent += 1;
+        }
+        self.publish();
+        match outcome {
+            Err(error) if sent == 0 => Err(error),
+            _ => Ok(sent),
+        }
+    }
+
+    /// Reserves one slot for a message of at most `len` bytes (at most [`Self::slot_bytes`]):
+    /// write it in place, then [`Reservation::commit`]. Dropping the reservation gives the slot
+    /// back.
+    pub fn reserve(&mut self, flow: u32, len: usize) -> Result<Reservation<'_, 'c>, ChannelError> {
+        self.channel.health()?;
+        if len > self.slot_bytes {
+            return Err(ChannelError::TooLarge {
+                len,
+                max: self.slot_bytes,
+            });
+        }
+        let mut plan = [Placement::default(); 1];
+        self.plan(&mut plan)?;
+        let Placement { ring, position } = plan[0];
+        Ok(Reservation {
+            sender: self,
+            flow,
+            ring: ring as usize,
+            position,
+            len,
+        })
+    }
+
+    /// Makes every written message visible to the receiver.
+    pub fn publish(&mut self) {
+        for ring in self.rings[..self.count].iter_mut().flatten() {
+            ring.index.publish();
+        }
+    }
+
+    /// Writes one message without publishing it.
+    fn write(&mut self, flow: u32, data: &[u8]) -> Result<(), ChannelError> {
+        self.channel.health()?;
+        if data.len() > self.max_message {
+            return Err(ChannelError::TooLarge {
+                len: data.len(),
+                max: self.max_message,
+            });
+        }
+        let segments = data.len().div_ceil(self.slot_bytes).max(1);
+        if segments == 1 {
+            self.write_planned(flow, data, &mut [Placement::default(); 1])
+        } else {
+            let mut plan = [Placement::default(); MAX_SEGMENTS];
+            self.write_planned(flow, data, &mut plan[..segments])
+        }
+    }
+
+    /// Claims positions for every segment of `data` (one per entry of `plan`), fills them and
+    /// stamps the descriptors.
+    fn write_planned(
+        &mut self,
+        flow: u32,
+        data: &[u8],
+        plan: &mut [Placement],
+    ) -> Result<(), ChannelError> {
+        let segments = plan.len();
+        self.plan(plan)?;
+        let seq = self.channel.next_seq((flow & self.lane_mask) as usize);
+        for (i, place) in plan.iter().enumerate() {
+            let start = i * self.slot_bytes;
+            let chunk = &data[start..data.len().min(start + self.slot_bytes)];
+            let (next_slot, next_engine) = match plan.get(i + 1) {
+                Some(next) => {
+                    let next_ring = self.ring(next.ring as usize);
+                    (next_ring.memory.slot_index(next.position), next_ring.engine)
+                }
+                None => (0, 0),
+            };
+            let ring = self.ring(place.ring as usize);
+            // SAFETY: the slot of a claimed position is ours until published, `slot_bytes` long,
+            // and `chunk` is at most `slot_bytes`.
+            unsafe { copy_to_shared(chunk, ring.memory.slot(place.position)) };
+            Descriptor {
+                flow,
+                seq,
+                len: chunk.len() as u16,
+                segment: i as u8,
+                segments: segments as u8,
+                next_slot,
+                next_engine,
+                reserved: 0,
+            }
+            .store(ring.memory.descriptor(place.position));
+        }
+        self.stats.messages += 1;
+        self.stats.bytes += data.len() as u64;
+        self.stats.segments += segments as u64;
+        Ok(())
+    }
+
+    /// Claims ring positions for `plan.len()` segments, round-robin over the owned engines from
+    /// the cursor, all or nothing.
+    fn plan(&mut self, plan: &mut [Placement]) -> Result<(), ChannelError> {
+        let want = plan.len();
+        let mut credits = [0u32; MAX_ENGINES];
+        let mut total = 0usize;
+        for (ring, credit) in credits.iter_mut().enumerate().take(self.count) {
+            *credit = self.ring(ring).index.cached_credits();
+            total += *credit as usize;
+        }
+        if total < want || credits[self.cursor] == 0 {
+            total = 0;
+            for (ring, credit) in credits.iter_mut().enumerate().take(self.count) {
+                let refreshed = self.ring(ring).index.refresh_credits();
+                *credit = refreshed.map_err(|e| self.ring_failure(ring, e))?;
+                total += *credit as usize;
+            }
+            if total < want {
+                self.stats.would_block += 1;
+                return Err(ChannelError::WouldBlock);
+            }
+        }
+        let mut ring = self.cursor;
+        for place in plan.iter_mut() {
+            while credits[ring] == 0 {
+                ring = (ring + 1) % self.count;
+            }
+            credits[ring] -= 1;
+            let position = match self.ring(ring).index.claim() {
+                Some(position) => position,
+                None => unreachable!("credits were counted above"),
+            };
+            *place = Placement {
+                ring: ring as u8,
+                position,
+            };
+            ring = (ring + 1) % self.count;
+        }
+        self.cursor = ring;
+        Ok(())
+    }
+}
+
+impl Drop for Sender<'_> {
+    fn drop(&mut self) {
+        self.publish();
+        self.channel.unclaim_sender(self.engines);
+    }
+}
+
+/// One reserved slot: write the message into [`Reservation::buffer`], then commit.
+pub struct Reservation<'s, 'c> {
+    sender: &'s mut Sender<'c>,
+    flow: u32,
+    ring: usize,
+    position: u32,
+    len: usize,
+}
+
+impl Reservation<'_, '_> {
+    /// The reserved bytes, in the shared slot.
+    ///
+    /// The slot is shared memory the peer can see; it only reads it after the commit.
+    pub fn buffer(&mut self) -> &mut [u8] {
+        let slot = self.sender.ring(self.ring).memory.slot(self.position);
+        // SAFETY: the slot of a claimed, unpublished position belongs to this sender alone, is
+        // `slot_bytes >= len` long, and the returned borrow ends before the commit or drop.
+        unsafe { core::slice::from_raw_parts_mut(slot, self.len) }
+    }
+
+    /// Publishes the first `len` bytes of the buffer as one message.
+    pub fn commit(self, len: usize) -> Result<(), ChannelError> {
+        if len > self.len {
+            return Err(ChannelError::TooLarge { len, max: self.len });
+        }
+        let mut this = core::mem::ManuallyDrop::new(self);
+        let lane = (this.flow & this.sender.lane_mask) as usize;
+        let seq = this.sender.channel.next_seq(lane);
+        let (flow, position, ring) = (this.flow, this.position, this.ring);
+        let sender = &mut *this.sender;
+        let target = sender.ring(ring);
+        Descriptor {
+            flow,
+            seq,
+            len: len as u16,
+            segment: 0,
+            segments: 1,
+            ..Descriptor::default()
+        }
+        .store(target.memory.descriptor(position));
+        target.index.publish();
+        sender.stats.messages += 1;
+        sender.stats.bytes += len as u64;
+        sender.stats.segments += 1;
+        Ok(())
+    }
+}
+
+impl Drop for Reservation<'_, '_> {
+    fn drop(&mut self) {
+        // Abandoned: give the position back (nothing was claimed after it, we hold the sender).
+        self.sender.ring(self.ring).index.unclaim();
+    }
+}
