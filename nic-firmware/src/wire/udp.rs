@@ -1,0 +1,185 @@
+//! UDP (RFC 768): the 8-byte header, its length and its pseudo-header checksum.
+
+use zerocopy::byteorder::network_endian::U16;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use super::checksum::Checksum;
+use super::ipv4::{IpProtocol, Ipv4Address};
+use super::{header, put_header, transport_checksum, Error, Result};
+
+/// The UDP header as it lies on the wire.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct UdpHeader {
+    /// Source port, bytes 0..2.
+    pub source_port: U16,
+    /// Destination port, bytes 2..4.
+    pub destination_port: U16,
+    /// Length of header plus data, bytes 4..6.
+    pub length: U16,
+    /// Checksum over pseudo-header, header and data; 0 means none was computed; bytes 6..8.
+    pub checksum: U16,
+}
+
+/// Length of the UDP header.
+pub const HEADER_LEN: usize = 8;
+
+/// A checked UDP datagram.
+#[derive(Clone, Copy, Debug)]
+pub struct UdpPacket<'a> {
+    /// The header, in place.
+    pub header: &'a UdpHeader,
+    /// The data, cut to the header's length field.
+    pub payload: &'a [u8],
+}
+
+impl<'a> UdpPacket<'a> {
+    /// Checks the length field against `bytes` (the IPv4 payload) and, unless it is zero, the
+    /// checksum with the IPv4 pseudo-header of `source` and `destination`.
+    pub fn parse(bytes: &'a [u8], source: Ipv4Address, destination: Ipv4Address) -> Result<Self> {
+        let (header, _) = header::<UdpHeader>(bytes)?;
+        let length = usize::from(header.length.get());
+        if length < HEADER_LEN || length > bytes.len() {
+            return Err(Error::BadLength);
+        }
+        let datagram = bytes.get(..length).ok_or(Error::BadLength)?;
+        if header.checksum.get() != 0 {
+            let sum = Checksum::new()
+                .add_pseudo_header(source, destination, IpProtocol::Udp.into(), length as u16)
+                .add_bytes(datagram);
+            if !sum.verifies() {
+                return Err(Error::BadChecksum);
+            }
+        }
+        let payload = datagram.get(HEADER_LEN..).unwrap_or_default();
+        Ok(UdpPacket { header, payload })
+    }
+
+    /// Source port.
+    pub fn source_port(&self) -> u16 {
+        self.header.source_port.get()
+    }
+
+    /// Destination port.
+    pub fn destination_port(&self) -> u16 {
+        self.header.destination_port.get()
+    }
+}
+
+/// The fields of a UDP header to emit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpRepr {
+    /// Source port.
+    pub source_port: u16,
+    /// Destination port.
+    pub destination_port: u16,
+}
+
+impl UdpRepr {
+    /// Emits header and checksum for the `payload_len` data bytes that already sit right after
+    /// the header in `datagram` (so a service can write its response in place first).
+    /// `datagram` must span header plus data. Returns the datagram length.
+    pub fn emit_in_place(
+        &self,
+        datagram: &mut [u8],
+        payload_len: usize,
+        source: Ipv4Address,
+        destination: Ipv4Address,
+    ) -> Result<usize> {
+        let length = HEADER_LEN + payload_len;
+        let length_field = u16::try_from(length).map_err(|_| Error::BadLength)?;
+        let datagram = datagram.get_mut(..length).ok_or(Error::BufferTooSmall)?;
+        let header = UdpHeader {
+            source_port: U16::new(self.source_port),
+            destination_port: U16::new(self.destination_port),
+            length: U16::new(length_field),
+            checksum: U16::new(0),
+        };
+        put_header(&header, datagram)?;
+        let sum = transport_checksum(datagram, source, destination, IpProtocol::Udp);
+        // A computed zero is sent as all ones: zero means "no checksum" (RFC 768).
+        let sum = if sum == 0 { 0xffff } else { sum };
+        if let Some(field) = datagram.get_mut(6..8) {
+            field.copy_from_slice(&sum.to_be_bytes());
+        }
+        Ok(length)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::fixtures;
+
+    #[test]
+    fn header_is_eight_bytes() {
+        assert_eq!(core::mem::size_of::<UdpHeader>(), HEADER_LEN);
+    }
+
+    #[test]
+    fn parses_the_fixture() {
+        let bytes = fixtures::after_ipv4(&fixtures::UDP_REQUEST_FRAME);
+        let packet = UdpPacket::parse(bytes, fixtures::PEER_IP, fixtures::NIC_IP).unwrap();
+        assert_eq!(packet.source_port(), 40000);
+        assert_eq!(packet.destination_port(), 7001);
+        assert_eq!(packet.payload, b"hello, e3");
+    }
+
+    #[test]
+    fn checksum_covers_the_pseudo_header() {
+        let bytes = fixtures::after_ipv4(&fixtures::UDP_REQUEST_FRAME);
+        assert_eq!(
+            UdpPacket::parse(bytes, fixtures::PEER_IP, fixtures::HOST_IP).err(),
+            Some(Error::BadChecksum)
+        );
+    }
+
+    #[test]
+    fn zero_checksum_is_not_checked() {
+        let mut bytes = [0u8; 17];
+        bytes.copy_from_slice(fixtures::after_ipv4(&fixtures::UDP_REQUEST_FRAME));
+        bytes[6..8].fill(0);
+        bytes[9] ^= 0xff;
+        assert!(UdpPacket::parse(&bytes, fixtures::PEER_IP, fixtures::NIC_IP).is_ok());
+    }
+
+    #[test]
+    fn refuses_bad_lengths() {
+        let bytes = fixtures::after_ipv4(&fixtures::UDP_REQUEST_FRAME);
+        let (peer, nic) = (fixtures::PEER_IP, fixtures::NIC_IP);
+        assert_eq!(
+            UdpPacket::parse(&bytes[..7], peer, nic).err(),
+            Some(Error::Truncated)
+        );
+        assert_eq!(
+            UdpPacket::parse(&bytes[..16], peer, nic).err(),
+            Some(Error::BadLength)
+        );
+        let mut short = [0u8; 17];
+        short.copy_from_slice(bytes);
+        short[4..6].copy_from_slice(&7u16.to_be_bytes());
+        assert_eq!(
+            UdpPacket::parse(&short, peer, nic).err(),
+            Some(Error::BadLength)
+        );
+    }
+
+    #[test]
+    fn emit_matches_the_reply_fixture() {
+        let mut datagram = [0u8; 18];
+        datagram[8..].copy_from_slice(b"\0HELLO, E3");
+        let repr = UdpRepr {
+            source_port: 7001,
+            destination_port: 40000,
+        };
+        let len = repr
+            .emit_in_place(&mut datagram, 10, fixtures::NIC_IP, fixtures::PEER_IP)
+            .unwrap();
+        assert_eq!(len, 18);
+        assert_eq!(datagram[..], fixtures::UDP_REPLY_FRAME[34..]);
+        assert_eq!(
+            repr.emit_in_place(&mut datagram, 11, fixtures::NIC_IP, fixtures::PEER_IP),
+            Err(Error::BufferTooSmall)
+        );
+    }
+}
