@@ -1,0 +1,303 @@
+//! The service table: which UDP port of the NIC IP goes where, and the deployed services.
+//!
+//! Routes are read on every request without a lock (one atomic word per route); they change
+//! only on orchestrator commands, under a writer lock. Each deployed service sits in a slot
+//! behind its own lock (a [`Service`] handles one request at a time) with its statistics.
+
+use alloc::boxed::Box;
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use microservices::{Service, ServiceId};
+
+use crate::counters::Counter;
+
+/// Most services deployed at once.
+pub const MAX_SERVICES: usize = 32;
+/// Most UDP ports routed at once.
+pub const MAX_ROUTES: usize = 64;
+
+/// Where requests to one UDP port of the NIC IP go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// To the service in this slot.
+    Local(usize),
+    /// Set aside while the service in this slot is stopped (for migration); handed on when
+    /// the port is routed again.
+    Parked(usize),
+    /// Over the host path (the service runs on the host now).
+    Host,
+    /// To the orchestrator agent (commands).
+    Agent,
+}
+
+const VALID: u64 = 1 << 63;
+const KIND_LOCAL: u64 = 0;
+const KIND_PARKED: u64 = 1;
+const KIND_HOST: u64 = 2;
+const KIND_AGENT: u64 = 3;
+
+impl Route {
+    fn encode(self, port: u16) -> u64 {
+        let (kind, slot) = match self {
+            Route::Local(slot) => (KIND_LOCAL, slot),
+            Route::Parked(slot) => (KIND_PARKED, slot),
+            Route::Host => (KIND_HOST, 0),
+            Route::Agent => (KIND_AGENT, 0),
+        };
+        VALID | (u64::from(port) << 32) | (kind << 16) | (slot as u64 & 0xffff)
+    }
+
+    fn decode(word: u64) -> Option<(u16, Route)> {
+        if word & VALID == 0 {
+            return None;
+        }
+        let port = (word >> 32) as u16;
+        let slot = (word & 0xffff) as usize;
+        let route = match (word >> 16) & 0xffff {
+            KIND_LOCAL => Route::Local(slot),
+            KIND_PARKED => Route::Parked(slot),
+            KIND_HOST => Route::Host,
+            _ => Route::Agent,
+        };
+        Some((port, route))
+    }
+}
+
+/// Why the table refused a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableError {
+    /// Every service slot is taken.
+    NoFreeSlot,
+    /// Every route is taken.
+    NoFreeRoute,
+    /// A service with this id is already deployed.
+    DuplicateId,
+    /// No service with this id is deployed.
+    UnknownService,
+}
+
+impl fmt::Display for TableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TableError::NoFreeSlot => "no free service slot",
+            TableError::NoFreeRoute => "no free route",
+            TableError::DuplicateId => "service id already deployed",
+            TableError::UnknownService => "no such service",
+        })
+    }
+}
+
+/// Execution statistics of one service slot, written by whichever core runs a request.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    /// Requests handled.
+    pub requests: Counter,
+    /// Of those, requests the service answered with an error.
+    pub errors: Counter,
+    /// Nanoseconds spent in the service.
+    pub busy_ns: Counter,
+}
+
+/// One deployed service and its statistics.
+#[derive(Default)]
+pub struct ServiceSlot {
+    service: spin::Mutex<Option<Box<dyn Service>>>,
+    /// Its statistics (reset when a new service is deployed in the slot).
+    pub stats: ServiceStats,
+}
+
+/// Routes and slots.
+pub struct ServiceTable {
+    routes: [AtomicU64; MAX_ROUTES],
+    slots: Box<[ServiceSlot]>,
+    writer: spin::Mutex<()>,
+}
+
+impl Default for ServiceTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServiceTable {
+    /// An empty table (allocates its slots).
+    pub fn new() -> Self {
+        ServiceTable {
+            routes: core::array::from_fn(|_| AtomicU64::new(0)),
+            slots: (0..MAX_SERVICES).map(|_| ServiceSlot::default()).collect(),
+            writer: spin::Mutex::new(()),
+        }
+    }
+
+    /// Where requests to `port` go, if anywhere.
+    #[inline]
+    pub fn route(&self, port: u16) -> Option<Route> {
+        self.routes
+            .iter()
+            .filter_map(|word| Route::decode(word.load(Ordering::Acquire)))
+            .find_map(|(routed, route)| (routed == port).then_some(route))
+    }
+
+    /// Every route, for reports.
+    pub fn routes(&self) -> impl Iterator<Item = (u16, Route)> + '_ {
+        self.routes
+            .iter()
+            .filter_map(|word| Route::decode(word.load(Ordering::Acquire)))
+    }
+
+    /// Routes `port` to `route`, or removes its route with `None`.
+    pub fn set_route(&self, port: u16, route: Option<Route>) -> Result<(), TableError> {
+        let _writer = self.writer.lock();
+        let existing = self.routes.iter().find(|word| {
+            Route::decode(word.load(Ordering::Relaxed)).is_some_and(|(p, _)| p == port)
+        });
+        let word = match (existing, route) {
+            (Some(word), _) => word,
+            (None, None) => return Ok(()),
+            (None, Some(_)) => self
+                .routes
+                .iter()
+                .find(|word| word.load(Ordering::Relaxed) & VALID == 0)
+                .ok_or(TableError::NoFreeRoute)?,
+        };
+        // Release: a reader that sees the new route also sees the service installed before it.
+        word.store(route.map_or(0, |r| r.encode(port)), Ordering::Release);
+        Ok(())
+    }
+
+    /// Puts `service` in a free slot (statistics reset) and returns the slot.
+    pub fn install(&self, service: Box<dyn Service>) -> Result<usize, TableError> {
+        let _writer = self.writer.lock();
+        let id = service.identity().id;
+        if self.find(id).is_some() {
+            return Err(TableError::DuplicateId);
+        }
+        for (index, slot) in self.slots.iter().enumerate() {
+            let mut guard = slot.service.lock();
+            if guard.is_none() {
+                slot.stats.requests.reset();
+                slot.stats.errors.reset();
+                slot.stats.busy_ns.reset();
+                *guard = Some(service);
+                return Ok(index);
+            }
+        }
+        Err(TableError::NoFreeSlot)
+    }
+
+    /// Takes the service out of `slot` and removes the routes to it.
+    pub fn remove(&self, slot: usize) -> Option<Box<dyn Service>> {
+        let service = self.slots.get(slot)?.service.lock().take();
+        let _writer = self.writer.lock();
+        for word in &self.routes {
+            if let Some((_, Route::Local(s) | Route::Parked(s))) =
+                Route::decode(word.load(Ordering::Relaxed))
+            {
+                if s == slot {
+                    word.store(0, Ordering::Release);
+                }
+            }
+        }
+        service
+    }
+
+    /// The slot of the service with `id`.
+    pub fn find(&self, id: ServiceId) -> Option<usize> {
+        self.slots.iter().position(|slot| {
+            slot.service
+                .lock()
+                .as_ref()
+                .is_some_and(|s| s.identity().id == id)
+        })
+    }
+
+    /// Runs `f` on the service in `slot` (waiting for the core using it); `None` if empty.
+    #[inline]
+    pub fn with_service<R>(
+        &self,
+        slot: usize,
+        f: impl FnOnce(&mut (dyn Service + 'static)) -> R,
+    ) -> Option<R> {
+        let mut guard = self.slots.get(slot)?.service.lock();
+        guard.as_deref_mut().map(f)
+    }
+
+    /// The slot's statistics.
+    pub fn stats(&self, slot: usize) -> Option<&ServiceStats> {
+        self.slots.get(slot).map(|s| &s.stats)
+    }
+
+    /// Slots, for the agent's per-service statistics.
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Upper;
+
+    #[test]
+    fn routes_encode_every_kind() {
+        for route in [
+            Route::Local(3),
+            Route::Parked(31),
+            Route::Host,
+            Route::Agent,
+        ] {
+            assert_eq!(Route::decode(route.encode(65535)), Some((65535, route)));
+            assert_eq!(Route::decode(route.encode(0)), Some((0, route)));
+        }
+        assert_eq!(Route::decode(0), None);
+    }
+
+    #[test]
+    fn install_route_and_remove() {
+        let table = ServiceTable::new();
+        let slot = table.install(Box::new(Upper::new(7))).unwrap();
+        assert_eq!(
+            table.install(Box::new(Upper::new(7))),
+            Err(TableError::DuplicateId)
+        );
+        table.set_route(7001, Some(Route::Local(slot))).unwrap();
+        table.set_route(7002, Some(Route::Host)).unwrap();
+        assert_eq!(table.route(7001), Some(Route::Local(slot)));
+        assert_eq!(table.route(7002), Some(Route::Host));
+        assert_eq!(table.route(7003), None);
+        assert_eq!(table.find(ServiceId(7)), Some(slot));
+        let id = table.with_service(slot, |s| s.identity().id);
+        assert_eq!(id, Some(ServiceId(7)));
+        table.set_route(7001, Some(Route::Parked(slot))).unwrap();
+        assert_eq!(table.route(7001), Some(Route::Parked(slot)));
+        assert!(table.remove(slot).is_some());
+        assert_eq!(table.route(7001), None);
+        assert_eq!(table.route(7002), Some(Route::Host));
+        assert!(table.with_service(slot, |_| ()).is_none());
+        table.set_route(7002, None).unwrap();
+        assert_eq!(table.routes().count(), 0);
+    }
+
+    #[test]
+    fn tables_fill_up_cleanly() {
+        let table = ServiceTable::new();
+        for id in 0..MAX_SERVICES as u16 {
+            table.install(Box::new(Upper::new(id))).unwrap();
+        }
+        assert_eq!(
+            table.install(Box::new(Upper::new(999))).err(),
+            Some(TableError::NoFreeSlot)
+        );
+        for port in 0..MAX_ROUTES as u16 {
+            table.set_route(port, Some(Route::Host)).unwrap();
+        }
+        assert_eq!(
+            table.set_route(9999, Some(Route::Host)),
+            Err(TableError::NoFreeRoute)
+        );
+        // Re-routing an existing port needs no new entry.
+        table.set_route(5, Some(Route::Agent)).unwrap();
+        assert_eq!(table.route(5), Some(Route::Agent));
+    }
+}

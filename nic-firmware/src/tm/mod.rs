@@ -1,0 +1,375 @@
+//! The traffic manager: frames from the ports go to per-core queues, and each core runs the
+//! frames of its queue to completion.
+//!
+//! Layers: [`pool`] lends the frame buffers, [`steering`] picks a core, this module keeps the
+//! per-core queues (bounded `heapless` deques, one lock each) and [`depth`] samples how full
+//! they are over time. The manager is work-conserving: round-robin steering skips full queues,
+//! an idle core takes frames from the busiest queue ([`TrafficManager::steal`]), and under
+//! flow-affine steering a full queue holds its frame back at the port (no drop) until it
+//! drains.
+
+pub mod depth;
+pub mod pool;
+pub mod steering;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use self::depth::{DepthMonitor, DepthSummary};
+use self::pool::FrameToken;
+use self::steering::Steering;
+
+/// Frames one core's queue holds.
+pub const QUEUE_DEPTH: usize = 64;
+/// Most frames moved per lock taken (receive, dequeue, steal).
+pub const BURST: usize = 32;
+
+/// A received frame waiting in a core queue.
+#[derive(Debug)]
+pub struct Descriptor {
+    /// Its buffer.
+    pub frame: FrameToken,
+    /// Its length in bytes.
+    pub len: u16,
+    /// The port it arrived on.
+    pub port: u8,
+}
+
+#[repr(align(128))]
+struct CoreQueue {
+    frames: spin::Mutex<heapless::Deque<Descriptor, QUEUE_DEPTH>>,
+    /// The deque's length, readable without the lock (for steering and sampling).
+    depth: AtomicUsize,
+}
+
+/// The per-core queues and the steering policy.
+pub struct TrafficManager {
+    steering: Steering,
+    queues: Box<[CoreQueue]>,
+    cursor: AtomicUsize,
+    monitor: spin::Mutex<DepthMonitor>,
+}
+
+impl TrafficManager {
+    /// Queues for `cores` cores (at least one), sampling depth every `sample_period_ns`.
+    pub fn new(steering: Steering, cores: usize, sample_period_ns: u64) -> Self {
+        let queues: Vec<CoreQueue> = (0..cores.max(1))
+            .map(|_| CoreQueue {
+                frames: spin::Mutex::new(heapless::Deque::new()),
+                depth: AtomicUsize::new(0),
+            })
+            .collect();
+        TrafficManager {
+            steering,
+            queues: queues.into_boxed_slice(),
+            cursor: AtomicUsize::new(0),
+            monitor: spin::Mutex::new(DepthMonitor::new(sample_period_ns)),
+        }
+    }
+
+    /// The steering policy.
+    pub fn steering(&self) -> Steering {
+        self.steering
+    }
+
+    /// Number of core queues.
+    pub fn cores(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// Steers `descriptor` to a core queue; returns the core, or the descriptor back when no
+    /// allowed queue has room. `flow` is the frame's [`steering::flow_hash`] (only read under
+    /// flow-affine steering: callers may pass 0 otherwise).
+    pub fn dispatch(&self, flow: u32, descriptor: Descriptor) -> Result<usize, Descriptor> {
+        let cores = self.queues.len();
+        match self.steering {
+            Steering::FlowAffine => {
+                let core = flow as usize % cores;
+                self.push(core, descriptor).map(|()| core)
+            }
+            Steering::RoundRobin => {
+                let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+                let mut descriptor = descriptor;
+                for offset in 0..cores {
+                    let core = (start + offset) % cores;
+                    match self.push(core, descriptor) {
+                        Ok(()) => return Ok(core),
+                        Err(back) => descriptor = back,
+                    }
+                }
+                Err(descriptor)
+            }
+        }
+    }
+
+    fn push(&self, core: usize, descriptor: Descriptor) -> Result<(), Descriptor> {
+        let Some(queue) = self.queues.get(core) else {
+            return Err(descriptor);
+        };
+        let mut frames = queue.frames.lock();
+        frames.push_back(descriptor)?;
+        queue.depth.store(frames.len(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Moves up to [`BURST`] frames (as many as fit) from `core`'s queue to the back of `out`,
+    /// oldest first.
+    pub fn pull<const N: usize>(&self, core: usize, out: &mut heapless::Deque<Descriptor, N>) {
+        let Some(queue) = self.queues.get(core) else {
+            return;
+        };
+        if queue.depth.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut frames = queue.frames.lock();
+        move_oldest(&mut frames, out, BURST);
+        queue.depth.store(frames.len(), Ordering::Relaxed);
+    }
+
+    /// Work conservation for an idle `thief`: takes up to half of the deepest other queue
+    /// (oldest frames first). Only under round-robin steering; flow-affine steering keeps each
+    /// flow on its core so that it stays in order. Returns how many frames it took.
+    pub fn steal<const N: usize>(
+        &self,
+        thief: usize,
+        out: &mut heapless::Deque<Descriptor, N>,
+    ) -> usize {
+        if self.steering != Steering::RoundRobin {
+            return 0;
+        }
+        let victim = self
+            .queues
+            .iter()
+            .enumerate()
+            .filter(|&(core, _)| core != thief)
+            .max_by_key(|(_, queue)| queue.depth.load(Ordering::Relaxed));
+        let Some((_, queue)) = victim else { return 0 };
+        if queue.depth.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        let Some(mut frames) = queue.frames.try_lock() else {
+            return 0;
+        };
+        let half = frames.len().div_ceil(2).min(BURST);
+        let taken = move_oldest(&mut frames, out, half);
+        queue.depth.store(frames.len(), Ordering::Relaxed);
+        taken
+    }
+
+    /// Frames waiting in `core`'s queue.
+    pub fn depth(&self, core: usize) -> usize {
+        self.queues
+            .get(core)
+            .map_or(0, |queue| queue.depth.load(Ordering::Relaxed))
+    }
+
+    /// Frames waiting in all queues.
+    pub fn total_depth(&self) -> usize {
+        self.queues
+            .iter()
+            .map(|queue| queue.depth.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Takes a depth sample if one is due at `now_ns` (cheap when not; any core may call).
+    pub fn sample_depth(&self, now_ns: u64) {
+        if let Some(mut monitor) = self.monitor.try_lock() {
+            if monitor.due(now_ns) {
+                let depth = u32::try_from(self.total_depth()).unwrap_or(u32::MAX);
+                monitor.sample(now_ns, depth);
+            }
+        }
+    }
+
+    /// Ends the current depth interval and returns its summary.
+    pub fn take_depth_interval(&self) -> DepthSummary {
+        self.monitor.lock().take_interval()
+    }
+
+    /// Removes every queued descriptor (used when the runtime shuts down, to give the buffers
+    /// back).
+    pub fn drain_all(&self, mut each: impl FnMut(Descriptor)) {
+        for queue in self.queues.iter() {
+            let mut frames = queue.frames.lock();
+            while let Some(descriptor) = frames.pop_front() {
+                each(descriptor);
+            }
+            queue.depth.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Moves up to `count` descriptors from the front of `from` to the back of `to` (as many as fit);
+/// returns how many it moved.
+fn move_oldest<const M: usize, const N: usize>(
+    from: &mut heapless::Deque<Descriptor, M>,
+    to: &mut heapless::Deque<Descriptor, N>,
+    count: usize,
+) -> usize {
+    let count = count.min(N - to.len());
+    let mut moved = 0;
+    while moved < count {
+        let Some(descriptor) = from.pop_front() else {
+            break;
+        };
+        // Cannot fail: `count` leaves room.
+        let _ = to.push_back(descriptor);
+        moved += 1;
+    }
+    moved
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pool::FramePool;
+    use super::*;
+    use crate::wire::fixtures;
+
+    fn descriptors(pool: &FramePool, n: usize) -> Vec<Descriptor> {
+        let mut all = Vec::new();
+        let mut tokens: heapless::Vec<FrameToken, 64> = heapless::Vec::new();
+        while all.len() < n && pool.take(n - all.len(), &mut tokens) > 0 {
+            while let Some(frame) = tokens.pop() {
+                all.push(Descriptor {
+                    frame,
+                    len: 60,
+                    port: 0,
+                });
+            }
+        }
+        all
+    }
+
+    /// A copy of the request fixture from another client port: another flow.
+    fn flow_frame(client_port: u16) -> [u8; 51] {
+        let mut frame = fixtures::UDP_REQUEST_FRAME;
+        frame[34..36].copy_from_slice(&client_port.to_be_bytes());
+        frame
+    }
+
+    #[test]
+    fn round_robin_is_fair() {
+        let pool = FramePool::new(120);
+        let tm = TrafficManager::new(Steering::RoundRobin, 4, 1);
+        for descriptor in descriptors(&pool, 120) {
+            tm.dispatch(0, descriptor).unwrap();
+        }
+        for core in 0..4 {
+            assert_eq!(tm.depth(core), 30);
+        }
+        assert_eq!(tm.total_depth(), 120);
+    }
+
+    #[test]
+    fn round_robin_skips_full_queues_and_never_loses_a_frame() {
+        let pool = FramePool::new(4 * QUEUE_DEPTH + 1);
+        let tm = TrafficManager::new(Steering::RoundRobin, 4, 1);
+        let mut all = descriptors(&pool, 4 * QUEUE_DEPTH + 1);
+        let last = all.pop().unwrap();
+        // Fill core 0 first by hand, then dispatch the rest: they go elsewhere.
+        let mut it = all.into_iter();
+        for descriptor in it.by_ref().take(QUEUE_DEPTH) {
+            tm.push(0, descriptor).unwrap();
+        }
+        for descriptor in it {
+            let core = tm.dispatch(0, descriptor).unwrap();
+            assert_ne!(core, 0);
+        }
+        assert_eq!(tm.total_depth(), 4 * QUEUE_DEPTH);
+        let back = tm.dispatch(0, last).unwrap_err();
+        pool.give(back.frame);
+    }
+
+    #[test]
+    fn flow_affine_keeps_a_flow_on_one_core_in_order() {
+        let pool = FramePool::new(100);
+        let tm = TrafficManager::new(Steering::FlowAffine, 4, 1);
+        let mut cores_of_flow = [None; 10];
+        let mut all = descriptors(&pool, 100).into_iter();
+        // 10 rounds over 10 flows; each frame's length records (flow, sequence).
+        for sequence in 0..10u16 {
+            for flow in 0..10u16 {
+                let mut descriptor = all.next().unwrap();
+                descriptor.len = flow * 100 + sequence;
+                let core = tm
+                    .dispatch(steering::flow_hash(&flow_frame(40000 + flow)), descriptor)
+                    .unwrap();
+                let seen = cores_of_flow[usize::from(flow)].get_or_insert(core);
+                assert_eq!(*seen, core, "flow {flow} moved");
+            }
+        }
+        assert!(cores_of_flow.iter().flatten().collect::<Vec<_>>().len() == 10);
+        let mut next_sequence = [0u16; 10];
+        for core in 0..4 {
+            let mut out: heapless::Deque<Descriptor, 256> = heapless::Deque::new();
+            loop {
+                let before = out.len();
+                tm.pull(core, &mut out);
+                if out.len() == before {
+                    break;
+                }
+            }
+            for descriptor in out {
+                let (flow, sequence) = (descriptor.len / 100, descriptor.len % 100);
+                assert_eq!(sequence, next_sequence[usize::from(flow)], "flow {flow}");
+                next_sequence[usize::from(flow)] += 1;
+                pool.give(descriptor.frame);
+            }
+        }
+        assert_eq!(next_sequence, [10; 10]);
+        // Flow-affine steering never steals: that would reorder a flow.
+        assert_eq!(tm.steal(0, &mut heapless::Deque::<Descriptor, 8>::new()), 0);
+    }
+
+    #[test]
+    fn flow_affine_holds_back_when_the_flow_queue_is_full() {
+        let pool = FramePool::new(QUEUE_DEPTH + 1);
+        let tm = TrafficManager::new(Steering::FlowAffine, 2, 1);
+        let mut all = descriptors(&pool, QUEUE_DEPTH + 1).into_iter();
+        let flow = steering::flow_hash(&flow_frame(40000));
+        for descriptor in all.by_ref().take(QUEUE_DEPTH) {
+            tm.dispatch(flow, descriptor).unwrap();
+        }
+        let back = tm.dispatch(flow, all.next().unwrap());
+        assert!(back.is_err());
+    }
+
+    #[test]
+    fn an_idle_core_steals_half_of_the_busiest_queue() {
+        let pool = FramePool::new(20);
+        let tm = TrafficManager::new(Steering::RoundRobin, 3, 1);
+        for descriptor in descriptors(&pool, 20) {
+            tm.push(1, descriptor).unwrap();
+        }
+        let mut out: heapless::Deque<Descriptor, 64> = heapless::Deque::new();
+        assert_eq!(tm.steal(0, &mut out), 10);
+        assert_eq!(tm.depth(1), 10);
+        assert_eq!(
+            tm.steal(1, &mut out),
+            0,
+            "nothing to take from the empty others"
+        );
+    }
+
+    #[test]
+    fn depth_is_sampled_over_time() {
+        let pool = FramePool::new(8);
+        let tm = TrafficManager::new(Steering::RoundRobin, 2, 100);
+        tm.sample_depth(0);
+        for descriptor in descriptors(&pool, 8) {
+            tm.dispatch(0, descriptor).unwrap();
+        }
+        tm.sample_depth(50); // not due yet
+        tm.sample_depth(100);
+        let summary = tm.take_depth_interval();
+        assert_eq!((summary.samples, summary.min, summary.max), (2, 0, 8));
+        let mut drained = 0;
+        tm.drain_all(|d| {
+            drained += 1;
+            pool.give(d.frame);
+        });
+        assert_eq!(drained, 8);
+        assert_eq!(pool.available(), 8);
+    }
+}
