@@ -12,6 +12,7 @@
 //!   table by UDP port, ICMP echo, TCP reset), host IP (host path), ARP, or a counted drop.
 //! - [`service_table`]: UDP port to service slot, host or agent; the deployed services.
 //! - [`runtime`]: the [`Runtime`] shared by all cores and the per-core loop.
+//! - [`agent`]: per-service execution-time averages, heartbeats, orchestrator commands.
 //! - [`counters`]: per-core counters and drop reasons.
 //! - [`accel`]: the engines services call, on the NIC's own hardware (crypto extensions, LSE).
 //! - [`platform`]: the [`Board`](platform::Board) trait a board implements, and (feature
@@ -40,6 +41,7 @@
 extern crate alloc;
 
 pub mod accel;
+pub mod agent;
 pub mod counters;
 pub mod demux;
 pub mod neighbours;

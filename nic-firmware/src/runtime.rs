@@ -20,6 +20,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use microservices::engines::Engines;
 use microservices::{Context, Service};
 
+use crate::agent::{Agent, AgentConfig, Measurements};
 use crate::counters::{CoreCounters, CounterTotals, DropReason};
 use crate::demux::{self, Addresses, Datagram, Verdict};
 use crate::neighbours::{Neighbours, NextHop};
@@ -59,6 +60,8 @@ pub struct Config {
     pub gateway_mac: Option<MacAddress>,
     /// Period of the traffic manager's queue-depth samples.
     pub depth_sample_period_ns: u64,
+    /// The orchestrator agent (commands and heartbeats); `None` runs without one.
+    pub agent: Option<AgentConfig>,
 }
 
 impl Config {
@@ -72,6 +75,7 @@ impl Config {
             frames: 2048,
             gateway_mac: None,
             depth_sample_period_ns: 100_000,
+            agent: None,
         }
     }
 
@@ -94,7 +98,7 @@ pub enum RuntimeError {
         /// Frames needed.
         needed: usize,
     },
-    /// A start-up service could not be deployed.
+    /// A start-up service (or the agent's port) could not be routed.
     Service(TableError),
     /// A core id outside `0..core_count`.
     NoSuchCore(usize),
@@ -131,16 +135,21 @@ pub struct Runtime<B: Board> {
     tm: TrafficManager,
     services: ServiceTable,
     neighbours: Neighbours,
+    agent: Option<Agent>,
+    parking: spin::Mutex<heapless::Deque<Descriptor, PARKING>>,
     counters: Box<[CoreCounters]>,
     stopping: AtomicBool,
 }
+
+/// Requests held for stopped services, at most.
+pub const PARKING: usize = 256;
 
 impl<B: Board> Runtime<B> {
     /// Takes the board's devices, allocates the frame pool and queues, deploys the start-up
     /// services. The only allocations the runtime makes happen here.
     pub fn new(config: Config, mut board: B) -> Result<Self, RuntimeError> {
         let cores = board.core_count().max(1);
-        let needed = cores * (QUEUE_DEPTH + 2 * BURST);
+        let needed = cores * (QUEUE_DEPTH + 2 * BURST) + PARKING;
         if config.frames < needed {
             return Err(RuntimeError::TooFewFrames {
                 frames: config.frames,
@@ -165,6 +174,11 @@ impl<B: Board> Runtime<B> {
                 .set_route(port, Some(Route::Local(slot)))
                 .map_err(RuntimeError::Service)?;
         }
+        if let Some(agent) = &config.agent {
+            services
+                .set_route(agent.port, Some(Route::Agent))
+                .map_err(RuntimeError::Service)?;
+        }
         let gateway = config.gateway_mac.map(|mac| NextHop { mac, port: 0 });
         Ok(Runtime {
             addresses: config.addresses,
@@ -175,6 +189,8 @@ impl<B: Board> Runtime<B> {
             tm: TrafficManager::new(config.steering, cores, config.depth_sample_period_ns),
             services,
             neighbours: Neighbours::new(gateway),
+            agent: config.agent.map(Agent::new),
+            parking: spin::Mutex::new(heapless::Deque::new()),
             counters: (0..cores).map(|_| CoreCounters::default()).collect(),
             stopping: AtomicBool::new(false),
             board,
@@ -235,6 +251,16 @@ impl<B: Board> Runtime<B> {
     pub fn addresses(&self) -> &Addresses {
         &self.addresses
     }
+
+    /// The orchestrator agent, if configured.
+    pub fn agent(&self) -> Option<&Agent> {
+        self.agent.as_ref()
+    }
+
+    /// Requests parked for stopped services right now.
+    pub fn parked(&self) -> usize {
+        self.parking.lock().len()
+    }
 }
 
 /// One core's private state: its free-buffer cache, its batch, its transmit buffer.
@@ -255,6 +281,14 @@ impl<B: Board> Drop for Core<'_, B> {
     }
 }
 
+impl<B: Board> Drop for Runtime<B> {
+    fn drop(&mut self) {
+        if !self.parking.lock().is_empty() || self.tm.total_depth() != 0 {
+            log::debug!("runtime dropped with frames still queued or parked");
+        }
+    }
+}
+
 impl<'r, B: Board> Core<'r, B> {
     /// This core's id.
     pub fn id(&self) -> usize {
@@ -268,7 +302,11 @@ impl<'r, B: Board> Core<'r, B> {
     /// One round of the loop; returns how many frames and datagrams it moved (0: idle).
     pub fn poll(&mut self) -> usize {
         let runtime = self.runtime;
-        runtime.tm.sample_depth(runtime.board.now_ns());
+        let now_ns = runtime.board.now_ns();
+        runtime.tm.sample_depth(now_ns);
+        if self.id == 0 {
+            self.agent_tick(now_ns);
+        }
         let received = self.receive();
         let from_host = self.receive_from_host();
         let processed = self.run_to_completion();
@@ -404,7 +442,12 @@ impl<'r, B: Board> Core<'r, B> {
                 };
                 self.answer_echo(port, source_mac, source, &reply);
             }
-            Verdict::Nic(datagram) => self.serve(port, &datagram),
+            Verdict::Nic(datagram) => {
+                if self.serve(port, &datagram) == Disposition::Park {
+                    self.park(descriptor);
+                    return;
+                }
+            }
             Verdict::Host(datagram) => self.forward_to_host(port, &datagram),
             Verdict::TcpReset {
                 source_mac,
@@ -477,17 +520,103 @@ impl<'r, B: Board> Core<'r, B> {
         }
     }
 
-    /// A datagram for the NIC: to the service routed on its port.
-    fn serve(&mut self, port: usize, datagram: &Datagram<'_>) {
+    /// A datagram for the NIC: to the service routed on its port, the host, or the agent.
+    fn serve(&mut self, port: usize, datagram: &Datagram<'_>) -> Disposition {
         let runtime = self.runtime;
         match runtime.services.route(datagram.destination.port) {
             Some(Route::Local(slot)) => self.call_service(port, slot, datagram),
             Some(Route::Host) => self.forward_to_host(port, datagram),
-            // Commands and parking come with the agent; until a route says so, closed.
-            Some(Route::Agent | Route::Parked(_)) | None => {
-                self.counters().drop(DropReason::PortClosed)
+            Some(Route::Agent) => self.command(port, datagram),
+            Some(Route::Parked(_)) => return Disposition::Park,
+            None => self.counters().drop(DropReason::PortClosed),
+        }
+        Disposition::Done
+    }
+
+    /// Holds a request for a stopped service until its port is routed again.
+    fn park(&mut self, descriptor: Descriptor) {
+        let refused = self.runtime.parking.lock().push_back(descriptor);
+        match refused {
+            Ok(()) => self.counters().parked.increment(),
+            Err(descriptor) => {
+                self.counters().drop(DropReason::ParkingFull);
+                self.release(descriptor.frame);
             }
         }
+    }
+
+    /// Hands every parked request back to the traffic manager, to be classified again under
+    /// the new routes (those still parked come back to parking).
+    fn release_parked(&mut self) {
+        let runtime = self.runtime;
+        let mut parking = runtime.parking.lock();
+        for _ in 0..parking.len() {
+            let Some(descriptor) = parking.pop_front() else {
+                break;
+            };
+            if let Err(back) = self.dispatch(descriptor) {
+                let _ = parking.push_back(back);
+            }
+        }
+    }
+
+    /// An orchestrator command: carry it out and answer.
+    fn command(&mut self, port: usize, datagram: &Datagram<'_>) {
+        let runtime = self.runtime;
+        let Some(agent) = runtime.agent.as_ref() else {
+            self.counters().drop(DropReason::PortClosed);
+            return;
+        };
+        let answer = &mut self.tx[UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + MAX_UDP_PAYLOAD];
+        let (len, release) = agent.execute(&runtime.services, datagram.payload, answer);
+        self.counters().commands.increment();
+        if release {
+            self.release_parked();
+        }
+        self.answer(port, datagram, len);
+    }
+
+    /// Core 0's agent duty: the heartbeat, when due.
+    fn agent_tick(&mut self, now_ns: u64) {
+        let runtime = self.runtime;
+        let Some(agent) = runtime.agent.as_ref() else {
+            return;
+        };
+        if !agent.heartbeat_due(now_ns) {
+            return;
+        }
+        let counters = runtime.counters();
+        let mut link_bits_per_second = [0; crate::platform::MAX_PORTS];
+        for (rate, port) in link_bits_per_second.iter_mut().zip(&runtime.ports) {
+            *rate = port.device.lock().link_bits_per_second();
+        }
+        let beat = agent.heartbeat(&Measurements {
+            now_ns,
+            cores: runtime.counters.len(),
+            depth: runtime.tm.take_depth_interval(),
+            counters: &counters,
+            link_bits_per_second,
+            services: &runtime.services,
+        });
+        let Some(controller) = agent.config().controller else {
+            return;
+        };
+        let Some(hop) = runtime.neighbours.lookup(controller.ip) else {
+            self.counters().drop(DropReason::HostDatagramUnroutable);
+            return;
+        };
+        let bytes = beat.encode();
+        self.tx[UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + bytes.len()].copy_from_slice(&bytes);
+        let datagram = Datagram {
+            source_mac: hop.mac,
+            source: Endpoint {
+                ip: runtime.addresses.nic_ip,
+                port: agent.config().port,
+            },
+            destination: controller,
+            payload: &[],
+        };
+        self.send_udp(usize::from(hop.port), &datagram, bytes.len());
     }
 
     fn call_service(&mut self, port: usize, slot: usize, datagram: &Datagram<'_>) {
@@ -522,13 +651,7 @@ impl<'r, B: Board> Core<'r, B> {
             }
         }
         let len = result.unwrap_or_else(|len| len);
-        let reply = Datagram {
-            source_mac: datagram.source_mac,
-            source: datagram.destination,
-            destination: datagram.source,
-            payload: &[],
-        };
-        self.send_udp(port, &reply, len);
+        self.answer(port, datagram, len);
     }
 
     /// A datagram for the host: over the host path, remembering where its sender is.
@@ -585,6 +708,17 @@ impl<'r, B: Board> Core<'r, B> {
             }
         }
         sent
+    }
+
+    /// Answers `request` with the `len` bytes of UDP data already in the transmit buffer.
+    fn answer(&mut self, port: usize, request: &Datagram<'_>, len: usize) {
+        let reply = Datagram {
+            source_mac: request.source_mac,
+            source: request.destination,
+            destination: request.source,
+            payload: &[],
+        };
+        self.send_udp(port, &reply, len);
     }
 
     /// Sends the `len` bytes of UDP data already in the transmit buffer from
@@ -654,6 +788,15 @@ impl<'r, B: Board> Core<'r, B> {
         }
         sent
     }
+}
+
+/// Whether a request is finished with or must wait for its service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Disposition {
+    /// Answered, forwarded or dropped: its buffer can be reused.
+    Done,
+    /// Its service is stopped: hold the frame.
+    Park,
 }
 
 /// The flow id of a datagram between two end points (symmetric).

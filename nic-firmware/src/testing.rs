@@ -1,12 +1,16 @@
-//! Test doubles for the runtime's own tests and the software NIC: a small service and engines
-//! for services that call none.
+//! Test helpers for the runtime's own tests and the software NIC: a small service, and the
+//! client's side of the wire (building and reading UDP frames).
 
-use microservices::engines::{
-    CryptoEngine, EngineError, Engines, FetchAddEngine, PatternEngine, PatternMatch, PatternSet,
-};
+use alloc::vec;
+use alloc::vec::Vec;
+
 use microservices::{Context, Service, ServiceError, ServiceId, ServiceIdentity, ServiceKind};
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::platform::Endpoint;
+use crate::wire::{
+    EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, MacAddress,
+    UdpPacket, UdpRepr,
+};
 
 /// Answers a request with status 0 and the request upper-cased (ASCII); counts requests in a
 /// state that snapshots to 8 bytes. Never uses engines.
@@ -69,55 +73,56 @@ impl Service for Upper {
     }
 }
 
-/// Engines for services that call none: every crypto call fails, the pattern engine finds
-/// nothing, fetch-and-add is a plain atomic add.
-#[derive(Debug, Default)]
-pub struct NoEngines;
-
-impl CryptoEngine for NoEngines {
-    fn aes128_cbc_encrypt(
-        &self,
-        _: &[u8; 16],
-        _: &[u8; 16],
-        _: &mut [u8],
-    ) -> Result<(), EngineError> {
-        Err(EngineError::BadLength)
-    }
-
-    fn aes128_cbc_decrypt(
-        &self,
-        _: &[u8; 16],
-        _: &[u8; 16],
-        _: &mut [u8],
-    ) -> Result<(), EngineError> {
-        Err(EngineError::BadLength)
-    }
-
-    fn hmac_sha1(&self, _: &[u8], _: &[&[u8]]) -> [u8; 20] {
-        [0; 20]
-    }
+/// A UDP frame from `source` at `source_mac` to `destination` at `destination_mac`, checksums
+/// and all, as a client on the network would send it.
+pub fn udp_frame(
+    source_mac: MacAddress,
+    destination_mac: MacAddress,
+    source: Endpoint,
+    destination: Endpoint,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut frame = vec![0u8; 42 + payload.len()];
+    frame[42..].copy_from_slice(payload);
+    let ethernet = EthernetRepr {
+        source: source_mac,
+        destination: destination_mac,
+        ethertype: EtherType::Ipv4,
+    };
+    let ip = Ipv4Repr {
+        source: source.ip,
+        destination: destination.ip,
+        protocol: IpProtocol::Udp,
+        payload_len: 8 + payload.len(),
+        ttl: 64,
+    };
+    let udp = UdpRepr {
+        source_port: source.port,
+        destination_port: destination.port,
+    };
+    let built = ethernet
+        .emit(&mut frame)
+        .and_then(|rest| ip.emit(rest))
+        .and_then(|rest| udp.emit_in_place(rest, payload.len(), source.ip, destination.ip));
+    assert!(built.is_ok(), "test frame too large: {built:?}");
+    frame
 }
 
-impl PatternEngine for NoEngines {
-    fn scan(&self, _: &PatternSet, _: &[u8], _: &mut dyn FnMut(PatternMatch) -> bool) {}
-}
-
-impl FetchAddEngine for NoEngines {
-    fn fetch_add(&self, cell: &AtomicU64, delta: u64) -> u64 {
-        cell.fetch_add(delta, Ordering::Relaxed)
-    }
-}
-
-impl Engines for NoEngines {
-    fn crypto(&self) -> &dyn CryptoEngine {
-        self
-    }
-
-    fn pattern(&self) -> &dyn PatternEngine {
-        self
-    }
-
-    fn atomics(&self) -> &dyn FetchAddEngine {
-        self
-    }
+/// A UDP frame's addressing and data, after checking every header; `None` if it is not one.
+pub fn parse_udp_frame(frame: &[u8]) -> Option<(MacAddress, Endpoint, Endpoint, Vec<u8>)> {
+    let ethernet = EthernetFrame::parse(frame).ok()?;
+    let ip = Ipv4Packet::parse(ethernet.payload).ok()?;
+    let udp = UdpPacket::parse(ip.payload, ip.source(), ip.destination()).ok()?;
+    Some((
+        ethernet.header.destination,
+        Endpoint {
+            ip: ip.source(),
+            port: udp.source_port(),
+        },
+        Endpoint {
+            ip: ip.destination(),
+            port: udp.destination_port(),
+        },
+        udp.payload.to_vec(),
+    ))
 }

@@ -1,0 +1,417 @@
+//! The orchestrator agent (E3 section 3.4): per-service execution statistics with a moving
+//! average, link utilisation and queue depth, summarised every interval in a 16-byte
+//! heartbeat; and the commands that move a service (deploy, stop, snapshot, restore, set
+//! route, remove).
+//!
+//! Layers: [`stats`] keeps each service's moving average, [`heartbeat`] and [`command`] are the
+//! byte formats (docs/heartbeat.md, docs/orchestrator-commands.md), and this module applies
+//! them to a runtime's [`ServiceTable`]. Commands arrive as UDP datagrams on the agent's port of
+//! the NIC IP; heartbeats leave from that port to the controller. The agent is the control
+//! path: deploy, snapshot and restore allocate, the packet path never does.
+
+pub mod command;
+pub mod heartbeat;
+pub mod stats;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use microservices::services::count::{Count, CountConfig};
+use microservices::services::kvs::{Kvs, KvsConfig};
+use microservices::{Service, ServiceId, ServiceKind};
+
+use self::command::{Command, CommandError, RouteTarget, CHUNK};
+use self::heartbeat::{Heartbeat, HeartbeatFlags, NO_SERVICE};
+use self::stats::ServiceStatistics;
+use crate::counters::CounterTotals;
+use crate::platform::{Endpoint, MAX_PORTS};
+use crate::service_table::{Route, ServiceTable, TableError, MAX_SERVICES};
+use crate::tm::depth::DepthSummary;
+
+/// E3's heartbeat period.
+pub const HEARTBEAT_INTERVAL_NS: u64 = 50_000_000;
+/// Largest state a restore accepts (bytes).
+pub const MAX_RESTORE: u32 = 64 << 20;
+
+/// Builds service instances for deploy commands.
+pub trait ServiceFactory: Sync {
+    /// An instance of `kind` as service `id`, configured by `config` (kind-specific bytes).
+    fn build(
+        &self,
+        kind: ServiceKind,
+        id: ServiceId,
+        config: &[u8],
+    ) -> Result<Box<dyn Service>, CommandError>;
+}
+
+/// Builds the services whose configuration is a few numbers: Count (`u32` item space, little
+/// endian, optional) and KVS (`u32` capacity, optional).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StandardFactory;
+
+fn optional_u32(config: &[u8]) -> Result<Option<u32>, CommandError> {
+    match config.len() {
+        0 => Ok(None),
+        4 => Ok(Some(u32::from_le_bytes([
+            config[0], config[1], config[2], config[3],
+        ]))),
+        _ => Err(CommandError::BadField),
+    }
+}
+
+impl ServiceFactory for StandardFactory {
+    fn build(
+        &self,
+        kind: ServiceKind,
+        id: ServiceId,
+        config: &[u8],
+    ) -> Result<Box<dyn Service>, CommandError> {
+        match kind {
+            ServiceKind::Count => {
+                let mut count = CountConfig::default();
+                if let Some(items) = optional_u32(config)? {
+                    count.items = items.clamp(1, 1 << 24);
+                }
+                Ok(Box::new(Count::new(id, count)))
+            }
+            ServiceKind::Kvs => {
+                let mut kvs = KvsConfig::default();
+                if let Some(capacity) = optional_u32(config)? {
+                    kvs.capacity = (capacity as usize).clamp(1, 1 << 20);
+                }
+                Ok(Box::new(Kvs::new(id, kvs)))
+            }
+            _ => Err(CommandError::Unsupported),
+        }
+    }
+}
+
+/// How the agent is set up.
+pub struct AgentConfig {
+    /// This node's id in heartbeats.
+    pub node: u16,
+    /// The UDP port of the NIC IP commands arrive on and heartbeats leave from.
+    pub port: u16,
+    /// Where heartbeats go; `None` keeps them local ([`Agent::last_heartbeat`]).
+    pub controller: Option<Endpoint>,
+    /// Time between heartbeats.
+    pub heartbeat_interval_ns: u64,
+    /// Builds services for deploy commands.
+    pub factory: &'static dyn ServiceFactory,
+}
+
+impl AgentConfig {
+    /// Node `node` taking commands on `port`, heartbeats every 50 ms kept local, the
+    /// [`StandardFactory`].
+    pub fn new(node: u16, port: u16) -> Self {
+        AgentConfig {
+            node,
+            port,
+            controller: None,
+            heartbeat_interval_ns: HEARTBEAT_INTERVAL_NS,
+            factory: &StandardFactory,
+        }
+    }
+}
+
+/// What the runtime measured during one heartbeat interval.
+pub struct Measurements<'a> {
+    /// Time now.
+    pub now_ns: u64,
+    /// Cores running the runtime.
+    pub cores: usize,
+    /// Queue depth summary of the interval.
+    pub depth: DepthSummary,
+    /// Counters since start.
+    pub counters: &'a CounterTotals,
+    /// Line rate of each port (0 for absent ports).
+    pub link_bits_per_second: [u64; MAX_PORTS],
+    /// The service table.
+    pub services: &'a ServiceTable,
+}
+
+struct Transfer {
+    service: u16,
+    bytes: Vec<u8>,
+}
+
+struct AgentState {
+    next_heartbeat_ns: u64,
+    last_tick_ns: u64,
+    sequence: u16,
+    services: [ServiceStatistics; MAX_SERVICES],
+    last_bytes: [[u64; 2]; MAX_PORTS],
+    last_drops: u64,
+    last_heartbeat: Option<Heartbeat>,
+    snapshot: Option<Transfer>,
+    restore: Option<Transfer>,
+}
+
+/// The agent of one runtime.
+pub struct Agent {
+    config: AgentConfig,
+    state: spin::Mutex<AgentState>,
+}
+
+impl Agent {
+    /// An agent with `config`.
+    pub fn new(config: AgentConfig) -> Self {
+        Agent {
+            state: spin::Mutex::new(AgentState {
+                next_heartbeat_ns: config.heartbeat_interval_ns,
+                last_tick_ns: 0,
+                sequence: 0,
+                services: [ServiceStatistics::default(); MAX_SERVICES],
+                last_bytes: [[0; 2]; MAX_PORTS],
+                last_drops: 0,
+                last_heartbeat: None,
+                snapshot: None,
+                restore: None,
+            }),
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    /// Whether a heartbeat is due at `now_ns`.
+    pub fn heartbeat_due(&self, now_ns: u64) -> bool {
+        self.state
+            .try_lock()
+            .is_some_and(|state| now_ns >= state.next_heartbeat_ns)
+    }
+
+    /// The last heartbeat made.
+    pub fn last_heartbeat(&self) -> Option<Heartbeat> {
+        self.state.lock().last_heartbeat
+    }
+
+    /// Closes the interval and makes its heartbeat.
+    pub fn heartbeat(&self, m: &Measurements<'_>) -> Heartbeat {
+        let mut state = self.state.lock();
+        let interval_ns = m.now_ns.saturating_sub(state.last_tick_ns).max(1);
+        state.last_tick_ns = m.now_ns;
+        state.next_heartbeat_ns = m.now_ns.saturating_add(self.config.heartbeat_interval_ns);
+        state.sequence = state.sequence.wrapping_add(1);
+
+        let mut flags = HeartbeatFlags::empty();
+        if m.depth.standing() {
+            flags |= HeartbeatFlags::STANDING_QUEUE;
+        }
+        let drops = m.counters.total_dropped();
+        if drops != state.last_drops {
+            flags |= HeartbeatFlags::DROPPING;
+        }
+        state.last_drops = drops;
+
+        let mut utilisation = 0u64;
+        for port in 0..MAX_PORTS {
+            let now = [m.counters.rx_bytes[port], m.counters.tx_bytes[port]];
+            let capacity = u128::from(m.link_bits_per_second[port]) * u128::from(interval_ns);
+            for (direction, bytes) in now.iter().enumerate() {
+                let delta = bytes.wrapping_sub(state.last_bytes[port][direction]);
+                // bits * 1e9 ns/s * 10_000 basis points / (bits/s * ns)
+                let scaled = u128::from(delta) * 8 * 1_000_000_000 * 10_000;
+                if let Some(points) = scaled.checked_div(capacity) {
+                    utilisation = utilisation.max(points.min(10_000) as u64);
+                }
+            }
+            state.last_bytes[port] = now;
+        }
+
+        let mut busiest: Option<(u16, u64, u64)> = None;
+        let mut overloaded = 0u8;
+        for slot in 0..m.services.slots().min(MAX_SERVICES) {
+            let (Some(stats), Some(id)) = (
+                m.services.stats(slot),
+                m.services.with_service(slot, |s| s.identity().id.0),
+            ) else {
+                state.services[slot] = ServiceStatistics::default();
+                continue;
+            };
+            let interval =
+                state.services[slot].close_interval(stats.requests.get(), stats.busy_ns.get());
+            if interval.overloaded {
+                overloaded = overloaded.saturating_add(1);
+            }
+            if interval.busy_ns > 0 && busiest.is_none_or(|(_, busy, _)| interval.busy_ns > busy) {
+                busiest = Some((id, interval.busy_ns, state.services[slot].ema_ns()));
+            }
+        }
+        if overloaded > 0 {
+            flags |= HeartbeatFlags::OVERLOAD;
+        }
+        let node_ns = u128::from(interval_ns) * m.cores.max(1) as u128;
+        let (busiest_service, busiest_ema_ns, busiest_cpu_percent) = match busiest {
+            Some((id, busy, ema)) => {
+                let percent = (u128::from(busy) * 100 / node_ns).min(100) as u8;
+                (id, ema, percent)
+            }
+            None => (NO_SERVICE, 0, 0),
+        };
+        let beat = Heartbeat {
+            flags,
+            node: self.config.node,
+            sequence: state.sequence,
+            queue_depth: u16::try_from(m.depth.mean()).unwrap_or(u16::MAX),
+            link_utilisation: utilisation as u16,
+            busiest_service,
+            busiest_ema_ns,
+            busiest_cpu_percent,
+            overloaded_services: overloaded,
+        };
+        state.last_heartbeat = Some(beat);
+        beat
+    }
+
+    /// Carries out the command in `request` on `table` and writes the answer into `answer`;
+    /// returns the answer's length and whether a port stopped parking (the parked requests
+    /// must then be handed on).
+    pub fn execute(
+        &self,
+        table: &ServiceTable,
+        request: &[u8],
+        answer: &mut [u8],
+    ) -> (usize, bool) {
+        let (id, parsed) = command::parse(request);
+        let mut body = [0u8; 4 + CHUNK];
+        let result = parsed.and_then(|c| self.apply(table, &c, &mut body));
+        let header = command::write_answer_header(answer, id, result.map(|_| ()));
+        let (body_len, released) = result.unwrap_or((0, false));
+        let body_len = body_len.min(answer.len().saturating_sub(header));
+        answer[header..header + body_len].copy_from_slice(&body[..body_len]);
+        (header + body_len, released)
+    }
+
+    fn apply(
+        &self,
+        table: &ServiceTable,
+        command: &Command<'_>,
+        body: &mut [u8; 4 + CHUNK],
+    ) -> Result<(usize, bool), CommandError> {
+        let slot_of = |service: u16| {
+            table
+                .find(ServiceId(service))
+                .ok_or(CommandError::UnknownService)
+        };
+        match *command {
+            Command::Deploy {
+                service,
+                kind,
+                port,
+                config,
+            } => {
+                if table.find(ServiceId(service)).is_some() {
+                    return Err(CommandError::DuplicateService);
+                }
+                let instance = self
+                    .config
+                    .factory
+                    .build(kind, ServiceId(service), config)?;
+                let slot = table.install(instance).map_err(table_error)?;
+                if let Err(error) = table.set_route(port, Some(Route::Local(slot))) {
+                    table.remove(slot);
+                    return Err(table_error(error));
+                }
+                Ok((0, false))
+            }
+            Command::Stop { service } => {
+                let slot = slot_of(service)?;
+                for (port, route) in table.routes() {
+                    if route == Route::Local(slot) {
+                        table
+                            .set_route(port, Some(Route::Parked(slot)))
+                            .map_err(table_error)?;
+                    }
+                }
+                Ok((0, false))
+            }
+            Command::Snapshot { service, offset } => {
+                let slot = slot_of(service)?;
+                let mut state = self.state.lock();
+                if offset == 0 {
+                    let mut bytes = Vec::new();
+                    table.with_service(slot, |s| s.snapshot(&mut bytes));
+                    state.snapshot = Some(Transfer { service, bytes });
+                }
+                let transfer = state
+                    .snapshot
+                    .as_ref()
+                    .filter(|t| t.service == service)
+                    .ok_or(CommandError::OutOfSequence)?;
+                let total = transfer.bytes.len();
+                let start = usize::try_from(offset).map_err(|_| CommandError::BadField)?;
+                let chunk = transfer.bytes.get(start..).ok_or(CommandError::BadField)?;
+                let chunk = &chunk[..chunk.len().min(CHUNK)];
+                body[..4].copy_from_slice(&(total as u32).to_le_bytes());
+                body[4..4 + chunk.len()].copy_from_slice(chunk);
+                Ok((4 + chunk.len(), false))
+            }
+            Command::Restore {
+                service,
+                total,
+                offset,
+                chunk,
+            } => {
+                let slot = slot_of(service)?;
+                if total > MAX_RESTORE {
+                    return Err(CommandError::BadField);
+                }
+                let mut state = self.state.lock();
+                if offset == 0 {
+                    state.restore = Some(Transfer {
+                        service,
+                        bytes: Vec::new(),
+                    });
+                }
+                let transfer = state
+                    .restore
+                    .as_mut()
+                    .filter(|t| t.service == service && t.bytes.len() == offset as usize)
+                    .ok_or(CommandError::OutOfSequence)?;
+                transfer.bytes.extend_from_slice(chunk);
+                if transfer.bytes.len() < total as usize {
+                    return Ok((0, false));
+                }
+                let bytes = core::mem::take(&mut transfer.bytes);
+                state.restore = None;
+                drop(state);
+                match table.with_service(slot, |s| s.restore(&bytes)) {
+                    Some(Ok(())) => Ok((0, false)),
+                    Some(Err(_)) => Err(CommandError::BadState),
+                    None => Err(CommandError::UnknownService),
+                }
+            }
+            Command::SetRoute { port, target } => {
+                let route = match target {
+                    RouteTarget::None => None,
+                    RouteTarget::Host => Some(Route::Host),
+                    RouteTarget::Service(service) => Some(Route::Local(slot_of(service)?)),
+                };
+                let was_parked = matches!(table.route(port), Some(Route::Parked(_)));
+                table.set_route(port, route).map_err(table_error)?;
+                Ok((0, was_parked))
+            }
+            Command::Remove { service } => {
+                let slot = slot_of(service)?;
+                let parked = table
+                    .routes()
+                    .any(|(_, route)| route == Route::Parked(slot));
+                table.remove(slot);
+                // Requests parked for a removed service now find the port closed.
+                Ok((0, parked))
+            }
+        }
+    }
+}
+
+fn table_error(error: TableError) -> CommandError {
+    match error {
+        TableError::NoFreeSlot | TableError::NoFreeRoute => CommandError::Full,
+        TableError::DuplicateId => CommandError::DuplicateService,
+        TableError::UnknownService => CommandError::UnknownService,
+    }
+}
