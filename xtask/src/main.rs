@@ -3,6 +3,7 @@
 mod bench;
 mod ci;
 mod fuzz;
+mod system;
 mod toolchain;
 
 use clap::{Parser, Subcommand};

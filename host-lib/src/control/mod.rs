@@ -17,6 +17,7 @@
 
 pub mod annealing;
 pub mod cost;
+pub mod evaluate;
 pub mod hcm;
 pub mod ilp;
 pub mod index;
