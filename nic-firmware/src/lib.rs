@@ -15,6 +15,8 @@
 //! - [`agent`]: per-service execution-time averages, heartbeats, orchestrator commands.
 //! - [`counters`]: per-core counters and drop reasons.
 //! - [`accel`]: the engines services call, on the NIC's own hardware (crypto extensions, LSE).
+//! - [`boot_config`]: the boot configuration a board reads at start-up (NIC IP, host IP, MAC,
+//!   services by UDP port), parsed and refused with a message naming the line.
 //! - [`platform`]: the [`Board`](platform::Board) trait a board implements, and (feature
 //!   `std`) the software NIC in [`platform::host`].
 //!
@@ -42,6 +44,7 @@ extern crate alloc;
 
 pub mod accel;
 pub mod agent;
+pub mod boot_config;
 pub mod counters;
 pub mod demux;
 pub mod neighbours;

@@ -1,22 +1,15 @@
-//! The firmware image: boots a board and runs the runtime on every core.
+//! The firmware image: boots a board and runs the NIC runtime on every core.
+//!
+//! The board layer lives in `platform/<board>/`; this file only picks it. On the host (where the
+//! image cannot run) the binary says how to build it, and its pure board modules are unit-tested.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
-mod image {
-    #[panic_handler]
-    fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-        loop {
-            core::hint::spin_loop();
-        }
-    }
+extern crate alloc;
 
-    #[unsafe(no_mangle)]
-    extern "C" fn _start() -> ! {
-        loop {
-            core::hint::spin_loop();
-        }
-    }
-}
+#[cfg(any(test, all(target_arch = "aarch64", target_os = "none")))]
+#[path = "platform/qemu_virt/mod.rs"]
+mod qemu_virt;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -1,0 +1,186 @@
+//! The qemu-virt board: `qemu-system-aarch64 -M virt,gic-version=2 -cpu max` as an emulated
+//! SmartNIC, with virtio-net ports as the NIC's MAC ports and an ivshmem BAR as the PCIe window
+//! shared with the host.
+//!
+//! Boot order on core 0 (docs/firmware.md tells the whole story):
+//! 1. aarch64-rt's entry code: MMU on with a 1 GiB-block identity map, FP/SIMD on, bss zeroed,
+//!    boot stack, exception vectors ([`exceptions`]).
+//! 2. [`heap`], then the PL011 UART behind `log` ([`uart`]).
+//! 3. The boot configuration from QEMU's `fw_cfg` ([`fw_cfg`]); bad configuration stops here.
+//! 4. PCIe: ECAM enumeration, BARs sized and assigned ([`pci`], [`bar_window`]).
+//! 5. The final identity map, 4 KiB granularity: RAM and the shared BAR normal cacheable memory,
+//!    devices device memory ([`mmu`]).
+//! 6. The GIC and timer for idling ([`gic`], [`timer`]), then the virtio-net ports
+//!    ([`virtio_net`]).
+//! 7. Secondary cores through PSCI CPU_ON ([`cores`]), then every core runs ([`run`]).
+//!
+//! Memory map (QEMU's `virt` machine with `highmem` on):
+//!
+//! | what | address | mapped as |
+//! |---|---|---|
+//! | GICv2 distributor, CPU interface | 0x0800_0000, 0x0801_0000 | device |
+//! | PL011 UART | 0x0900_0000 | device |
+//! | fw_cfg | 0x0902_0000 | device |
+//! | virtio-mmio slots (32 x 0x200) | 0x0a00_0000 | device |
+//! | PCI MMIO window, registers (non-prefetchable BARs) | 0x1000_0000..0x2000_0000 | device |
+//! | PCI MMIO window, prefetchable BARs (the shared region) | 0x2000_0000..0x3eff_0000 | normal |
+//! | RAM (image, stacks, heap) | 0x4000_0000.. | normal |
+//! | PCIe ECAM (256 buses) | 0x40_1000_0000 | device |
+
+pub mod bar_window;
+// The modules below build only for the bare-metal target (each starts with `#![cfg]`).
+mod cores;
+mod exceptions;
+mod fw_cfg;
+mod gic;
+mod heap;
+mod mmu;
+mod pci;
+mod power;
+mod run;
+mod timer;
+mod uart;
+mod virtio_net;
+
+/// Physical addresses of the board's devices and windows.
+#[allow(dead_code)] // Some are only used by the bare-metal build.
+pub mod map {
+    use super::bar_window::Window;
+
+    /// GICv2 distributor.
+    pub const GICD: usize = 0x0800_0000;
+    /// GICv2 CPU interface.
+    pub const GICC: usize = 0x0801_0000;
+    /// PL011 UART.
+    pub const UART: usize = 0x0900_0000;
+    /// QEMU fw_cfg (MMIO interface).
+    pub const FW_CFG: usize = 0x0902_0000;
+    /// First virtio-mmio slot.
+    pub const VIRTIO_MMIO: usize = 0x0a00_0000;
+    /// virtio-mmio slot count and stride.
+    pub const VIRTIO_MMIO_SLOTS: usize = 32;
+    /// Bytes between virtio-mmio slots.
+    pub const VIRTIO_MMIO_STRIDE: usize = 0x200;
+    /// First SPI of the virtio-mmio slots (slot n raises GIC interrupt 48 + n).
+    pub const VIRTIO_MMIO_IRQ: u32 = 48;
+    /// Everything up to the PCI window holds devices.
+    pub const DEVICES: Window = Window {
+        start: 0x0800_0000,
+        end: 0x1000_0000,
+    };
+    /// The PCI window part for registers (non-prefetchable BARs).
+    pub const PCI_REGISTERS: Window = Window {
+        start: 0x1000_0000,
+        end: 0x2000_0000,
+    };
+    /// The PCI window part for prefetchable BARs: ivshmem's shared memory lands here.
+    pub const PCI_PREFETCHABLE: Window = Window {
+        start: 0x2000_0000,
+        end: 0x3eff_0000,
+    };
+    /// RAM start (the device tree QEMU writes sits at its very start).
+    pub const RAM: u64 = 0x4000_0000;
+    /// PCIe ECAM: 1 MiB of configuration space per bus, 256 buses.
+    pub const ECAM: Window = Window {
+        start: 0x40_1000_0000,
+        end: 0x40_2000_0000,
+    };
+}
+
+#[cfg(target_os = "none")]
+mod boot {
+    //! Core 0's boot sequence, from aarch64-rt's entry to the run loop.
+
+    use aarch64_rt::{entry, initial_pagetable, InitialPagetable};
+    use log::{error, info};
+    use nic_firmware::boot_config::BootConfig;
+
+    use super::power::{self, ExitCode};
+    use super::{cores, fw_cfg, gic, heap, mmu, pci, run, timer, uart, virtio_net};
+
+    /// The fw_cfg file that holds the boot configuration.
+    const CONFIG_FILE: &str = "opt/e3/nic.conf";
+
+    // The map the entry code turns the MMU on with, before any Rust code runs: 1 GiB blocks, so
+    // the PCI window is device memory until `mmu::install` refines it.
+    initial_pagetable!(
+        {
+            let mut table = [0; 512];
+            // 0..1 GiB: flash, devices and the 32-bit PCI window.
+            table[0] = mmu::DEVICE.bits();
+            // 1..2 GiB: RAM.
+            table[1] = mmu::NORMAL.bits() | 0x4000_0000;
+            // 256..257 GiB: PCIe ECAM.
+            table[256] = mmu::DEVICE.bits() | 0x40_0000_0000;
+            InitialPagetable(table)
+        },
+        mmu::MAIR.0
+    );
+
+    entry!(primary, 32);
+
+    /// Core 0 starts here with the MMU on (x0 holds the device tree address, unused: the qemu-virt
+    /// addresses are fixed).
+    fn primary(_dtb: u64, _: u64, _: u64, _: u64) -> ! {
+        cores::set_this_core(0);
+        heap::init();
+        uart::init();
+        start()
+    }
+
+    /// Brings the board up and runs; never returns.
+    fn start() -> ! {
+        info!(
+            "e3 nic-firmware {} ({}) on qemu-virt: timer {} Hz",
+            env!("CARGO_PKG_VERSION"),
+            option_env!("E3_GIT_REVISION").unwrap_or("unknown revision"),
+            timer::frequency()
+        );
+        let config = read_config();
+        info!(
+            "config: nic {} host {} services {}",
+            config.nic_ip,
+            config.host_ip,
+            config.services.len()
+        );
+        let pci = pci::enumerate().unwrap_or_else(|e| fail("PCIe enumeration failed", &e));
+        mmu::install().unwrap_or_else(|e| fail("could not build the page table", &e));
+        gic::init();
+        let ports = virtio_net::probe(config.mac);
+        if ports.is_empty() {
+            fail("no virtio-net port", &"give QEMU -device virtio-net-device");
+        }
+        let online = cores::start_secondaries(config.cores);
+        info!(
+            "ready: {} cores, {} ports, shared region {} KiB, heap {} KiB free, booted in {} us",
+            online,
+            ports.len(),
+            pci.shared.map_or(0, |region| region.size / 1024),
+            heap::free() / 1024,
+            timer::now_ns() / 1000
+        );
+        run::primary(config, ports, pci.shared)
+    }
+
+    fn read_config() -> BootConfig {
+        let bytes = match fw_cfg::read_file(CONFIG_FILE) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                error!("boot configuration refused: fw_cfg file {CONFIG_FILE}: {e}");
+                power::exit(ExitCode::BadConfig)
+            }
+        };
+        match BootConfig::parse(&bytes) {
+            Ok(config) => config,
+            Err(e) => {
+                error!("{e}");
+                power::exit(ExitCode::BadConfig)
+            }
+        }
+    }
+
+    fn fail(what: &str, why: &dyn core::fmt::Display) -> ! {
+        error!("boot failed: {what}: {why}");
+        power::exit(ExitCode::BootFailed)
+    }
+}
