@@ -1,1 +1,24 @@
-//! Shared helpers for the cross-crate and hardware-in-loop scenario tests in `tests/tests/`.
+//! Shared helpers for the cross-crate and hardware-in-loop (HIL) scenario tests in `tests/tests/`,
+//! also used by `cargo xtask build-fw|flash|hil|demo`.
+//!
+//! Layers, from the bottom:
+//! - [`firmware`]: building a firmware image per board, its manifest, and the checks before use.
+//! - [`qemu`]: finding QEMU, installing it on a fresh Debian machine.
+//! - [`nic`]: one emulated SmartNIC (QEMU `virt` + firmware + config + channel + ports).
+//! - [`switch`]: the top-of-rack switch the HIL tests play, one datagram socket per NIC port.
+
+use std::path::PathBuf;
+
+pub mod firmware;
+pub mod nic;
+pub mod qemu;
+pub mod switch;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest_dir)
+}

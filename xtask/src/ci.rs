@@ -43,6 +43,17 @@ pub fn run(args: Args) -> Result<()> {
             "--target",
             FIRMWARE_TARGET,
             "--release",
+        ]))?;
+        run_checked(cargo().args([
+            "clippy",
+            "--package",
+            "nic-firmware",
+            "--target",
+            FIRMWARE_TARGET,
+            "--release",
+            "--",
+            "-D",
+            "warnings",
         ]))
     })?;
     step("fuzz smoke", || {
@@ -51,6 +62,10 @@ pub fn run(args: Args) -> Result<()> {
             targets: Vec::new(),
         })
     })?;
+    match crate::hil::unavailable() {
+        None => step("hardware-in-loop", || crate::hil::run(Default::default()))?,
+        Some(reason) => eprintln!("ci: == hardware-in-loop == SKIPPED: {reason}"),
+    }
     eprintln!(
         "ci: all checks passed in {:.0} s",
         started.elapsed().as_secs_f64()

@@ -2,7 +2,9 @@
 
 mod bench;
 mod ci;
+mod firmware;
 mod fuzz;
+mod hil;
 mod system;
 mod toolchain;
 
@@ -26,6 +28,12 @@ enum Command {
     Bench(bench::Args),
     /// Build the fuzz targets and run each for a while.
     Fuzz(fuzz::Args),
+    /// Build the firmware image of a board into target/firmware/<board>/ with its manifest.
+    BuildFw(firmware::BuildArgs),
+    /// Put a built image on a NIC: start emulated NIC N, or show/run a real board's path.
+    Flash(firmware::FlashArgs),
+    /// Hardware-in-loop scenarios on emulated SmartNICs (installs QEMU if needed).
+    Hil(hil::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +41,8 @@ fn main() -> anyhow::Result<()> {
         Command::Ci(args) => ci::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Fuzz(args) => fuzz::run(args),
+        Command::BuildFw(args) => firmware::build(args),
+        Command::Flash(args) => firmware::flash(args),
+        Command::Hil(args) => hil::run(args),
     }
 }

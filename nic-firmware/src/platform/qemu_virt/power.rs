@@ -11,8 +11,6 @@ use smccc::Hvc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum ExitCode {
-    /// Stopped on request.
-    Success = 0,
     /// The boot configuration was refused.
     BadConfig = 3,
     /// A device the board needs is missing or broken.

@@ -102,8 +102,8 @@ pub struct Port {
     /// Transmit buffers not in flight (boxed: a buffer must not move while the device reads it).
     #[allow(clippy::vec_box)]
     tx_free: Vec<Box<Buffer>>,
-    /// Transmit buffers in flight, indexed by token.
-    tx_busy: Vec<Option<Box<Buffer>>>,
+    /// Transmit buffers in flight and the length sent from each, indexed by token.
+    tx_busy: Vec<Option<(Box<Buffer>, usize)>>,
     counters: PortCounters,
 }
 
@@ -199,7 +199,7 @@ impl Port {
         match unsafe { self.device.transmit_begin(&buffer[..length]) } {
             Ok(token) => {
                 if let Some(slot) = self.tx_busy.get_mut(usize::from(token)) {
-                    *slot = Some(buffer);
+                    *slot = Some((buffer, length));
                 }
                 self.counters.tx_frames += 1;
                 Ok(())
@@ -215,16 +215,15 @@ impl Port {
     /// Takes back the transmit buffers the device is done with.
     fn reclaim(&mut self) {
         while let Some(token) = self.device.poll_transmit() {
-            let Some(buffer) = self
+            let Some((buffer, length)) = self
                 .tx_busy
                 .get_mut(usize::from(token))
                 .and_then(Option::take)
             else {
                 break;
             };
-            // SAFETY: `buffer` is the one sent under `token`; the length matches because
-            // virtio-drivers only compares the descriptor chain, which was one buffer.
-            let _ = unsafe { self.device.transmit_complete(token, buffer.as_slice()) };
+            // SAFETY: `buffer[..length]` is exactly the slice sent under `token`.
+            let _ = unsafe { self.device.transmit_complete(token, &buffer[..length]) };
             self.tx_free.push(buffer);
         }
     }
@@ -237,11 +236,6 @@ impl Port {
     /// The port's MAC address.
     pub fn mac(&self) -> [u8; 6] {
         self.mac
-    }
-
-    /// The port's counters.
-    pub fn counters(&self) -> PortCounters {
-        self.counters
     }
 }
 
