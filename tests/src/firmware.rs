@@ -112,6 +112,26 @@ pub struct Manifest {
     pub entry: u64,
 }
 
+impl Manifest {
+    /// The manifest of an ELF image, and its raw binary.
+    pub fn describe(board: Board, git_revision: String, elf: &[u8]) -> Result<(Manifest, Vec<u8>)> {
+        let (load_address, entry, bin) = raw_binary(elf)?;
+        let manifest = Manifest {
+            board,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            git_revision,
+            elf: ELF_NAME.to_owned(),
+            elf_sha256: sha256_hex(elf),
+            bin: BIN_NAME.to_owned(),
+            size: bin.len() as u64,
+            sha256: sha256_hex(&bin),
+            load_address,
+            entry,
+        };
+        Ok((manifest, bin))
+    }
+}
+
 /// A built image, checked against its manifest.
 #[derive(Clone, Debug)]
 pub struct Image {
@@ -151,21 +171,9 @@ pub fn build(board: Board) -> Result<Image> {
         .join("release")
         .join("nic-firmware");
     let elf_bytes = fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
-    let (load_address, entry, bin_bytes) = raw_binary(&elf_bytes)?;
     let dir = board.output_dir();
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let manifest = Manifest {
-        board,
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        git_revision: revision,
-        elf: ELF_NAME.to_owned(),
-        elf_sha256: sha256_hex(&elf_bytes),
-        bin: BIN_NAME.to_owned(),
-        size: bin_bytes.len() as u64,
-        sha256: sha256_hex(&bin_bytes),
-        load_address,
-        entry,
-    };
+    let (manifest, bin_bytes) = Manifest::describe(board, revision, &elf_bytes)?;
     write(&dir.join(ELF_NAME), &elf_bytes)?;
     write(&dir.join(BIN_NAME), &bin_bytes)?;
     let json = serde_json::to_string_pretty(&manifest)? + "\n";
@@ -348,21 +356,9 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let elf = tiny_elf();
-        let (load_address, entry, bin) = raw_binary(&elf).unwrap();
+        let (manifest, bin) = Manifest::describe(Board::QemuVirt, "test".into(), &elf).unwrap();
         fs::write(dir.join(ELF_NAME), &elf).unwrap();
         fs::write(dir.join(BIN_NAME), &bin).unwrap();
-        let manifest = Manifest {
-            board: Board::QemuVirt,
-            version: "0.1.0".into(),
-            git_revision: "test".into(),
-            elf: ELF_NAME.into(),
-            elf_sha256: sha256_hex(&elf),
-            bin: BIN_NAME.into(),
-            size: bin.len() as u64,
-            sha256: sha256_hex(&bin),
-            load_address,
-            entry,
-        };
         fs::write(
             dir.join(MANIFEST_NAME),
             serde_json::to_string(&manifest).unwrap(),

@@ -8,14 +8,8 @@ use anyhow::{bail, Context, Result};
 /// The cross target the firmware is built for.
 pub const FIRMWARE_TARGET: &str = "aarch64-unknown-none";
 
-/// The workspace root (the parent of this crate's directory).
-pub fn workspace_root() -> PathBuf {
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or(manifest_dir)
-}
+/// The workspace root.
+pub use e3_tests::workspace_root;
 
 /// A `cargo` command in the workspace root, using the cargo that runs us (`$CARGO`).
 pub fn cargo() -> Command {
