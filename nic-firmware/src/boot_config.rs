@@ -14,11 +14,14 @@
 //! service = count 7001
 //! ```
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::fmt;
 use core::net::Ipv4Addr;
 use core::str::FromStr;
 
-use microservices::ServiceKind;
+use microservices::services::{Count, CountConfig, Kvs, KvsConfig, Nat};
+use microservices::{Service, ServiceId, ServiceKind};
 
 /// Most services one NIC serves.
 pub const MAX_SERVICES: usize = 16;
@@ -116,6 +119,24 @@ impl fmt::Display for ConfigErrorKind {
     }
 }
 
+/// A service instance deployed at boot and the UDP port it serves.
+pub type BootService = (u16, Box<dyn Service>);
+
+/// A configured service kind this firmware cannot run at boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unavailable(pub ServiceKind);
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "boot configuration refused: service `{}` cannot be deployed at boot by this \
+             firmware (boot services: kvs, count, nat)",
+            self.0
+        )
+    }
+}
+
 /// A configuration refused: what is wrong and where.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConfigError<'a> {
@@ -166,6 +187,25 @@ impl BootConfig {
             })?;
         }
         draft.finish().map_err(whole)
+    }
+
+    /// One instance of every configured service with its UDP port, ids 1.. in order.
+    pub fn instantiate_services(&self) -> Result<Vec<BootService>, Unavailable> {
+        let mut out = Vec::with_capacity(self.services.len());
+        for (index, binding) in self.services.iter().enumerate() {
+            let id = ServiceId(index as u16 + 1);
+            let service: Box<dyn Service> = match binding.kind {
+                ServiceKind::Kvs => Box::new(Kvs::new(id, KvsConfig::default())),
+                ServiceKind::Count => Box::new(Count::new(id, CountConfig::default())),
+                ServiceKind::Nat => match Nat::new(id, &[]) {
+                    Ok(nat) => Box::new(nat),
+                    Err(_) => return Err(Unavailable(binding.kind)),
+                },
+                other => return Err(Unavailable(other)),
+            };
+            out.push((binding.udp_port, service));
+        }
+        Ok(out)
     }
 
     /// The UDP port a service kind is served on, if it is configured.
@@ -326,6 +366,25 @@ mod tests {
         assert_eq!(config.port_of(ServiceKind::Kvs), Some(7000));
         assert_eq!(config.port_of(ServiceKind::Count), Some(7001));
         assert_eq!(config.port_of(ServiceKind::Nat), None);
+    }
+
+    #[test]
+    fn instantiates_the_services_it_can_and_names_the_one_it_cannot() {
+        let config = BootConfig::parse(GOOD.as_bytes()).unwrap();
+        let services = config.instantiate_services().unwrap();
+        let kinds: std::vec::Vec<_> = services
+            .iter()
+            .map(|(port, s)| (*port, s.identity().kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [(7000, ServiceKind::Kvs), (7001, ServiceKind::Count)]
+        );
+        let text = "nic_ip = 10.0.0.2\nhost_ip = 10.0.0.1\nservice = sql 5432\n";
+        let config = BootConfig::parse(text.as_bytes()).unwrap();
+        let error = config.instantiate_services().err().unwrap();
+        assert_eq!(error, Unavailable(ServiceKind::Sql));
+        assert!(error.to_string().contains("`sql`"));
     }
 
     #[test]

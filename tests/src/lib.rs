@@ -3,15 +3,19 @@
 //!
 //! Layers, from the bottom:
 //! - [`firmware`]: building a firmware image per board, its manifest, and the checks before use.
+//! - [`frames`]: UDP frames for the switch to send and read, via the firmware's `wire`.
 //! - [`qemu`]: finding QEMU, installing it on a fresh Debian machine.
 //! - [`nic`]: one emulated SmartNIC (QEMU `virt` + firmware + config + channel + ports).
 //! - [`switch`]: the top-of-rack switch the HIL tests play, one datagram socket per NIC port.
+//! - [`rack`]: a scenario's switch and NICs, booted and ready, and request/reply exchanges.
 
 use std::path::PathBuf;
 
 pub mod firmware;
+pub mod frames;
 pub mod nic;
 pub mod qemu;
+pub mod rack;
 pub mod switch;
 
 /// The workspace root.

@@ -11,14 +11,15 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use e3_tests::firmware::{self, Board, Image};
+use e3_tests::frames::Station;
 use e3_tests::nic::{port_mac, EmulatedNic, NicSpec};
 use e3_tests::qemu;
+use e3_tests::rack::{NicPlan, Rack, BOOT_TIMEOUT};
 use e3_tests::switch::Switch;
-use microservices::ServiceKind;
+use microservices::services::kvs::request as kvs;
+use microservices::{ServiceError, ServiceKind};
 use nic_firmware::boot_config::{BootConfig, ServiceBinding};
-
-/// Longest a boot may take (QEMU boots the image in well under a second).
-const BOOT_TIMEOUT: Duration = Duration::from_secs(30);
+use nic_firmware::wire::{Ipv4Address, MacAddress};
 
 fn image() -> &'static Image {
     static IMAGE: OnceLock<Image> = OnceLock::new();
@@ -29,19 +30,59 @@ fn qemu_binary() -> PathBuf {
     qemu::find().expect("qemu-system-aarch64 not found: run `cargo xtask hil`, which installs it")
 }
 
+fn rack(name: &str) -> Rack {
+    Rack::new(name, &qemu_binary(), &image().elf).expect("a rack")
+}
+
+const HOST_IP: Ipv4Address = Ipv4Address([10, 0, 0, 1]);
+const KVS_PORT: u16 = 7000;
+const COUNT_PORT: u16 = 7001;
+/// How long a reply may take.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn config(nic_ip: [u8; 4]) -> BootConfig {
     let mut services = heapless::Vec::new();
-    for (kind, udp_port) in [(ServiceKind::Kvs, 7000), (ServiceKind::Count, 7001)] {
+    for (kind, udp_port) in [
+        (ServiceKind::Kvs, KVS_PORT),
+        (ServiceKind::Count, COUNT_PORT),
+    ] {
         services
             .push(ServiceBinding { kind, udp_port })
             .expect("two services fit");
     }
     BootConfig {
         nic_ip: Ipv4Addr::from(nic_ip),
-        host_ip: Ipv4Addr::new(10, 0, 0, 1),
+        host_ip: Ipv4Addr::from(HOST_IP.0),
         mac: None,
         cores: None,
         services,
+    }
+}
+
+fn plan(nic_ip: [u8; 4], ports: usize) -> NicPlan {
+    NicPlan {
+        config: config(nic_ip),
+        ports,
+        cores: 4,
+        channel: None,
+    }
+}
+
+/// A client on the far side of the switch.
+fn client(n: u8, port: u16) -> Station {
+    Station {
+        mac: MacAddress([0x02, 0, 0, 0, 1, n]),
+        ip: Ipv4Address([10, 0, 1, n]),
+        port,
+    }
+}
+
+/// Service `port` on NIC `nic` of `rack`, reached through its port `via`.
+fn server(rack: &Rack, nic: usize, via: usize, port: u16) -> Station {
+    Station {
+        mac: rack.nics[nic].mac(via),
+        ip: Ipv4Address(rack.nics[nic].config.nic_ip.octets()),
+        port,
     }
 }
 
@@ -119,4 +160,39 @@ fn bad_config_is_refused_with_its_line() {
         switch.port(0).recv(Duration::from_millis(100)).is_none(),
         "a refused NIC must not transmit"
     );
+}
+
+/// Scenario 1: UDP requests to the NIC's IP are served by a service on the NIC (KVS).
+#[test]
+#[ignore = "hardware-in-loop: run with `cargo xtask hil`"]
+fn kvs_on_the_nic_serves_put_then_get() {
+    let mut rack = rack("hil-kvs");
+    rack.boot(plan([10, 0, 0, 2], 1)).unwrap();
+    let client = client(7, 5000);
+    let kvs_server = server(&rack, 0, 0, KVS_PORT);
+    let ask = |request: &[u8]| {
+        rack.exchange(0, 0, client, kvs_server, request, REPLY_TIMEOUT)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no reply; UART:\n{}", rack.nics[0].nic.transcript()))
+    };
+
+    let put = ask(&kvs::put(b"rack-42", b"spine switch"));
+    assert_eq!(put.source, (kvs_server.ip, KVS_PORT));
+    assert_eq!(put.source_mac, kvs_server.mac);
+    assert_eq!(put.destination_mac, client.mac);
+    assert_eq!(
+        put.payload,
+        [&[0u8][..], &1u64.to_le_bytes()].concat(),
+        "PUT answers version 1"
+    );
+
+    let get = ask(&kvs::get(b"rack-42"));
+    let mut expected = vec![0u8];
+    expected.extend_from_slice(&1u64.to_le_bytes());
+    expected.extend_from_slice(&12u16.to_le_bytes());
+    expected.extend_from_slice(b"spine switch");
+    assert_eq!(get.payload, expected);
+
+    let missing = ask(&kvs::get(b"rack-43"));
+    assert_eq!(missing.payload, [ServiceError::NotFound.code()]);
 }

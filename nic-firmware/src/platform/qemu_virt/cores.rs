@@ -26,6 +26,27 @@ static mut STACKS: [Stack<STACK_PAGES>; MAX_CORES - 1] = [const { Stack::new() }
 /// Cores running, core 0 included.
 static ONLINE: AtomicUsize = AtomicUsize::new(1);
 
+unsafe extern "C" {
+    /// Bottom of core 0's stack (aarch64-rt's image.ld).
+    static boot_stack_begin: u64;
+    /// Top of core 0's stack.
+    static boot_stack_end: u64;
+}
+
+/// Bytes of core 0's stack ever used: the stack starts zeroed (QEMU loads the image into zeroed
+/// RAM), so the lowest non-zero word marks the deepest point reached.
+pub fn boot_stack_used() -> usize {
+    let bottom = &raw const boot_stack_begin;
+    let top = &raw const boot_stack_end;
+    let words = (top as usize - bottom as usize) / 8;
+    let untouched = (0..words)
+        // SAFETY: every word of [boot_stack_begin, boot_stack_end) is mapped RAM; reading the
+        // stack's unused bottom races with nothing (only core 0 uses this stack, and it is here).
+        .take_while(|&i| unsafe { bottom.add(i).read_volatile() } == 0)
+        .count();
+    (words - untouched) * 8
+}
+
 /// Records which core this is; each core calls it first thing.
 pub fn set_this_core(core: usize) {
     // SAFETY: TPIDR_EL1 is a per-core scratch register nothing else uses.

@@ -119,6 +119,12 @@ pub fn enable_device_irq(irq: u32) {
     });
 }
 
+/// Wakes core `core` (no effect if it is not waiting).
+pub fn wake(core: usize) {
+    let targets = 1u32 << (16 + (core % 8));
+    with_distributor(|d| field!(*d, sgir).write(targets | WAKE_SGI));
+}
+
 /// Acknowledges everything pending on this core's interface (after a WFI ended).
 pub fn acknowledge_all() {
     let mut gicc = cpu_interface();

@@ -29,6 +29,7 @@
 
 pub mod bar_window;
 // The modules below build only for the bare-metal target (each starts with `#![cfg]`).
+mod board;
 mod cores;
 mod exceptions;
 mod fw_cfg;
@@ -94,6 +95,7 @@ mod boot {
     use aarch64_rt::{entry, initial_pagetable, InitialPagetable};
     use log::{error, info};
     use nic_firmware::boot_config::BootConfig;
+    use nic_firmware::wire::Ipv4Address;
 
     use super::power::{self, ExitCode};
     use super::{cores, fw_cfg, gic, heap, mmu, pci, run, timer, uart, virtio_net};
@@ -117,7 +119,11 @@ mod boot {
         mmu::MAIR.0
     );
 
-    entry!(primary, 32);
+    /// Pages of core 0's stack: building the runtime (about 22 KiB, moved a few times) and the
+    /// services takes more than 128 KiB; the ready line reports the high-water mark.
+    const BOOT_STACK_PAGES: usize = 64;
+
+    entry!(primary, BOOT_STACK_PAGES);
 
     /// Core 0 starts here with the MMU on (x0 holds the device tree address, unused: the qemu-virt
     /// addresses are fixed).
@@ -137,6 +143,13 @@ mod boot {
             timer::frequency()
         );
         let config = read_config();
+        let services = match config.instantiate_services() {
+            Ok(services) => services,
+            Err(e) => {
+                error!("{e}");
+                power::exit(ExitCode::BadConfig)
+            }
+        };
         info!(
             "config: nic {} host {} services {}",
             config.nic_ip,
@@ -146,20 +159,29 @@ mod boot {
         let pci = pci::enumerate().unwrap_or_else(|e| fail("PCIe enumeration failed", &e));
         mmu::install().unwrap_or_else(|e| fail("could not build the page table", &e));
         gic::init();
-        let ports = virtio_net::probe(config.mac);
+        let (mut ports, interrupt_lines) = virtio_net::probe(config.mac);
         if ports.is_empty() {
             fail("no virtio-net port", &"give QEMU -device virtio-net-device");
         }
+        let nic_ip = Ipv4Address(config.nic_ip.octets());
+        run::announce(&mut ports, nic_ip);
         let online = cores::start_secondaries(config.cores);
+        let port_count = ports.len();
+        if let Err(e) = run::start(&config, services, ports, online) {
+            fail("the runtime did not start", &e);
+        }
         info!(
-            "ready: {} cores, {} ports, shared region {} KiB, heap {} KiB free, booted in {} us",
+            "ready: {} cores, {} ports, shared region {} KiB, heap {} KiB free, boot stack {} of {} \
+             KiB used, booted in {} us",
             online,
-            ports.len(),
+            port_count,
             pci.shared.map_or(0, |region| region.size / 1024),
             heap::free() / 1024,
+            cores::boot_stack_used() / 1024,
+            BOOT_STACK_PAGES * 4,
             timer::now_ns() / 1000
         );
-        run::primary(config, ports, pci.shared)
+        run::primary(interrupt_lines)
     }
 
     fn read_config() -> BootConfig {

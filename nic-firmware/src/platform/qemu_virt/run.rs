@@ -1,27 +1,44 @@
-//! What each core does once the board is up, and how idle cores wait.
+//! What each core does once the board is up: build the NIC runtime, then run its
+//! run-to-completion loop on every core, sleeping when there is nothing to do.
 //!
-//! Core 0 polls the ports; the other cores wait for work. A core with nothing to do arms its
-//! timer and sleeps in WFI, so idle emulated cores leave the host's CPUs alone; core 0 is also
-//! woken by the ports' interrupts, the others by a wake-up SGI.
+//! Every core polls (the runtime lets whichever core is free receive from a port, steers each
+//! frame to a core queue and steals from the busiest queue when idle). A core that found no work
+//! for a while sleeps in WFI with its timer armed, so idle emulated cores leave the host's CPUs
+//! alone: core 0 wakes on the ports' interrupts, the others on a wake-up SGI that core 0 sends
+//! when it queued work for a sleeping core, and every core on its timer.
+
 #![cfg(target_os = "none")]
 
+use alloc::vec::Vec;
 use core::arch::asm;
-use core::net::Ipv4Addr;
+use core::sync::atomic::{AtomicBool, Ordering};
 
-use log::info;
-use nic_firmware::boot_config::BootConfig;
+use log::{error, info, warn};
+use nic_firmware::accel::{self, CpuFeatures, NicEngines};
+use nic_firmware::boot_config::{BootConfig, BootService};
+use nic_firmware::demux::Addresses;
+use nic_firmware::platform::MAX_PORTS;
+use nic_firmware::wire::{ArpOperation, ArpRepr, EtherType, EthernetRepr, Ipv4Address, MacAddress};
+use nic_firmware::{Config, Runtime, RuntimeError};
+use spin::Once;
 
-use super::pci::Region;
-use super::virtio_net::Port;
-use super::{gic, timer, virtio_net};
+use super::board::QemuVirt;
+use super::cores::MAX_CORES;
+use super::virtio_net::{InterruptLines, Port};
+use super::{gic, timer};
 
-/// Idle passes over the ports before core 0 sleeps.
+/// Empty polls before a core sleeps.
 const SPIN_PASSES: u32 = 256;
-/// Longest sleep: the agent's periodic work must not wait longer.
+/// Longest sleep: periodic work (queue-depth samples, stealing) never waits longer.
 const MAX_SLEEP_NS: u64 = 1_000_000;
 
+static ENGINES: Once<NicEngines> = Once::new();
+static RUNTIME: Once<Runtime<QemuVirt>> = Once::new();
+/// Which cores are (about to be) asleep in WFI.
+static SLEEPING: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
+
 /// Sleeps until an interrupt (a frame, a wake-up) or `timeout_ns` passes.
-pub fn idle(timeout_ns: u64) {
+fn idle(timeout_ns: u64) {
     timer::arm(timer::ticks() + timer::ns_to_ticks(timeout_ns));
     // SAFETY: WFI only waits; interrupts are masked in PSTATE, so no handler runs when it ends.
     unsafe { asm!("dsb sy", "wfi", options(nomem, nostack)) };
@@ -29,53 +46,127 @@ pub fn idle(timeout_ns: u64) {
     gic::acknowledge_all();
 }
 
-/// Announces `ip` at `mac` with a gratuitous ARP request (RFC 5227), so the switch learns the
-/// port the NIC's address lives behind.
-fn gratuitous_arp(mac: [u8; 6], ip: Ipv4Addr) -> [u8; 42] {
-    let mut frame = [0u8; 42];
-    frame[0..6].copy_from_slice(&[0xff; 6]);
-    frame[6..12].copy_from_slice(&mac);
-    frame[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-    frame[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
-    frame[22..28].copy_from_slice(&mac);
-    frame[28..32].copy_from_slice(&ip.octets());
-    frame[38..42].copy_from_slice(&ip.octets());
-    frame
+/// Announces the NIC's IP on every port with a gratuitous ARP request (RFC 5227), so the
+/// switch learns which port the address lives behind.
+pub fn announce(ports: &mut [Port], ip: Ipv4Address) {
+    for port in ports.iter_mut() {
+        let mac = MacAddress(port.mac());
+        let mut frame = [0u8; 60];
+        let ethernet = EthernetRepr {
+            source: mac,
+            destination: MacAddress([0xff; 6]),
+            ethertype: EtherType::Arp,
+        };
+        let arp = ArpRepr {
+            operation: ArpOperation::Request,
+            sender_mac: mac,
+            sender_ip: ip,
+            target_mac: MacAddress([0; 6]),
+            target_ip: ip,
+        };
+        let sent = ethernet
+            .emit(&mut frame)
+            .ok()
+            .and_then(|payload| arp.emit(payload).ok())
+            .map(|_| port.transmit(&frame));
+        if !matches!(sent, Some(Ok(()))) {
+            warn!("could not announce {ip:?} on a port");
+        }
+    }
+}
+
+/// Builds the runtime over the ports and publishes it to every core.
+pub fn start(
+    config: &BootConfig,
+    services: Vec<BootService>,
+    ports: heapless::Vec<Port, MAX_PORTS>,
+    cores: usize,
+) -> Result<&'static Runtime<QemuVirt>, RuntimeError> {
+    // SAFETY: the firmware runs at EL1, where ID registers are readable.
+    let engines = ENGINES.call_once(|| NicEngines::new(unsafe { CpuFeatures::detect() }));
+    let features = engines.features();
+    match accel::self_test(engines) {
+        Ok(()) => info!(
+            "engines: AES {} SHA-1 {} LSE {}: known-answer tests pass",
+            features.aes, features.sha1, features.lse
+        ),
+        Err(failure) => error!("engines fail their known-answer tests: {failure:?}"),
+    }
+    let mac = ports.first().map_or([0; 6], Port::mac);
+    let addresses = Addresses {
+        mac: MacAddress(mac),
+        nic_ip: Ipv4Address(config.nic_ip.octets()),
+        host_ip: Some(Ipv4Address(config.host_ip.octets())),
+    };
+    let mut runtime_config = Config::new(addresses, engines);
+    runtime_config.services = services;
+    let runtime = Runtime::new(runtime_config, QemuVirt::new(ports, cores))?;
+    Ok(RUNTIME.call_once(|| runtime))
 }
 
 /// Core 0's loop.
-pub fn primary(
-    config: BootConfig,
-    mut ports: heapless::Vec<Port, { virtio_net::MAX_PORTS }>,
-    _shared: Option<Region>,
-) -> ! {
-    for port in ports.iter_mut() {
-        let _ = port.transmit(&gratuitous_arp(port.mac(), config.nic_ip));
+pub fn primary(lines: InterruptLines) -> ! {
+    serve(0, Some(&lines))
+}
+
+/// The loop of cores 1.. : wait for core 0 to publish the runtime, then serve.
+pub fn secondary(core: usize) -> ! {
+    while RUNTIME.get().is_none() {
+        idle(MAX_SLEEP_NS);
     }
-    info!("announced {} on {} ports", config.nic_ip, ports.len());
+    serve(core, None)
+}
+
+fn serve(id: usize, lines: Option<&InterruptLines>) -> ! {
+    let Some(runtime) = RUNTIME.get() else {
+        halt(id, &"no runtime")
+    };
+    let mut core = match runtime.core(id) {
+        Ok(core) => core,
+        Err(e) => halt(id, &e),
+    };
     let mut quiet = 0u32;
     loop {
-        let mut busy = false;
-        for port in ports.iter_mut() {
-            port.acknowledge_interrupt();
-            while port.receive(|_frame| {}) {
-                busy = true;
-            }
-        }
-        if busy {
-            quiet = 0;
-        } else {
+        let mut moved = core.poll();
+        if moved == 0 {
             quiet += 1;
-            if quiet > SPIN_PASSES {
+            if quiet < SPIN_PASSES {
+                core::hint::spin_loop();
+                continue;
+            }
+            quiet = 0;
+            // Publish "asleep" before the last look for work; core 0 reads it after queueing
+            // work (SeqCst on both sides), so either this look sees the work or core 0 sees the
+            // flag and sends the wake-up.
+            SLEEPING[id].store(true, Ordering::SeqCst);
+            if let Some(lines) = lines {
+                lines.acknowledge();
+            }
+            moved = core.poll();
+            if moved == 0 {
                 idle(MAX_SLEEP_NS);
             }
+            SLEEPING[id].store(false, Ordering::SeqCst);
+        }
+        if moved > 0 && id == 0 {
+            wake_sleepers(runtime);
         }
     }
 }
 
-/// The loop of cores 1.. .
-pub fn secondary(_core: usize) -> ! {
+/// Wakes every sleeping core that has work queued.
+fn wake_sleepers(runtime: &Runtime<QemuVirt>) {
+    let tm = runtime.traffic_manager();
+    for (core, sleeping) in SLEEPING.iter().enumerate().take(tm.cores()).skip(1) {
+        if sleeping.load(Ordering::SeqCst) && tm.depth(core) > 0 {
+            gic::wake(core);
+        }
+    }
+}
+
+fn halt(id: usize, why: &dyn core::fmt::Display) -> ! {
+    error!("core {id} cannot serve: {why}");
     loop {
-        idle(MAX_SLEEP_NS);
+        idle(u64::MAX / 4);
     }
 }

@@ -12,6 +12,8 @@ use alloc::vec::Vec;
 use core::ptr::NonNull;
 
 use log::{info, warn};
+use safe_mmio::fields::{ReadPure, WriteOnly};
+use safe_mmio::{field, UniqueMmioPointer};
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::{DeviceType, Transport};
@@ -23,8 +25,7 @@ use super::{gic, map};
 pub const QUEUE_SIZE: usize = 64;
 /// Bytes of one buffer: the virtio-net header plus a 1518-byte frame, rounded up.
 const BUFFER: usize = 2048;
-/// Most ports the board drives.
-pub const MAX_PORTS: usize = 8;
+pub use nic_firmware::platform::MAX_PORTS;
 
 /// The DMA glue virtio-drivers needs: the heap is identity mapped, so a buffer's physical
 /// address is its virtual address, and QEMU's DMA is coherent with the cores.
@@ -81,6 +82,8 @@ pub struct PortCounters {
     pub tx_too_long: u64,
     /// Receive completions the device reported wrongly (dropped).
     pub rx_errors: u64,
+    /// Frames received that did not fit the runtime's buffer (dropped).
+    pub rx_oversized: u64,
 }
 
 /// Why a frame was not sent.
@@ -228,9 +231,9 @@ impl Port {
         }
     }
 
-    /// Clears the port's interrupt (after a wake-up).
-    pub fn acknowledge_interrupt(&mut self) {
-        let _ = self.device.ack_interrupt();
+    /// Counts a received frame dropped for not fitting the caller's buffer.
+    pub fn count_oversized(&mut self) {
+        self.counters.rx_oversized += 1;
     }
 
     /// The port's MAC address.
@@ -239,9 +242,47 @@ impl Port {
     }
 }
 
+/// The interrupt registers of a virtio-mmio slot (virtio 1.2, 4.2.2: InterruptStatus at 0x60,
+/// InterruptACK at 0x64).
+#[repr(C)]
+struct InterruptRegisters {
+    status: ReadPure<u32>,
+    ack: WriteOnly<u32>,
+}
+
+/// Offset of [`InterruptRegisters`] in a slot.
+const INTERRUPT_REGISTERS: usize = 0x60;
+
+/// The ports' interrupt lines, which wake core 0 from WFI. Only the idle path acknowledges
+/// them (the drivers never do), so the two never race.
+pub struct InterruptLines {
+    slots: heapless::Vec<usize, MAX_PORTS>,
+}
+
+impl InterruptLines {
+    /// Acknowledges whatever the ports raised, dropping their lines.
+    pub fn acknowledge(&self) {
+        for slot in &self.slots {
+            let address = map::VIRTIO_MMIO + slot * map::VIRTIO_MMIO_STRIDE + INTERRUPT_REGISTERS;
+            // SAFETY: these two registers of a slot that holds a port are only accessed here,
+            // by core 0's idle path; they are device memory inside the slot's MMIO block.
+            let mut registers = unsafe {
+                UniqueMmioPointer::new(NonNull::new(address as *mut InterruptRegisters).unwrap())
+            };
+            let raised = field!(registers, status).read();
+            if raised != 0 {
+                field!(registers, ack).write(raised);
+            }
+        }
+    }
+}
+
 /// Finds every virtio-net device and brings it up as a port; `mac` overrides their MACs.
-pub fn probe(mac: Option<[u8; 6]>) -> heapless::Vec<Port, MAX_PORTS> {
+pub fn probe(mac: Option<[u8; 6]>) -> (heapless::Vec<Port, MAX_PORTS>, InterruptLines) {
     let mut ports = heapless::Vec::new();
+    let mut lines = InterruptLines {
+        slots: heapless::Vec::new(),
+    };
     for slot in (0..map::VIRTIO_MMIO_SLOTS).rev() {
         let address = map::VIRTIO_MMIO + slot * map::VIRTIO_MMIO_STRIDE;
         let header = NonNull::new(address as *mut VirtIOHeader).expect("non-zero address");
@@ -267,11 +308,12 @@ pub fn probe(mac: Option<[u8; 6]>) -> heapless::Vec<Port, MAX_PORTS> {
             m[4],
             m[5]
         );
-        gic::enable_device_irq(map::VIRTIO_MMIO_IRQ + slot as u32);
         if ports.push(port).is_err() {
             warn!("more than {MAX_PORTS} virtio-net devices: slot {slot} ignored");
             break;
         }
+        gic::enable_device_irq(map::VIRTIO_MMIO_IRQ + slot as u32);
+        let _ = lines.slots.push(slot);
     }
-    ports
+    (ports, lines)
 }
