@@ -144,6 +144,14 @@ impl<'c> Sender<'c> {
         result
     }
 
+    /// Writes one message without publishing it: it takes its sequence number now and becomes
+    /// visible at the next [`Self::publish`] (or any publishing call). Lets a caller batch
+    /// messages from several places; publish promptly, since later messages of the same lanes
+    /// from other senders wait for these.
+    pub fn queue(&mut self, flow: u32, data: &[u8]) -> Result<(), ChannelError> {
+        self.write(flow, data)
+    }
+
     /// Sends messages until one does not fit, publishing once at the end; returns how many were
     /// sent. An error is returned only when the first message could not be sent.
     pub fn send_batch<'m, I>(&mut self, messages: I) -> Result<usize, ChannelError>

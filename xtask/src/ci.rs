@@ -34,6 +34,18 @@ pub fn run(args: Args) -> Result<()> {
     step("tests", || {
         run_checked(cargo().args(["test", "--workspace"]))
     })?;
+    step("loom model", || {
+        // A separate target directory: `--cfg loom` would otherwise invalidate the main build.
+        run_checked(
+            cargo()
+                .env("RUSTFLAGS", "--cfg loom")
+                .env(
+                    "CARGO_TARGET_DIR",
+                    toolchain::workspace_root().join("target/loom"),
+                )
+                .args(["test", "--package", "pcie-channel", "--test", "loom_ring"]),
+        )
+    })?;
     step("firmware cross-build", || {
         toolchain::ensure_firmware_target()?;
         run_checked(cargo().args([

@@ -1,0 +1,183 @@
+//! Two processes mapping one /dev/shm file: the child plays the NIC (two sender threads, four
+//! engines each, like two NIC cores), the parent the host (one receiver). 1,000,000 messages of
+//! 1 B..8 KiB over 8 engines and 64 flows; every message's length and bytes are a function of
+//! (flow, index in flow), so the receiver regenerates and compares them: none lost, none
+//! corrupted, none out of flow order.
+//!
+//! The child is this same test binary, run with `E3_CHANNEL_CHILD` naming the region.
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use pcie_channel::{ChannelError, EngineSet, Geometry, MappedChannel, Role};
+
+const MESSAGES: u64 = 1_000_000;
+const FLOWS: u32 = 64;
+const THREADS: u32 = 2;
+const GEOMETRY: Geometry = Geometry {
+    engines: 8,
+    ring_entries: 256,
+    slot_bytes: 2048,
+    // Fewer lanes than flows: flows 0 and 32 (sent by different threads) share lane 0.
+    lanes: 16,
+};
+const CHILD_ENV: &str = "E3_CHANNEL_CHILD";
+/// A guard against a hung child, not a performance assertion.
+const GIVE_UP: Duration = Duration::from_secs(600);
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Length and contents of message `index` of `flow`, written into `out` (returns the length).
+fn fill(flow: u32, index: u32, out: &mut [u8; 8192]) -> usize {
+    let seed = splitmix(u64::from(flow) << 32 | u64::from(index));
+    let len = 1 + (seed % 8192) as usize;
+    let mut state = seed | 1;
+    for chunk in out[..len].chunks_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+    }
+    len
+}
+
+/// Removes the region file however the test ends.
+struct ShmFile(PathBuf);
+
+impl Drop for ShmFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn a_million_messages_between_two_processes() {
+    let path = PathBuf::from(format!("/dev/shm/e3-channel-test-{}", std::process::id()));
+    let _file = ShmFile(path.clone());
+    let host = MappedChannel::create(&path, GEOMETRY).expect("create the region");
+    let mut rx = host.receiver().unwrap();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "nic_side_child", "--ignored", "--nocapture"])
+        .env(CHILD_ENV, &path)
+        .spawn()
+        .expect("start the NIC process");
+    let mut child = KillOnDrop(child);
+
+    let mut next = [0u32; FLOWS as usize];
+    let mut expected = Box::new([0u8; 8192]);
+    let mut received = 0u64;
+    let mut bytes = 0u64;
+    let mut failures = Vec::new();
+    let started = Instant::now();
+    while received < MESSAGES {
+        let n = rx
+            .poll(64, |m| {
+                let flow = m.flow();
+                let Some(index) = next.get_mut(flow as usize) else {
+                    failures.push(format!("unknown flow {flow}"));
+                    return;
+                };
+                let len = fill(flow, *index, &mut expected);
+                let mut at = 0;
+                let mut same = m.len() == len;
+                for segment in m.segments() {
+                    same &= expected.get(at..at + segment.len()) == Some(segment);
+                    at += segment.len();
+                }
+                if !same && failures.len() < 10 {
+                    failures.push(format!(
+                        "flow {flow} message {index}: {} bytes, expected {len} (lost, reordered or corrupted)",
+                        m.len()
+                    ));
+                }
+                *index += 1;
+                bytes += m.len() as u64;
+            })
+            .expect("receive");
+        received += n as u64;
+        if n == 0 {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                // The child may have exited right after its last publish: drain once more.
+                if rx.poll(1, |_| {}).unwrap() == 0 && status.success() {
+                    break;
+                }
+                assert!(status.success(), "NIC process failed: {status}");
+            }
+            assert!(
+                started.elapsed() < GIVE_UP,
+                "stuck after {received} messages"
+            );
+            std::thread::yield_now();
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(received, MESSAGES, "messages lost");
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "NIC process failed: {status}");
+    let stats = rx.stats();
+    assert_eq!(stats.messages, MESSAGES);
+    assert_eq!(
+        stats.corrupt + stats.orphans + stats.skipped,
+        0,
+        "{stats:?}"
+    );
+    eprintln!(
+        "two processes: {received} messages, {:.1} MB, {:.2} s",
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The NIC side of `a_million_messages_between_two_processes` (runs only as its child).
+#[test]
+#[ignore = "child process of a_million_messages_between_two_processes"]
+fn nic_side_child() {
+    let Some(path) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let nic = MappedChannel::attach(&path, Role::Nic).expect("attach as the NIC");
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let nic = &nic;
+            scope.spawn(move || {
+                let engines = EngineSet::from_mask(0b1111 << (4 * thread));
+                let mut tx = nic.sender(engines).unwrap();
+                let flows = FLOWS / THREADS;
+                let mut next = vec![0u32; flows as usize];
+                let mut body = Box::new([0u8; 8192]);
+                let mut random = splitmix(u64::from(thread) + 1);
+                for _ in 0..MESSAGES / u64::from(THREADS) {
+                    random = splitmix(random);
+                    let local = (random % u64::from(flows)) as usize;
+                    let flow = thread * flows + local as u32;
+                    let len = fill(flow, next[local], &mut body);
+                    loop {
+                        match tx.send(flow, &body[..len]) {
+                            Ok(()) => break,
+                            Err(ChannelError::WouldBlock) => std::thread::yield_now(),
+                            Err(other) => panic!("send failed: {other}"),
+                        }
+                    }
+                    next[local] += 1;
+                }
+            });
+        }
+    });
+}
