@@ -6,6 +6,7 @@
 //! - [`frames`]: UDP frames for the switch to send and read, via the firmware's `wire`.
 //! - [`qemu`]: finding QEMU, installing it on a fresh Debian machine.
 //! - [`nic`]: one emulated SmartNIC (QEMU `virt` + firmware + config + channel + ports).
+//! - [`netns`]: network namespaces for scenarios with a real Linux stack on a tap device.
 //! - [`switch`]: the top-of-rack switch the HIL tests play, one datagram socket per NIC port.
 //! - [`rack`]: a scenario's switch and NICs, booted and ready, and request/reply exchanges.
 
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 pub mod firmware;
 pub mod frames;
+pub mod netns;
 pub mod nic;
 pub mod qemu;
 pub mod rack;

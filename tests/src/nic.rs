@@ -3,6 +3,7 @@
 //! virtio-net devices on datagram sockets (one datagram = one Ethernet frame) or tap devices.
 //! The UART is captured line by line so a test can wait for it and show it when it fails.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -63,12 +64,21 @@ pub struct NicSpec {
     pub channel: Option<ChannelFile>,
     /// Cores.
     pub cores: u32,
+    /// Run QEMU inside this network namespace (its tap ports appear there).
+    pub namespace: Option<String>,
 }
 
 impl NicSpec {
     /// The QEMU command line that starts this NIC, UART on stdout.
     pub fn command(&self, qemu: &Path) -> Command {
-        let mut command = Command::new(qemu);
+        let mut command = match &self.namespace {
+            Some(namespace) => {
+                let mut ip = Command::new("ip");
+                ip.args(["netns", "exec", namespace]).arg(qemu);
+                ip
+            }
+            None => Command::new(qemu),
+        };
         command
             .args(["-M", "virt,gic-version=2", "-cpu", "max"])
             .args(["-smp", &self.cores.to_string()])
@@ -124,6 +134,45 @@ impl NicSpec {
 /// The MAC QEMU gives port `index` (the boot configuration's `mac` can override it).
 pub fn port_mac(index: usize) -> String {
     format!("52:54:00:e3:00:{:02x}", index & 0xff)
+}
+
+/// The firmware's counters, as its UART prints them every half second when they change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UartCounters {
+    /// `rx`, `tx`, `served`, `to_host`, `from_host`, `arp`, `echo`, `dropped`.
+    pub totals: BTreeMap<String, u64>,
+    /// Drops by reason, as the runtime's `DropReason` displays it.
+    pub drops: BTreeMap<String, u64>,
+}
+
+impl UartCounters {
+    /// Parses a `counters:` line; `None` for any other line.
+    pub fn parse(line: &str) -> Option<UartCounters> {
+        let rest = &line[line.find("counters: ")? + "counters: ".len()..];
+        let mut parts = rest.split(" | ");
+        let mut counters = UartCounters::default();
+        for pair in parts.next()?.split_whitespace() {
+            let (name, value) = pair.split_once('=')?;
+            counters.totals.insert(name.to_owned(), value.parse().ok()?);
+        }
+        for drop in parts {
+            let (reason, count) = drop.rsplit_once('=')?;
+            counters
+                .drops
+                .insert(reason.to_owned(), count.parse().ok()?);
+        }
+        Some(counters)
+    }
+
+    /// A total by name (0 if absent).
+    pub fn total(&self, name: &str) -> u64 {
+        self.totals.get(name).copied().unwrap_or(0)
+    }
+
+    /// Drops under `reason` (anything that displays as the runtime's `DropReason` does).
+    pub fn dropped(&self, reason: impl std::fmt::Display) -> u64 {
+        self.drops.get(&reason.to_string()).copied().unwrap_or(0)
+    }
 }
 
 #[derive(Default)]
@@ -188,14 +237,38 @@ impl EmulatedNic {
     /// Waits until a UART line contains `needle`; returns that line. On timeout or exit the
     /// error carries the whole UART transcript.
     pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> Result<String> {
+        self.wait_for(&format!("`{needle}`"), timeout, |line| {
+            line.contains(needle).then(|| line.to_owned())
+        })
+    }
+
+    /// Waits until the UART's latest counters line (docs/firmware.md, "Counters on the UART")
+    /// satisfies `accept`; returns it.
+    pub fn wait_for_counters(
+        &self,
+        timeout: Duration,
+        accept: impl Fn(&UartCounters) -> bool,
+    ) -> Result<UartCounters> {
+        self.wait_for("counters as asked", timeout, |line| {
+            UartCounters::parse(line).filter(|c| accept(c))
+        })
+    }
+
+    /// Waits until `pick` takes a UART line (the latest ones first).
+    fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pick: impl Fn(&str) -> Option<T>,
+    ) -> Result<T> {
         let deadline = Instant::now() + timeout;
         let (lock, signal) = &*self.uart;
         let mut uart = lock
             .lock()
             .map_err(|_| anyhow::anyhow!("UART reader died"))?;
         loop {
-            if let Some(line) = uart.lines.iter().find(|l| l.contains(needle)) {
-                return Ok(line.clone());
+            if let Some(found) = uart.lines.iter().rev().find_map(|l| pick(l)) {
+                return Ok(found);
             }
             let now = Instant::now();
             if uart.closed || now >= deadline {
@@ -205,7 +278,7 @@ impl EmulatedNic {
                     "timed out"
                 };
                 bail!(
-                    "{why} waiting for `{needle}` on the UART; it said:\n{}",
+                    "{why} waiting for {what} on the UART; it said:\n{}",
                     uart.lines.join("\n")
                 );
             }
@@ -259,5 +332,24 @@ impl EmulatedNic {
 impl Drop for EmulatedNic {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_counters_line() {
+        let line = "[     1.500000] core0 INFO  counters: rx=12 tx=9 served=7 to_host=0 \
+                    from_host=0 arp=1 echo=1 dropped=3 | ipv4: checksum does not verify=2 \
+                    | UDP port closed=1";
+        let counters = UartCounters::parse(line).unwrap();
+        assert_eq!(counters.total("rx"), 12);
+        assert_eq!(counters.total("served"), 7);
+        assert_eq!(counters.dropped("ipv4: checksum does not verify"), 2);
+        assert_eq!(counters.dropped("UDP port closed"), 1);
+        assert_eq!(UartCounters::parse("core0 INFO  ready: 4 cores"), None);
+        assert_eq!(UartCounters::parse("counters: rx=x"), None);
     }
 }

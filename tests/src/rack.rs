@@ -92,6 +92,7 @@ impl Rack {
             ports: backends,
             channel: plan.channel,
             cores: plan.cores,
+            namespace: None,
         };
         let nic = EmulatedNic::start(&self.qemu, &spec)?;
         nic.wait_for_line("ready:", BOOT_TIMEOUT)?;

@@ -11,7 +11,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use e3_tests::firmware::{self, Board, Image};
-use e3_tests::frames::Station;
+use e3_tests::frames::{self, Station};
+use e3_tests::netns::Namespace;
 use e3_tests::nic::{port_mac, EmulatedNic, NicSpec};
 use e3_tests::qemu;
 use e3_tests::rack::{NicPlan, Rack, BOOT_TIMEOUT};
@@ -19,7 +20,8 @@ use e3_tests::switch::Switch;
 use microservices::services::kvs::request as kvs;
 use microservices::{ServiceError, ServiceKind};
 use nic_firmware::boot_config::{BootConfig, ServiceBinding};
-use nic_firmware::wire::{Ipv4Address, MacAddress};
+use nic_firmware::counters::{DropReason, Layer};
+use nic_firmware::wire::{self, checksum::Checksum, Ipv4Address, MacAddress};
 
 fn image() -> &'static Image {
     static IMAGE: OnceLock<Image> = OnceLock::new();
@@ -120,6 +122,7 @@ fn boot_brings_up_every_core_and_port() {
         ports,
         channel: None,
         cores: 4,
+        namespace: None,
     };
     let nic = EmulatedNic::start(&qemu_binary(), &spec).unwrap();
     for index in 0..2 {
@@ -149,6 +152,7 @@ fn bad_config_is_refused_with_its_line() {
         ports: vec![port],
         channel: None,
         cores: 1,
+        namespace: None,
     };
     let mut nic = EmulatedNic::start(&qemu_binary(), &spec).unwrap();
     let status = nic.wait_exit(BOOT_TIMEOUT).unwrap();
@@ -195,4 +199,167 @@ fn kvs_on_the_nic_serves_put_then_get() {
 
     let missing = ask(&kvs::get(b"rack-43"));
     assert_eq!(missing.payload, [ServiceError::NotFound.code()]);
+}
+
+/// Rewrites the IPv4 header checksum of `frame` after a test changed the header.
+fn fix_ipv4_checksum(frame: &mut [u8]) {
+    let header_len = usize::from(frame[14] & 0x0f) * 4;
+    frame[24..26].fill(0);
+    let sum = Checksum::new()
+        .add_bytes(&frame[14..14 + header_len])
+        .finish();
+    frame[24..26].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Scenario 4 (the wire): malformed frames are dropped and counted by reason, and the firmware
+/// keeps serving; the counters are read back from the UART.
+#[test]
+#[ignore = "hardware-in-loop: run with `cargo xtask hil`"]
+fn malformed_frames_are_counted_and_service_goes_on() {
+    let mut rack = rack("hil-malformed");
+    rack.boot(plan([10, 0, 0, 2], 1)).unwrap();
+    let client = client(9, 5001);
+    let kvs_server = server(&rack, 0, 0, KVS_PORT);
+    let good = frames::udp(client, kvs_server, &kvs::put(b"k", b"v"));
+    let port = rack.port(0, 0);
+
+    let mut bad_ip_checksum = good.clone();
+    bad_ip_checksum[24] ^= 0xff;
+    let mut bad_udp_checksum = good.clone();
+    *bad_udp_checksum.last_mut().unwrap() ^= 0x01;
+    let mut options_overrun = good.clone();
+    // IHL 15: a 60-byte header (40 bytes of options) in a 35-byte packet. No checksum can be
+    // computed over bytes that are not there: the length check must catch it first.
+    options_overrun[14] = 0x4f;
+    let mut fragment = good.clone();
+    fragment[20] |= 0x20; // More fragments.
+    fix_ipv4_checksum(&mut fragment);
+    let closed_port = frames::udp(
+        client,
+        Station {
+            port: 9,
+            ..kvs_server
+        },
+        b"anyone?",
+    );
+    let sent = [
+        (
+            vec![0xde, 0xad, 0xbe, 0xef],
+            DropReason::Malformed(Layer::Ethernet, wire::Error::Truncated),
+        ),
+        (
+            bad_ip_checksum,
+            DropReason::Malformed(Layer::Ipv4, wire::Error::BadChecksum),
+        ),
+        (
+            bad_udp_checksum,
+            DropReason::Malformed(Layer::Udp, wire::Error::BadChecksum),
+        ),
+        (
+            options_overrun,
+            DropReason::Malformed(Layer::Ipv4, wire::Error::BadHeaderLength),
+        ),
+        (
+            fragment,
+            DropReason::Malformed(Layer::Ipv4, wire::Error::Fragmented),
+        ),
+        (closed_port, DropReason::PortClosed),
+    ];
+    for _ in 0..3 {
+        for (frame, _) in &sent {
+            port.send(frame).unwrap();
+        }
+    }
+
+    // Still serving: a PUT and a GET after the garbage.
+    let reply = rack
+        .exchange(
+            0,
+            0,
+            client,
+            kvs_server,
+            &kvs::put(b"still", b"here"),
+            REPLY_TIMEOUT,
+        )
+        .unwrap()
+        .expect("the NIC still answers after malformed frames");
+    assert_eq!(reply.payload[0], 0, "PUT succeeded");
+    let reply = rack
+        .exchange(0, 0, client, kvs_server, &kvs::get(b"still"), REPLY_TIMEOUT)
+        .unwrap()
+        .expect("the NIC still answers after malformed frames");
+    assert_eq!(&reply.payload[reply.payload.len() - 4..], b"here");
+
+    let counters = rack.nics[0]
+        .nic
+        .wait_for_counters(REPLY_TIMEOUT, |c| {
+            c.total("served") >= 2 && c.total("dropped") >= 18
+        })
+        .unwrap();
+    for (_, reason) in &sent {
+        assert_eq!(
+            counters.dropped(reason),
+            3,
+            "drops for `{reason}` in {counters:?}"
+        );
+    }
+    assert_eq!(counters.total("served"), 2, "{counters:?}");
+    assert_eq!(counters.total("dropped"), 18, "{counters:?}");
+}
+
+/// Scenario 5: a real Linux network stack reaches the firmware: ARP, ping, and a UDP client,
+/// from a network namespace whose tap device is the NIC's port.
+#[test]
+#[ignore = "hardware-in-loop: run with `cargo xtask hil` (needs root)"]
+fn ping_and_udp_from_a_linux_namespace() {
+    assert!(qemu::is_root(), "network namespaces and taps need root");
+    let tag = std::process::id() % 100_000;
+    let namespace = Namespace::new(&format!("e3-hil-{tag}")).unwrap();
+    let tap = format!("e3tap{tag}");
+    let switch = Switch::new("hil-ping").unwrap();
+    let config = config([10, 0, 0, 2]);
+    let spec = NicSpec {
+        image: image().elf.clone(),
+        config: write_config(&switch, "nic.conf", &config.to_string()),
+        ports: vec![e3_tests::nic::PortBackend::Tap {
+            ifname: tap.clone(),
+        }],
+        channel: None,
+        cores: 2,
+        namespace: Some(namespace.name().to_owned()),
+    };
+    let nic = EmulatedNic::start(&qemu_binary(), &spec).unwrap();
+    nic.wait_for_line("ready:", BOOT_TIMEOUT).unwrap();
+    namespace.wait_for_link(&tap, BOOT_TIMEOUT).unwrap();
+    namespace
+        .run(&["ip", "addr", "add", "10.0.0.100/24", "dev", &tap])
+        .unwrap();
+    namespace.run(&["ip", "link", "set", &tap, "up"]).unwrap();
+
+    let ping = namespace
+        .run(&["ping", "-c", "3", "-i", "0.2", "-W", "5", "10.0.0.2"])
+        .unwrap_or_else(|e| panic!("{e:#}\nUART:\n{}", nic.transcript()));
+    let text = String::from_utf8_lossy(&ping.stdout);
+    assert!(text.contains("3 received"), "{text}");
+    let neighbours = namespace.run(&["ip", "neigh", "show", "10.0.0.2"]).unwrap();
+    let neighbours = String::from_utf8_lossy(&neighbours.stdout);
+    assert!(
+        neighbours.contains(&port_mac(0)),
+        "Linux resolved 10.0.0.2 by ARP to the NIC's MAC: {neighbours}"
+    );
+
+    let socket = namespace.udp_socket("10.0.0.100:0").unwrap();
+    socket.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    let mut answer = [0u8; 2048];
+    socket
+        .send_to(&kvs::put(b"from-linux", b"hello"), "10.0.0.2:7000")
+        .unwrap();
+    let (n, from) = socket.recv_from(&mut answer).expect("a PUT answer");
+    assert_eq!(from.to_string(), "10.0.0.2:7000");
+    assert_eq!(&answer[..n], [&[0u8][..], &1u64.to_le_bytes()].concat());
+    socket
+        .send_to(&kvs::get(b"from-linux"), "10.0.0.2:7000")
+        .unwrap();
+    let (n, _) = socket.recv_from(&mut answer).expect("a GET answer");
+    assert_eq!(&answer[n - 5..n], b"hello");
 }

@@ -176,6 +176,7 @@ fn flash_qemu(args: &FlashArgs, image: &Image) -> Result<()> {
         ports,
         channel: Some(channel.clone()),
         cores: args.cores,
+        namespace: None,
     };
     let qemu_path = if args.dry_run {
         qemu::find().unwrap_or_else(|| PathBuf::from(qemu::QEMU))

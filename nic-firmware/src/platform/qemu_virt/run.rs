@@ -11,11 +11,13 @@
 
 use alloc::vec::Vec;
 use core::arch::asm;
+use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use log::{error, info, warn};
 use nic_firmware::accel::{self, CpuFeatures, NicEngines};
 use nic_firmware::boot_config::{BootConfig, BootService};
+use nic_firmware::counters::CounterTotals;
 use nic_firmware::demux::Addresses;
 use nic_firmware::platform::MAX_PORTS;
 use nic_firmware::wire::{ArpOperation, ArpRepr, EtherType, EthernetRepr, Ipv4Address, MacAddress};
@@ -31,18 +33,25 @@ use super::{gic, timer};
 const SPIN_PASSES: u32 = 256;
 /// Longest sleep: periodic work (queue-depth samples, stealing) never waits longer.
 const MAX_SLEEP_NS: u64 = 1_000_000;
+/// How often core 0 prints the counters on the UART (when they changed).
+const REPORT_PERIOD_NS: u64 = 500_000_000;
 
 static ENGINES: Once<NicEngines> = Once::new();
 static RUNTIME: Once<Runtime<QemuVirt>> = Once::new();
 /// Which cores are (about to be) asleep in WFI.
 static SLEEPING: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
 
-/// Sleeps until an interrupt (a frame, a wake-up) or `timeout_ns` passes.
-fn idle(timeout_ns: u64) {
+/// Sleeps until an interrupt (a frame, a wake-up) or `timeout_ns` passes. The sources are
+/// quietened before the GIC is drained: the timer is disarmed and, on core 0, the ports'
+/// level-triggered lines acknowledged, or they would be pending again at once.
+fn idle(timeout_ns: u64, lines: Option<&InterruptLines>) {
     timer::arm(timer::ticks() + timer::ns_to_ticks(timeout_ns));
     // SAFETY: WFI only waits; interrupts are masked in PSTATE, so no handler runs when it ends.
     unsafe { asm!("dsb sy", "wfi", options(nomem, nostack)) };
     timer::disarm();
+    if let Some(lines) = lines {
+        lines.acknowledge();
+    }
     gic::acknowledge_all();
 }
 
@@ -112,7 +121,7 @@ pub fn primary(lines: InterruptLines) -> ! {
 /// The loop of cores 1.. : wait for core 0 to publish the runtime, then serve.
 pub fn secondary(core: usize) -> ! {
     while RUNTIME.get().is_none() {
-        idle(MAX_SLEEP_NS);
+        idle(MAX_SLEEP_NS, None);
     }
     serve(core, None)
 }
@@ -126,7 +135,11 @@ fn serve(id: usize, lines: Option<&InterruptLines>) -> ! {
         Err(e) => halt(id, &e),
     };
     let mut quiet = 0u32;
+    let mut report = (id == 0).then(Report::default);
     loop {
+        if let Some(report) = report.as_mut() {
+            report.tick(runtime);
+        }
         let mut moved = core.poll();
         if moved == 0 {
             quiet += 1;
@@ -144,13 +157,62 @@ fn serve(id: usize, lines: Option<&InterruptLines>) -> ! {
             }
             moved = core.poll();
             if moved == 0 {
-                idle(MAX_SLEEP_NS);
+                idle(MAX_SLEEP_NS, lines);
             }
             SLEEPING[id].store(false, Ordering::SeqCst);
         }
         if moved > 0 && id == 0 {
             wake_sleepers(runtime);
         }
+    }
+}
+
+/// Core 0's periodic counters line on the UART (docs/firmware.md, "Counters on the UART"):
+/// `counters: rx=.. tx=.. served=.. to_host=.. from_host=.. arp=.. echo=.. dropped=..` followed
+/// by ` | REASON=COUNT` for every drop reason seen.
+#[derive(Default)]
+struct Report {
+    next_ns: u64,
+    last: Option<CounterTotals>,
+}
+
+impl Report {
+    fn tick(&mut self, runtime: &Runtime<QemuVirt>) {
+        let now = timer::now_ns();
+        if now < self.next_ns {
+            return;
+        }
+        self.next_ns = now + REPORT_PERIOD_NS;
+        let totals = runtime.counters();
+        if self.last.as_ref() == Some(&totals) {
+            return;
+        }
+        info!("{}", CountersLine(&totals));
+        self.last = Some(totals);
+    }
+}
+
+struct CountersLine<'a>(&'a CounterTotals);
+
+impl fmt::Display for CountersLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.0;
+        write!(
+            f,
+            "counters: rx={} tx={} served={} to_host={} from_host={} arp={} echo={} dropped={}",
+            c.rx_frames.iter().sum::<u64>(),
+            c.tx_frames.iter().sum::<u64>(),
+            c.service_requests,
+            c.to_host,
+            c.from_host,
+            c.arp_replies,
+            c.echo_replies,
+            c.total_dropped()
+        )?;
+        for (reason, count) in c.nonzero_drops() {
+            write!(f, " | {reason}={count}")?;
+        }
+        Ok(())
     }
 }
 
@@ -167,6 +229,6 @@ fn wake_sleepers(runtime: &Runtime<QemuVirt>) {
 fn halt(id: usize, why: &dyn core::fmt::Display) -> ! {
     error!("core {id} cannot serve: {why}");
     loop {
-        idle(u64::MAX / 4);
+        idle(u64::MAX / 4, None);
     }
 }
