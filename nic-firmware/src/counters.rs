@@ -1,7 +1,9 @@
 //! Counters of every stage: frames and bytes per port, dispatch, replies, and drops by reason.
 //!
 //! Each core writes only its own [`CoreCounters`] (one cache line apart from its neighbours'),
-//! so counting costs no shared-line traffic on the packet path; readers sum over cores.
+//! with plain loads and stores ([`CoreCounter`]), so counting costs neither a locked
+//! instruction nor shared-line traffic on the packet path; readers sum over cores. Counts that
+//! several cores bump (per-service statistics) use [`Counter`].
 
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +36,31 @@ impl Counter {
     /// Back to zero.
     pub fn reset(&self) {
         self.0.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A count with a single writer: the core that owns it. Readers on other cores may see a
+/// slightly old value, never a torn one.
+#[derive(Debug, Default)]
+pub struct CoreCounter(AtomicU64);
+
+impl CoreCounter {
+    /// Adds `n`. Only the owning core may call this (a load and a store, not a locked add).
+    #[inline]
+    pub fn add(&self, n: u64) {
+        let value = self.0.load(Ordering::Relaxed);
+        self.0.store(value.wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn increment(&self) {
+        self.add(1);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -195,7 +222,7 @@ impl fmt::Display for DropReason {
     }
 }
 
-/// Every count the runtime keeps, as [`Counter`]s per core ([`CoreCounters`]) or as plain
+/// Every count the runtime keeps, as [`CoreCounter`]s per core ([`CoreCounters`]) or as plain
 /// sums ([`CounterTotals`]). Aligned so that two cores' counters never share a cache line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[repr(align(128))]
@@ -235,7 +262,7 @@ pub struct Counts<C> {
 }
 
 /// The counters one core writes.
-pub type CoreCounters = Counts<Counter>;
+pub type CoreCounters = Counts<CoreCounter>;
 /// The counters summed over cores: a plain copy for reports and tests.
 pub type CounterTotals = Counts<u64>;
 
@@ -294,7 +321,7 @@ impl<C> Counts<C> {
 
 impl Default for CoreCounters {
     fn default() -> Self {
-        Counts::generate(Counter::default)
+        Counts::generate(CoreCounter::default)
     }
 }
 

@@ -219,6 +219,7 @@ impl<B: Board> Runtime<B> {
             free: heapless::Vec::new(),
             batch: heapless::Deque::new(),
             tx: Box::new([0; FRAME_CAPACITY]),
+            now_ns: 0,
         })
     }
 
@@ -270,6 +271,8 @@ pub struct Core<'r, B: Board> {
     free: heapless::Vec<FrameToken, { 2 * BURST }>,
     batch: heapless::Deque<Descriptor, BURST>,
     tx: Box<[u8; FRAME_CAPACITY]>,
+    /// The time at the start of this poll (what services see as "now").
+    now_ns: u64,
 }
 
 impl<B: Board> Drop for Core<'_, B> {
@@ -303,6 +306,7 @@ impl<'r, B: Board> Core<'r, B> {
     pub fn poll(&mut self) -> usize {
         let runtime = self.runtime;
         let now_ns = runtime.board.now_ns();
+        self.now_ns = now_ns;
         runtime.tm.sample_depth(now_ns);
         if self.id == 0 {
             self.agent_tick(now_ns);
@@ -358,29 +362,42 @@ impl<'r, B: Board> Core<'r, B> {
             if !backlog.is_empty() {
                 continue;
             }
-            for _ in 0..BURST {
-                let Some(mut token) = self.take_buffer() else {
-                    break;
-                };
-                let buffer = runtime.pool.bytes_mut(&mut token);
-                let received = port.device.lock().receive(buffer);
-                let Some(len) = received.filter(|&len| len <= FRAME_CAPACITY) else {
-                    self.release(token);
-                    break;
-                };
-                let counters = self.counters();
-                counters.rx_frames[index].increment();
-                counters.rx_bytes[index].add(len as u64);
-                let descriptor = Descriptor {
-                    frame: token,
-                    len: len as u16,
-                    port: index as u8,
-                };
+            let mut received: heapless::Vec<Descriptor, BURST> = heapless::Vec::new();
+            {
+                let mut device = port.device.lock();
+                while !received.is_full() {
+                    let Some(mut token) = self.take_buffer() else {
+                        break;
+                    };
+                    let buffer = runtime.pool.bytes_mut(&mut token);
+                    let Some(len) = device.receive(buffer).filter(|&len| len <= FRAME_CAPACITY)
+                    else {
+                        self.release(token);
+                        break;
+                    };
+                    let _ = received.push(Descriptor {
+                        frame: token,
+                        len: len as u16,
+                        port: index as u8,
+                    });
+                }
+            }
+            let counters = self.counters();
+            counters.rx_frames[index].add(received.len() as u64);
+            let bytes: u64 = received.iter().map(|d| u64::from(d.len)).sum();
+            counters.rx_bytes[index].add(bytes);
+            let mut held_back = false;
+            for descriptor in received {
+                if held_back {
+                    let _ = backlog.push_back(descriptor);
+                    continue;
+                }
                 match self.dispatch(descriptor) {
                     Ok(()) => moved += 1,
                     Err(back) => {
+                        // The backlog was empty and holds a burst: this cannot fail.
                         let _ = backlog.push_back(back);
-                        break;
+                        held_back = true;
                     }
                 }
             }
@@ -592,6 +609,7 @@ impl<'r, B: Board> Core<'r, B> {
         }
         let beat = agent.heartbeat(&Measurements {
             now_ns,
+            cycles: runtime.board.cycles(),
             cores: runtime.counters.len(),
             depth: runtime.tm.take_depth_interval(),
             counters: &counters,
@@ -623,15 +641,16 @@ impl<'r, B: Board> Core<'r, B> {
         let runtime = self.runtime;
         let core = self.id as u16;
         let response = &mut self.tx[UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + MAX_UDP_PAYLOAD];
+        let now_ns = self.now_ns;
         let outcome = runtime.services.with_service(slot, |service| {
-            let started = runtime.board.now_ns();
+            let started = runtime.board.cycles();
             let mut context = Context {
                 engines: runtime.engines,
-                now_ns: started,
+                now_ns,
                 core,
             };
             let result = service.handle(&mut context, datagram.payload, response);
-            let elapsed = runtime.board.now_ns().saturating_sub(started);
+            let elapsed = runtime.board.cycles().wrapping_sub(started);
             let len = match result {
                 Ok(len) => Ok(len.min(MAX_UDP_PAYLOAD)),
                 Err(error) => Err(error.write_response(response)),
@@ -645,7 +664,7 @@ impl<'r, B: Board> Core<'r, B> {
         self.counters().service_requests.increment();
         if let Some(stats) = runtime.services.stats(slot) {
             stats.requests.increment();
-            stats.busy_ns.add(elapsed);
+            stats.busy_cycles.add(elapsed);
             if result.is_err() {
                 stats.errors.increment();
             }

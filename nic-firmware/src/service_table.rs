@@ -95,8 +95,8 @@ pub struct ServiceStats {
     pub requests: Counter,
     /// Of those, requests the service answered with an error.
     pub errors: Counter,
-    /// Nanoseconds spent in the service.
-    pub busy_ns: Counter,
+    /// Board cycles ([`Board::cycles`](crate::platform::Board::cycles)) spent in the service.
+    pub busy_cycles: Counter,
 }
 
 /// One deployed service and its statistics.
@@ -178,7 +178,7 @@ impl ServiceTable {
             if guard.is_none() {
                 slot.stats.requests.reset();
                 slot.stats.errors.reset();
-                slot.stats.busy_ns.reset();
+                slot.stats.busy_cycles.reset();
                 *guard = Some(service);
                 return Ok(index);
             }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 
 use crate::toolchain::{self, cargo, run_checked, FIRMWARE_TARGET};
 
@@ -68,6 +68,7 @@ pub fn run(args: Args) -> Result<()> {
             "warnings",
         ]))
     })?;
+    step("firmware pulls no std crate", firmware_is_no_std)?;
     step("fuzz smoke", || {
         crate::fuzz::run(crate::fuzz::Args {
             seconds: args.fuzz_seconds,
@@ -85,6 +86,61 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Lists the firmware's dependency tree for the bare-metal target and fails when any crate in
+/// it has its `std` feature on (the target has no `std`, so such a crate could only build by
+/// accident, and a host build of the same tree would silently link `std`).
+fn firmware_is_no_std() -> Result<()> {
+    let mut command = cargo();
+    command.args([
+        "tree",
+        "--package",
+        "nic-firmware",
+        "--target",
+        FIRMWARE_TARGET,
+        "--edges",
+        "normal",
+        "--prefix",
+        "none",
+        "--format",
+        "{p} [{f}]",
+    ]);
+    let rendered = toolchain::render(&command);
+    eprintln!("$ {rendered}");
+    let output = command
+        .output()
+        .with_context(|| format!("could not run `{rendered}`"))?;
+    if !output.status.success() {
+        bail!(
+            "`{rendered}` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let with_std = lines_with_std(&tree);
+    if !with_std.is_empty() {
+        bail!(
+            "the firmware build enables `std` in: {}",
+            with_std.join("; ")
+        );
+    }
+    eprintln!(
+        "ci: {} crates in the firmware build, none with std",
+        tree.lines().count()
+    );
+    Ok(())
+}
+
+/// The lines of a `cargo tree --format "{p} [{f}]"` listing whose features include `std`.
+fn lines_with_std(tree: &str) -> Vec<&str> {
+    tree.lines()
+        .filter(|line| {
+            line.rsplit_once('[')
+                .and_then(|(_, features)| features.split_once(']'))
+                .is_some_and(|(features, _)| features.split(',').any(|f| f == "std"))
+        })
+        .collect()
+}
+
 fn step(name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
     eprintln!("ci: == {name} ==");
     let started = Instant::now();
@@ -95,4 +151,18 @@ fn step(name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
         Err(error) => eprintln!("ci: {name} FAILED ({seconds:.0} s): {error:#}"),
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lines_with_std;
+
+    #[test]
+    fn finds_crates_with_std_on() {
+        let tree = "heapless v0.8.0 []\nlog v0.4.35 [std]\ndigest v0.11.3 [block-api,default,mac]\nserde v1 [alloc,std] (*)\nstd-like v1 [nostd]\n";
+        assert_eq!(
+            lines_with_std(tree),
+            ["log v0.4.35 [std]", "serde v1 [alloc,std] (*)"]
+        );
+    }
 }

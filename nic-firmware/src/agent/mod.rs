@@ -118,6 +118,8 @@ impl AgentConfig {
 pub struct Measurements<'a> {
     /// Time now.
     pub now_ns: u64,
+    /// The board's cycle counter now (service execution time is counted in cycles).
+    pub cycles: u64,
     /// Cores running the runtime.
     pub cores: usize,
     /// Queue depth summary of the interval.
@@ -138,6 +140,7 @@ struct Transfer {
 struct AgentState {
     next_heartbeat_ns: u64,
     last_tick_ns: u64,
+    last_tick_cycles: u64,
     sequence: u16,
     services: [ServiceStatistics; MAX_SERVICES],
     last_bytes: [[u64; 2]; MAX_PORTS],
@@ -160,6 +163,7 @@ impl Agent {
             state: spin::Mutex::new(AgentState {
                 next_heartbeat_ns: config.heartbeat_interval_ns,
                 last_tick_ns: 0,
+                last_tick_cycles: 0,
                 sequence: 0,
                 services: [ServiceStatistics::default(); MAX_SERVICES],
                 last_bytes: [[0; 2]; MAX_PORTS],
@@ -193,7 +197,13 @@ impl Agent {
     pub fn heartbeat(&self, m: &Measurements<'_>) -> Heartbeat {
         let mut state = self.state.lock();
         let interval_ns = m.now_ns.saturating_sub(state.last_tick_ns).max(1);
+        let interval_cycles = m.cycles.wrapping_sub(state.last_tick_cycles).max(1);
         state.last_tick_ns = m.now_ns;
+        state.last_tick_cycles = m.cycles;
+        // Service time is counted in board cycles; this interval says how long one is.
+        let to_ns = |cycles: u64| {
+            (u128::from(cycles) * u128::from(interval_ns) / u128::from(interval_cycles)) as u64
+        };
         state.next_heartbeat_ns = m.now_ns.saturating_add(self.config.heartbeat_interval_ns);
         state.sequence = state.sequence.wrapping_add(1);
 
@@ -232,8 +242,11 @@ impl Agent {
                 state.services[slot] = ServiceStatistics::default();
                 continue;
             };
-            let interval =
-                state.services[slot].close_interval(stats.requests.get(), stats.busy_ns.get());
+            let interval = state.services[slot].close_interval(
+                stats.requests.get(),
+                stats.busy_cycles.get(),
+                to_ns,
+            );
             if interval.overloaded {
                 overloaded = overloaded.saturating_add(1);
             }

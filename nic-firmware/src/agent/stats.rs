@@ -25,18 +25,24 @@ pub struct ServiceInterval {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServiceStatistics {
     last_requests: u64,
-    last_busy_ns: u64,
+    last_busy_cycles: u64,
     ema_ns: u64,
     primed: bool,
 }
 
 impl ServiceStatistics {
-    /// Closes an interval given the slot's cumulative counters; returns what happened in it.
-    pub fn close_interval(&mut self, requests: u64, busy_ns: u64) -> ServiceInterval {
+    /// Closes an interval given the slot's cumulative counters (requests, busy cycles) and how
+    /// to turn this interval's cycles into nanoseconds; returns what happened in it.
+    pub fn close_interval(
+        &mut self,
+        requests: u64,
+        busy_cycles: u64,
+        cycles_to_ns: impl Fn(u64) -> u64,
+    ) -> ServiceInterval {
         let delta_requests = requests.wrapping_sub(self.last_requests);
-        let delta_busy = busy_ns.wrapping_sub(self.last_busy_ns);
+        let delta_busy = cycles_to_ns(busy_cycles.wrapping_sub(self.last_busy_cycles));
         self.last_requests = requests;
-        self.last_busy_ns = busy_ns;
+        self.last_busy_cycles = busy_cycles;
         let mean_ns = delta_busy.checked_div(delta_requests).unwrap_or(0);
         let ema_ns = self.ema_ns;
         let mut overloaded = false;
@@ -76,7 +82,7 @@ mod tests {
         for _ in 0..20 {
             requests += 100;
             busy += 100 * 1000;
-            let interval = stats.close_interval(requests, busy);
+            let interval = stats.close_interval(requests, busy, |c| c);
             assert_eq!(interval.mean_ns, 1000);
             assert!(!interval.overloaded);
         }
@@ -86,19 +92,27 @@ mod tests {
     #[test]
     fn a_slowdown_over_twenty_percent_is_overload() {
         let mut stats = ServiceStatistics::default();
-        stats.close_interval(100, 100_000);
-        let fine = stats.close_interval(200, 100_000 + 119_000);
+        stats.close_interval(100, 100_000, |c| c);
+        let fine = stats.close_interval(200, 100_000 + 119_000, |c| c);
         assert!(!fine.overloaded, "19% slower is within bounds");
-        let slow = stats.close_interval(300, 219_000 + 125_000);
+        let slow = stats.close_interval(300, 219_000 + 125_000, |c| c);
         assert!(slow.overloaded);
         assert!(slow.ema_ns < slow.mean_ns);
     }
 
     #[test]
+    fn cycles_become_nanoseconds() {
+        let mut stats = ServiceStatistics::default();
+        let interval = stats.close_interval(10, 30_000, |cycles| cycles / 3);
+        assert_eq!(interval.busy_ns, 10_000);
+        assert_eq!(interval.mean_ns, 1_000);
+    }
+
+    #[test]
     fn few_requests_do_not_move_the_average() {
         let mut stats = ServiceStatistics::default();
-        stats.close_interval(100, 100_000);
-        let quiet = stats.close_interval(103, 100_000 + 3 * 50_000);
+        stats.close_interval(100, 100_000, |c| c);
+        let quiet = stats.close_interval(103, 100_000 + 3 * 50_000, |c| c);
         assert!(!quiet.overloaded);
         assert_eq!(stats.ema_ns(), 1000);
         assert_eq!(quiet.requests, 3);

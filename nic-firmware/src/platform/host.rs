@@ -302,6 +302,12 @@ impl Board for SoftwareBoard {
     fn now_ns(&self) -> u64 {
         self.started.elapsed().as_nanos() as u64
     }
+
+    #[cfg(target_arch = "x86_64")]
+    fn cycles(&self) -> u64 {
+        // SAFETY: RDTSC reads a counter; it has no preconditions on x86_64.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
 }
 
 /// A running software NIC: the runtime on one thread per core.

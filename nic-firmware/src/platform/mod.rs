@@ -152,4 +152,11 @@ pub trait Board: Sync {
 
     /// Monotonic time in nanoseconds since an arbitrary start.
     fn now_ns(&self) -> u64;
+
+    /// A cheap monotonic cycle counter (CNTVCT_EL0 on ARMv8, the TSC on x86), read around
+    /// every service call. Its rate need not be known: the agent relates it to
+    /// [`Board::now_ns`] over each heartbeat interval. Defaults to `now_ns`.
+    fn cycles(&self) -> u64 {
+        self.now_ns()
+    }
 }

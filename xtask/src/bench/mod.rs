@@ -20,6 +20,8 @@ pub struct Args {
 enum Which {
     /// The PCIe channel between two threads against a crossbeam queue and memcpy.
     Channel,
+    /// One NIC core through dispatch, demux and Count against a copy-only loop.
+    Dispatch,
 }
 
 impl Which {
@@ -27,6 +29,7 @@ impl Which {
     fn target(self) -> (&'static str, &'static str) {
         match self {
             Which::Channel => ("pcie-channel", "channel"),
+            Which::Dispatch => ("nic-firmware", "dispatch"),
         }
     }
 }

@@ -1,0 +1,163 @@
+//! `cargo xtask bench dispatch`: frames per second on one core of the software NIC through
+//! receive, traffic-manager dispatch, parse, demux, the Count service and the reply, against
+//! the cost floor measured in the same run: a loop that only copies each frame from the input
+//! queue to the output queue.
+//!
+//! Both sides use the same memory queues and the same harness (fill the input queue with a
+//! batch, run until the batch is out, empty the output queue), so the ratio is the runtime's
+//! own cost per frame over the floor's.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use microservices::engines::SoftwareEngines;
+use microservices::services::count::{self, Count, CountConfig};
+use microservices::ServiceId;
+use nic_firmware::demux::Addresses;
+use nic_firmware::platform::host::{SoftwareBoard, Wire};
+use nic_firmware::platform::Endpoint;
+use nic_firmware::testing::{parse_udp_frame, udp_frame};
+use nic_firmware::tm::pool::FRAME_CAPACITY;
+use nic_firmware::wire::fixtures;
+use nic_firmware::{Config, Runtime};
+
+const COUNT_PORT: u16 = 7002;
+const BATCH: usize = 256;
+const ROUNDS: usize = 200;
+const TARGET_RATIO: f64 = 2.0;
+
+/// A Count ADD request of one item, padded (Count ignores bytes after the last field) to make
+/// a `size`-byte frame: the whole datagram is parsed and checksummed.
+fn request_frame(size: usize) -> Vec<u8> {
+    let mut request = count::request::add(&[7]);
+    request.resize(size - 42, 0);
+    let frame = udp_frame(
+        fixtures::PEER_MAC,
+        fixtures::NIC_MAC,
+        Endpoint {
+            ip: fixtures::PEER_IP,
+            port: 40000,
+        },
+        Endpoint {
+            ip: fixtures::NIC_IP,
+            port: COUNT_PORT,
+        },
+        &request,
+    );
+    assert_eq!(frame.len(), size);
+    frame
+}
+
+fn runtime() -> (Runtime<SoftwareBoard>, Wire) {
+    let addresses = Addresses {
+        mac: fixtures::NIC_MAC,
+        nic_ip: fixtures::NIC_IP,
+        host_ip: Some(fixtures::HOST_IP),
+    };
+    let service = Count::new(ServiceId(1), CountConfig { items: 1024 });
+    let config =
+        Config::new(addresses, &SoftwareEngines).with_service(COUNT_PORT, Box::new(service));
+    let (board, mut wires, _host) = SoftwareBoard::new(1, 1, addresses.mac, 2 * BATCH);
+    let runtime = Runtime::new(config, board).expect("runtime starts");
+    (runtime, wires.remove(0))
+}
+
+fn fill(wire: &Wire, frame: &[u8]) {
+    for _ in 0..BATCH {
+        assert!(wire.send(frame));
+    }
+}
+
+fn drain(wire: &Wire, scratch: &mut [u8]) -> usize {
+    let mut n = 0;
+    while wire.from_nic.pop_into(scratch).is_some() {
+        n += 1;
+    }
+    n
+}
+
+/// One batch through the runtime's core 0; returns the time it took.
+fn runtime_batch(
+    runtime: &Runtime<SoftwareBoard>,
+    wire: &Wire,
+    frame: &[u8],
+    scratch: &mut [u8],
+) -> Duration {
+    let mut core = runtime.core(0).expect("core 0");
+    let started = Instant::now();
+    fill(wire, frame);
+    let mut out = 0;
+    while out < BATCH {
+        core.poll();
+        out += drain(wire, scratch);
+    }
+    started.elapsed()
+}
+
+/// One batch through the copy-only loop; returns the time it took.
+fn floor_batch(wire: &Wire, frame: &[u8], scratch: &mut [u8]) -> Duration {
+    let mut buffer = [0u8; FRAME_CAPACITY];
+    let started = Instant::now();
+    fill(wire, frame);
+    while let Some(((), len)) = wire.to_nic.pop_into(&mut buffer) {
+        assert!(wire.from_nic.push((), black_box(&buffer[..len])));
+    }
+    let out = drain(wire, scratch);
+    assert_eq!(out, BATCH);
+    started.elapsed()
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let mut scratch = vec![0u8; FRAME_CAPACITY];
+    println!(
+        "dispatch: one core of the software NIC, {BATCH}-frame batches, median of {ROUNDS} rounds"
+    );
+    println!(
+        "{:>6} | {:>22} | {:>22} | {:>8}",
+        "frame", "runtime (Count) Mfps", "copy-only floor Mfps", "ratio"
+    );
+    println!("{:-<6}-+-{:-<22}-+-{:-<22}-+-{:-<8}", "", "", "", "");
+    let mut worst: f64 = 0.0;
+    for size in [64, 512] {
+        let frame = request_frame(size);
+        let (runtime, wire) = runtime();
+        // Check once that the runtime answers, then warm both up.
+        fill(&wire, &frame);
+        let mut core = runtime.core(0).expect("core 0");
+        while wire.from_nic.len() < BATCH {
+            core.poll();
+        }
+        drop(core);
+        let (_, reply) = wire.from_nic.pop().expect("a reply");
+        let (_, _, _, data) = parse_udp_frame(&reply).expect("a UDP reply");
+        assert_eq!(data[0], 0, "Count answered with an error");
+        drain(&wire, &mut scratch);
+        let (mut on_runtime, mut on_floor) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            on_runtime.push(runtime_batch(&runtime, &wire, &frame, &mut scratch));
+            on_floor.push(floor_batch(&wire, &frame, &mut scratch));
+        }
+        let counters = runtime.counters();
+        assert_eq!(counters.total_dropped(), 0, "the benchmark dropped frames");
+        let per_second = |d: Duration| BATCH as f64 / d.as_secs_f64() / 1e6;
+        let (runtime_time, floor_time) = (median(on_runtime), median(on_floor));
+        let ratio = runtime_time.as_secs_f64() / floor_time.as_secs_f64();
+        worst = worst.max(ratio);
+        println!(
+            "{:>4} B | {:>22.2} | {:>22.2} | {:>7.2}x",
+            size,
+            per_second(runtime_time),
+            per_second(floor_time),
+            ratio
+        );
+    }
+    println!(
+        "ratio = time per frame through the runtime / time per frame of the copy-only floor (target <= {TARGET_RATIO:.1}x): {}",
+        if worst <= TARGET_RATIO { "met" } else { "NOT met" }
+    );
+}
