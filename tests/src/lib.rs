@@ -4,6 +4,7 @@
 //! Layers, from the bottom:
 //! - [`firmware`]: building a firmware image per board, its manifest, and the checks before use.
 //! - [`frames`]: UDP frames for the switch to send and read, via the firmware's `wire`.
+//! - [`host`]: the host end of a NIC's PCIe channel: boot configuration, services on the host.
 //! - [`qemu`]: finding QEMU, installing it on a fresh Debian machine.
 //! - [`nic`]: one emulated SmartNIC (QEMU `virt` + firmware + config + channel + ports).
 //! - [`netns`]: network namespaces for scenarios with a real Linux stack on a tap device.
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 
 pub mod firmware;
 pub mod frames;
+pub mod host;
 pub mod netns;
 pub mod nic;
 pub mod qemu;

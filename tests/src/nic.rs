@@ -56,8 +56,8 @@ pub struct ChannelFile {
 pub struct NicSpec {
     /// The firmware ELF.
     pub image: PathBuf,
-    /// The boot configuration file.
-    pub config: PathBuf,
+    /// The boot configuration file handed over fw_cfg (none: the host wrote it into the channel).
+    pub config: Option<PathBuf>,
     /// Ports, port 0 first.
     pub ports: Vec<PortBackend>,
     /// The channel, if any.
@@ -88,12 +88,13 @@ impl NicSpec {
             .args(["-semihosting-config", "enable=on,target=native"])
             .args(["-global", "virtio-mmio.force-legacy=false"])
             .arg("-kernel")
-            .arg(&self.image)
-            .arg("-fw_cfg")
-            .arg(format!(
+            .arg(&self.image);
+        if let Some(config) = &self.config {
+            command.arg("-fw_cfg").arg(format!(
                 "name={CONFIG_FW_CFG_NAME},file={}",
-                self.config.display()
+                config.display()
             ));
+        }
         if let Some(channel) = &self.channel {
             command.arg("-object").arg(format!(
                 "memory-backend-file,id=channel,share=on,mem-path={},size={}",
@@ -101,6 +102,11 @@ impl NicSpec {
                 channel.size
             ));
             command.args(["-device", "ivshmem-plain,memdev=channel"]);
+        }
+        // A debugging aid: extra QEMU arguments (for example a monitor socket) from the
+        // environment, split on whitespace.
+        if let Ok(extra) = std::env::var("E3_QEMU_EXTRA") {
+            command.args(extra.split_whitespace());
         }
         for (index, port) in self.ports.iter().enumerate() {
             let netdev = match port {
@@ -139,8 +145,9 @@ pub fn port_mac(index: usize) -> String {
 /// The firmware's counters, as its UART prints them every half second when they change.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UartCounters {
-    /// `rx`, `tx`, `served`, `to_host`, `from_host`, `arp`, `echo`, `dropped`.
-    pub totals: BTreeMap<String, u64>,
+    /// `rx`, `tx`, `served`, `to_host`, `from_host`, `arp`, `echo`, `dropped`, `channel`,
+    /// `channel_rejected`, `channel_corrupt`, as printed.
+    pub fields: BTreeMap<String, String>,
     /// Drops by reason, as the runtime's `DropReason` displays it.
     pub drops: BTreeMap<String, u64>,
 }
@@ -153,7 +160,7 @@ impl UartCounters {
         let mut counters = UartCounters::default();
         for pair in parts.next()?.split_whitespace() {
             let (name, value) = pair.split_once('=')?;
-            counters.totals.insert(name.to_owned(), value.parse().ok()?);
+            counters.fields.insert(name.to_owned(), value.to_owned());
         }
         for drop in parts {
             let (reason, count) = drop.rsplit_once('=')?;
@@ -164,9 +171,14 @@ impl UartCounters {
         Some(counters)
     }
 
-    /// A total by name (0 if absent).
+    /// A numeric field by name (0 if absent or not a number).
     pub fn total(&self, name: &str) -> u64 {
-        self.totals.get(name).copied().unwrap_or(0)
+        self.field(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    /// A field as printed.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
     }
 
     /// Drops under `reason` (anything that displays as the runtime's `DropReason` does).
@@ -342,14 +354,15 @@ mod tests {
     #[test]
     fn parses_the_counters_line() {
         let line = "[     1.500000] core0 INFO  counters: rx=12 tx=9 served=7 to_host=0 \
-                    from_host=0 arp=1 echo=1 dropped=3 | ipv4: checksum does not verify=2 \
+                    from_host=0 arp=1 echo=1 dropped=3 channel=up | ipv4: checksum does not verify=2 \
                     | UDP port closed=1";
         let counters = UartCounters::parse(line).unwrap();
         assert_eq!(counters.total("rx"), 12);
         assert_eq!(counters.total("served"), 7);
+        assert_eq!(counters.field("channel"), Some("up"));
         assert_eq!(counters.dropped("ipv4: checksum does not verify"), 2);
         assert_eq!(counters.dropped("UDP port closed"), 1);
         assert_eq!(UartCounters::parse("core0 INFO  ready: 4 cores"), None);
-        assert_eq!(UartCounters::parse("counters: rx=x"), None);
+        assert_eq!(UartCounters::parse("counters: rx"), None);
     }
 }

@@ -8,7 +8,10 @@ use anyhow::{Context, Result};
 use nic_firmware::boot_config::BootConfig;
 use nic_firmware::wire::MacAddress;
 
+use microservices::Service;
+
 use crate::frames::{self, Datagram, Station};
+use crate::host::HostSide;
 use crate::nic::{port_mac, ChannelFile, EmulatedNic, NicSpec};
 use crate::switch::{Switch, SwitchPort};
 
@@ -23,7 +26,12 @@ pub struct NicPlan {
     pub ports: usize,
     /// How many cores.
     pub cores: u32,
-    /// Its channel to the host, if any.
+    /// Its host: services answered on the host over the channel, which also carries the boot
+    /// configuration. Without one the NIC has no channel and reads its configuration from
+    /// fw_cfg.
+    pub host: Option<Vec<(u16, Box<dyn Service>)>>,
+    /// A channel an outside host already created (and wrote this NIC's configuration into);
+    /// takes the place of `host`.
     pub channel: Option<ChannelFile>,
 }
 
@@ -35,6 +43,8 @@ pub struct RackNic {
     pub switch_ports: Vec<usize>,
     /// Its configuration.
     pub config: BootConfig,
+    /// Its host side, if it has a channel.
+    pub host: Option<HostSide>,
 }
 
 impl RackNic {
@@ -76,9 +86,20 @@ impl Rack {
     /// Boots a NIC and waits until it is ready; returns its index in [`Rack::nics`].
     pub fn boot(&mut self, plan: NicPlan) -> Result<usize> {
         let index = self.nics.len();
-        let config_path = self.switch.dir().join(format!("nic{index}.conf"));
-        std::fs::write(&config_path, plan.config.to_string())
-            .with_context(|| format!("writing {}", config_path.display()))?;
+        let (host, config_path) = match (plan.channel.is_some(), plan.host) {
+            (true, _) => (None, None),
+            (false, Some(services)) => {
+                let path = self.switch.dir().join(format!("channel-{index}"));
+                let nics = [(path, plan.config.to_string())];
+                (Some(HostSide::start(&nics, services)?), None)
+            }
+            (false, None) => {
+                let path = self.switch.dir().join(format!("nic{index}.conf"));
+                std::fs::write(&path, plan.config.to_string())
+                    .with_context(|| format!("writing {}", path.display()))?;
+                (None, Some(path))
+            }
+        };
         let mut switch_ports = Vec::new();
         let mut backends = Vec::new();
         for _ in 0..plan.ports {
@@ -90,7 +111,9 @@ impl Rack {
             image: self.image.clone(),
             config: config_path,
             ports: backends,
-            channel: plan.channel,
+            channel: plan
+                .channel
+                .or_else(|| host.as_ref().map(|h| h.channel_file(0))),
             cores: plan.cores,
             namespace: None,
         };
@@ -100,6 +123,7 @@ impl Rack {
             nic,
             switch_ports,
             config: plan.config,
+            host,
         });
         Ok(index)
     }
@@ -111,7 +135,7 @@ impl Rack {
 
     /// Sends `payload` from `client` to `server` through NIC `nic`'s port `port` and returns the
     /// first UDP datagram that comes back addressed to the client (other frames, such as
-    /// announcements, are skipped), or `None` after `timeout`.
+    /// announcements, are skipped), or `None` after `timeout` or when the NIC's link is down.
     pub fn exchange(
         &self,
         nic: usize,
@@ -122,7 +146,9 @@ impl Rack {
         timeout: Duration,
     ) -> Result<Option<Datagram>> {
         let switch_port = self.port(nic, port);
-        switch_port.send(&frames::udp(client, server, payload))?;
+        if !switch_port.send(&frames::udp(client, server, payload))? {
+            return Ok(None);
+        }
         let reply = switch_port.recv_matching(timeout, |frame| {
             frames::parse_udp(frame).is_some_and(|d| d.destination == (client.ip, client.port))
         });

@@ -2,6 +2,7 @@
 //! (QEMU's dgram netdev carries one Ethernet frame per datagram), so a test sends the exact frames
 //! it wants and reads back exactly what the firmware transmitted.
 
+use std::io::ErrorKind;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,12 +21,16 @@ pub struct SwitchPort {
 }
 
 impl SwitchPort {
-    /// Sends one frame to the NIC port.
-    pub fn send(&self, frame: &[u8]) -> Result<()> {
-        self.socket
-            .send_to(frame, &self.nic_side)
-            .with_context(|| format!("sending to {}", self.nic_side.display()))?;
-        Ok(())
+    /// Sends one frame to the NIC port; `false` when the link is down (the NIC's end of the
+    /// cable is gone: QEMU stopped), where a switch drops the frame.
+    pub fn send(&self, frame: &[u8]) -> Result<bool> {
+        match self.socket.send_to(frame, &self.nic_side) {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound) => {
+                Ok(false)
+            }
+            Err(e) => Err(e).with_context(|| format!("sending to {}", self.nic_side.display())),
+        }
     }
 
     /// Receives the next frame the NIC port sent, waiting up to `timeout`.

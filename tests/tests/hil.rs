@@ -6,19 +6,23 @@
 //! if needed and runs them.
 
 use std::net::Ipv4Addr;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use e3_tests::firmware::{self, Board, Image};
 use e3_tests::frames::{self, Station};
+use e3_tests::host::HostSide;
 use e3_tests::netns::Namespace;
 use e3_tests::nic::{port_mac, EmulatedNic, NicSpec};
 use e3_tests::qemu;
 use e3_tests::rack::{NicPlan, Rack, BOOT_TIMEOUT};
 use e3_tests::switch::Switch;
 use microservices::services::kvs::request as kvs;
-use microservices::{ServiceError, ServiceKind};
+use microservices::services::{Kvs, KvsConfig};
+use microservices::{Service, ServiceError, ServiceId, ServiceKind};
 use nic_firmware::boot_config::{BootConfig, ServiceBinding};
 use nic_firmware::counters::{DropReason, Layer};
 use nic_firmware::wire::{self, checksum::Checksum, Ipv4Address, MacAddress};
@@ -61,11 +65,40 @@ fn config(nic_ip: [u8; 4]) -> BootConfig {
     }
 }
 
+/// UDP port of the KVS the host runs (reached at the host IP through the NIC).
+const HOST_KVS_PORT: u16 = 7100;
+
+/// The host's services: a KVS on [`HOST_KVS_PORT`].
+fn host_services() -> Vec<(u16, Box<dyn Service>)> {
+    vec![(
+        HOST_KVS_PORT,
+        Box::new(Kvs::new(ServiceId(100), KvsConfig::default())) as Box<dyn Service>,
+    )]
+}
+
+/// A NIC with a channel to a host answering [`host_services`].
+fn plan_with_host(nic_ip: [u8; 4], ports: usize) -> NicPlan {
+    NicPlan {
+        host: Some(host_services()),
+        ..plan(nic_ip, ports)
+    }
+}
+
+/// The host's KVS, reached through NIC `nic`'s port `via` (the host shares the NIC's MAC there).
+fn host_server(rack: &Rack, nic: usize, via: usize) -> Station {
+    Station {
+        mac: rack.nics[nic].mac(via),
+        ip: HOST_IP,
+        port: HOST_KVS_PORT,
+    }
+}
+
 fn plan(nic_ip: [u8; 4], ports: usize) -> NicPlan {
     NicPlan {
         config: config(nic_ip),
         ports,
         cores: 4,
+        host: None,
         channel: None,
     }
 }
@@ -118,7 +151,7 @@ fn boot_brings_up_every_core_and_port() {
     let config = config([10, 0, 0, 2]);
     let spec = NicSpec {
         image: image().elf.clone(),
-        config: write_config(&switch, "nic.conf", &config.to_string()),
+        config: Some(write_config(&switch, "nic.conf", &config.to_string())),
         ports,
         channel: None,
         cores: 4,
@@ -148,7 +181,7 @@ fn bad_config_is_refused_with_its_line() {
     let text = "nic_ip = 10.0.0.2\nhost_ip = 10.0.0.300\nservice = kvs 7000\n";
     let spec = NicSpec {
         image: image().elf.clone(),
-        config: write_config(&switch, "bad.conf", text),
+        config: Some(write_config(&switch, "bad.conf", text)),
         ports: vec![port],
         channel: None,
         cores: 1,
@@ -267,7 +300,7 @@ fn malformed_frames_are_counted_and_service_goes_on() {
     ];
     for _ in 0..3 {
         for (frame, _) in &sent {
-            port.send(frame).unwrap();
+            assert!(port.send(frame).unwrap(), "the link is up");
         }
     }
 
@@ -320,7 +353,7 @@ fn ping_and_udp_from_a_linux_namespace() {
     let config = config([10, 0, 0, 2]);
     let spec = NicSpec {
         image: image().elf.clone(),
-        config: write_config(&switch, "nic.conf", &config.to_string()),
+        config: Some(write_config(&switch, "nic.conf", &config.to_string())),
         ports: vec![e3_tests::nic::PortBackend::Tap {
             ifname: tap.clone(),
         }],
@@ -362,4 +395,232 @@ fn ping_and_udp_from_a_linux_namespace() {
         .unwrap();
     let (n, _) = socket.recv_from(&mut answer).expect("a GET answer");
     assert_eq!(&answer[n - 5..n], b"hello");
+}
+
+/// Scenario 2: UDP requests to the host's IP cross the NIC, go over the PCIe channel to the host
+/// process, are answered there, and the reply leaves through the NIC. The NIC's boot
+/// configuration came through the channel too.
+#[test]
+#[ignore = "hardware-in-loop: run with `cargo xtask hil`"]
+fn host_requests_cross_the_channel_and_back() {
+    let mut rack = rack("hil-host");
+    rack.boot(plan_with_host([10, 0, 0, 2], 1)).unwrap();
+    rack.nics[0]
+        .nic
+        .wait_for_line("boot configuration from the host channel", Duration::ZERO)
+        .unwrap();
+    let client = client(11, 6000);
+    let host = host_server(&rack, 0, 0);
+    let ask = |request: &[u8]| {
+        rack.exchange(0, 0, client, host, request, REPLY_TIMEOUT)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no reply; UART:\n{}", rack.nics[0].nic.transcript()))
+    };
+    let put = ask(&kvs::put(b"on-the-host", b"yes"));
+    assert_eq!(
+        put.source,
+        (HOST_IP, HOST_KVS_PORT),
+        "the reply comes from the host IP"
+    );
+    assert_eq!(put.source_mac, host.mac);
+    assert_eq!(put.payload, [&[0u8][..], &1u64.to_le_bytes()].concat());
+    let get = ask(&kvs::get(b"on-the-host"));
+    assert_eq!(&get.payload[get.payload.len() - 3..], b"yes");
+
+    let host_side = rack.nics[0].host.as_ref().unwrap();
+    assert_eq!(host_side.counters().served.load(Ordering::Relaxed), 2);
+    let counters = rack.nics[0]
+        .nic
+        .wait_for_counters(REPLY_TIMEOUT, |c| {
+            c.total("to_host") >= 2 && c.total("from_host") >= 2
+        })
+        .unwrap();
+    assert_eq!(counters.field("channel"), Some("up"), "{counters:?}");
+    assert_eq!(counters.total("to_host"), 2, "{counters:?}");
+    assert_eq!(counters.total("from_host"), 2, "{counters:?}");
+}
+
+/// The switch's ECMP choice among `ports` live ports for a flow (FNV-1a over the 5-tuple).
+fn ecmp(client: Station, server: Station, ports: usize) -> usize {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    let tuple = [
+        &client.ip.0[..],
+        &server.ip.0,
+        &client.port.to_be_bytes(),
+        &server.port.to_be_bytes(),
+        &[17],
+    ];
+    for byte in tuple.concat() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % ports as u64) as usize
+}
+
+/// Scenario 3: two NICs on one host. The switch spreads flows to the host IP over both NICs'
+/// ports by an ECMP hash and both carry traffic; after one NIC stops, new flows reach the host
+/// through the other, and flows to the stopped NIC's own IP get no answer.
+#[test]
+#[ignore = "hardware-in-loop: run with `cargo xtask hil`"]
+fn two_nics_share_the_host_by_ecmp_and_survive_one_stopping() {
+    let mut rack = rack("hil-ecmp");
+    let ips = [[10, 0, 0, 2], [10, 0, 0, 3]];
+    let nics: Vec<_> = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            (
+                rack.switch.dir().join(format!("channel-{i}")),
+                config(*ip).to_string(),
+            )
+        })
+        .collect();
+    let host = HostSide::start(&nics, host_services()).unwrap();
+    for (i, ip) in ips.iter().enumerate() {
+        rack.boot(NicPlan {
+            channel: Some(host.channel_file(i)),
+            ..plan(*ip, 1)
+        })
+        .unwrap();
+    }
+
+    // Sixteen flows to the host IP, each pinned by the ECMP hash to one NIC.
+    let mut per_nic = [0usize; 2];
+    for flow in 0..16u16 {
+        let client = client(20, 6000 + flow);
+        let nic = ecmp(client, host_server(&rack, 0, 0), 2);
+        let key = format!("flow-{flow}");
+        let reply = rack
+            .exchange(
+                nic,
+                0,
+                client,
+                host_server(&rack, nic, 0),
+                &kvs::put(key.as_bytes(), b"x"),
+                REPLY_TIMEOUT,
+            )
+            .unwrap()
+            .unwrap_or_else(|| panic!("flow {flow} via NIC {nic}: no reply"));
+        assert_eq!(reply.source, (HOST_IP, HOST_KVS_PORT));
+        assert_eq!(reply.payload[0], 0, "flow {flow}: PUT succeeded");
+        per_nic[nic] += 1;
+    }
+    assert!(
+        per_nic.iter().all(|&n| n > 0),
+        "ECMP used both NICs: {per_nic:?}"
+    );
+    for (rack_nic, &flows) in rack.nics.iter().zip(&per_nic) {
+        rack_nic
+            .nic
+            .wait_for_counters(REPLY_TIMEOUT, |c| c.total("to_host") as usize == flows)
+            .unwrap();
+    }
+    assert_eq!(host.counters().served.load(Ordering::Relaxed), 16);
+
+    // NIC 1 loses power; the host sees its heartbeat stop, the switch takes its port out of
+    // the ECMP group.
+    rack.nics[1].nic.stop();
+    assert!(
+        !host.nic_alive(1, Duration::from_millis(300)),
+        "the host notices NIC 1 stopped"
+    );
+    assert!(
+        host.nic_alive(0, Duration::from_millis(300)),
+        "NIC 0 still beats"
+    );
+    for flow in 100..108u16 {
+        let client = client(21, 6000 + flow);
+        let reply = rack
+            .exchange(
+                0,
+                0,
+                client,
+                host_server(&rack, 0, 0),
+                &kvs::get(format!("flow-{}", flow - 100).as_bytes()),
+                REPLY_TIMEOUT,
+            )
+            .unwrap()
+            .unwrap_or_else(|| panic!("new flow {flow} through NIC 0: no reply"));
+        assert_eq!(
+            reply.payload[0], 0,
+            "state written through either NIC is on the host"
+        );
+    }
+
+    // The stopped NIC's own IP answers no more.
+    let lost = rack
+        .exchange(
+            1,
+            0,
+            client(22, 7777),
+            server(&rack, 1, 0, KVS_PORT),
+            &kvs::get(b"k"),
+            Duration::from_millis(500),
+        )
+        .unwrap();
+    assert!(
+        lost.is_none(),
+        "a stopped NIC does not answer for its own IP"
+    );
+}
+
+/// Scenario 4 (the channel): a host that scribbles over the to-NIC ring (garbage descriptors,
+/// the producer index pushed past them) makes the NIC count the damage or fail the channel,
+/// and the NIC keeps serving its own services.
+#[test]
+#[ignore = "hardware-in-loop: run with `cargo xtask hil`"]
+fn corrupted_channel_is_counted_and_service_goes_on() {
+    let mut rack = rack("hil-corrupt");
+    rack.boot(plan_with_host([10, 0, 0, 2], 1)).unwrap();
+    let channel = rack.nics[0].host.as_ref().unwrap().channel_file(0);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&channel.path)
+        .unwrap();
+    // Ring 0 of the to-NIC direction (docs/pcie-channel.md, section 2): control block at
+    // 0x3000 (producer index first), descriptors at 0x3000 + 2 * engines * 128.
+    let control = 0x3000u64;
+    let descriptors = control + 2 * u64::from(e3_tests::host::GEOMETRY.engines) * 128;
+    let mut garbage = vec![0u8; 256 * 16];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for byte in garbage.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *byte = x as u8;
+    }
+    file.write_all_at(&garbage, descriptors).unwrap();
+    let mut producer = [0u8; 4];
+    file.read_exact_at(&mut producer, control).unwrap();
+    let producer = u32::from_le_bytes(producer).wrapping_add(8);
+    file.write_all_at(&producer.to_le_bytes(), control).unwrap();
+
+    let counters = rack.nics[0]
+        .nic
+        .wait_for_counters(REPLY_TIMEOUT, |c| {
+            c.total("channel_corrupt") > 0
+                || c.total("channel_rejected") > 0
+                || c.field("channel") == Some("failed")
+        })
+        .unwrap();
+    eprintln!("after the scribble: {counters:?}");
+
+    let client = client(12, 5002);
+    let reply = rack
+        .exchange(
+            0,
+            0,
+            client,
+            server(&rack, 0, 0, KVS_PORT),
+            &kvs::put(b"after", b"scribble"),
+            REPLY_TIMEOUT,
+        )
+        .unwrap()
+        .unwrap_or_else(|| {
+            panic!(
+                "the NIC stopped serving; UART:\n{}",
+                rack.nics[0].nic.transcript()
+            )
+        });
+    assert_eq!(reply.payload[0], 0);
 }

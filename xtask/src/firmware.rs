@@ -172,7 +172,7 @@ fn flash_qemu(args: &FlashArgs, image: &Image) -> Result<()> {
     );
     let spec = NicSpec {
         image: image.elf.clone(),
-        config,
+        config: Some(config),
         ports,
         channel: Some(channel.clone()),
         cores: args.cores,

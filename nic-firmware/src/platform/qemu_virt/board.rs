@@ -3,10 +3,11 @@
 
 #![cfg(target_os = "none")]
 
-use nic_firmware::platform::{self, Board, Devices, NoHost, PortError, MAX_PORTS};
+use nic_firmware::platform::{self, Board, Devices, PortError, MAX_PORTS};
 use nic_firmware::wire::MacAddress;
 use spin::Mutex;
 
+use super::host_link::HostLink;
 use super::virtio_net::{Port, TxError};
 use super::{cores, timer};
 
@@ -16,18 +17,15 @@ const LINK_BITS_PER_SECOND: u64 = 10_000_000_000;
 
 /// The qemu-virt board as the runtime sees it.
 pub struct QemuVirt {
-    devices: Mutex<Option<Devices<Port, NoHost>>>,
+    devices: Mutex<Option<Devices<Port, HostLink>>>,
     cores: usize,
 }
 
 impl QemuVirt {
-    /// The board with its ports, running `cores` cores.
-    pub fn new(ports: heapless::Vec<Port, MAX_PORTS>, cores: usize) -> Self {
+    /// The board with its ports and host link, running `cores` cores.
+    pub fn new(ports: heapless::Vec<Port, MAX_PORTS>, host: HostLink, cores: usize) -> Self {
         QemuVirt {
-            devices: Mutex::new(Some(Devices {
-                ports,
-                host: NoHost,
-            })),
+            devices: Mutex::new(Some(Devices { ports, host })),
             cores,
         }
     }
@@ -35,12 +33,12 @@ impl QemuVirt {
 
 impl Board for QemuVirt {
     type Port = Port;
-    type Host = NoHost;
+    type Host = HostLink;
 
-    fn take_devices(&mut self) -> Devices<Port, NoHost> {
+    fn take_devices(&mut self) -> Devices<Port, HostLink> {
         self.devices.lock().take().unwrap_or(Devices {
             ports: heapless::Vec::new(),
-            host: NoHost,
+            host: HostLink::new(None),
         })
     }
 

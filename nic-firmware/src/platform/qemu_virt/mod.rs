@@ -6,10 +6,11 @@
 //! 1. aarch64-rt's entry code: MMU on with a 1 GiB-block identity map, FP/SIMD on, bss zeroed,
 //!    boot stack, exception vectors ([`exceptions`]).
 //! 2. [`heap`], then the PL011 UART behind `log` ([`uart`]).
-//! 3. The boot configuration from QEMU's `fw_cfg` ([`fw_cfg`]); bad configuration stops here.
-//! 4. PCIe: ECAM enumeration, BARs sized and assigned ([`pci`], [`bar_window`]).
-//! 5. The final identity map, 4 KiB granularity: RAM and the shared BAR normal cacheable memory,
-//!    devices device memory ([`mmu`]).
+//! 3. PCIe: ECAM enumeration, BARs sized and assigned ([`pci`], [`bar_window`]).
+//! 4. The final identity map, 4 KiB granularity: RAM and the shared BAR normal cacheable memory,
+//!    devices device memory ([`mmu`]); then the host channel on the shared BAR ([`host_link`]).
+//! 5. The boot configuration: from the channel's boot area if the host wrote one, else QEMU's
+//!    `fw_cfg` file ([`fw_cfg`]); bad configuration stops here.
 //! 6. The GIC and timer for idling ([`gic`], [`timer`]), then the virtio-net ports
 //!    ([`virtio_net`]).
 //! 7. Secondary cores through PSCI CPU_ON ([`cores`]), then every core runs ([`run`]).
@@ -35,6 +36,7 @@ mod exceptions;
 mod fw_cfg;
 mod gic;
 mod heap;
+mod host_link;
 mod mmu;
 mod pci;
 mod power;
@@ -93,12 +95,12 @@ mod boot {
     //! Core 0's boot sequence, from aarch64-rt's entry to the run loop.
 
     use aarch64_rt::{entry, initial_pagetable, InitialPagetable};
-    use log::{error, info};
+    use log::{error, info, warn};
     use nic_firmware::boot_config::BootConfig;
     use nic_firmware::wire::Ipv4Address;
 
     use super::power::{self, ExitCode};
-    use super::{cores, fw_cfg, gic, heap, mmu, pci, run, timer, uart, virtio_net};
+    use super::{cores, fw_cfg, gic, heap, host_link, mmu, pci, run, timer, uart, virtio_net};
 
     /// The fw_cfg file that holds the boot configuration.
     const CONFIG_FILE: &str = "opt/e3/nic.conf";
@@ -142,7 +144,18 @@ mod boot {
             option_env!("E3_GIT_REVISION").unwrap_or("unknown revision"),
             timer::frequency()
         );
-        let config = read_config();
+        let pci = pci::enumerate().unwrap_or_else(|e| fail("PCIe enumeration failed", &e));
+        mmu::install().unwrap_or_else(|e| fail("could not build the page table", &e));
+        let channel = pci
+            .shared
+            .and_then(|region| match host_link::attach(region) {
+                Ok(channel) => Some(channel),
+                Err(e) => {
+                    warn!("host channel unavailable: the shared region is not a channel: {e}");
+                    None
+                }
+            });
+        let config = read_config(channel);
         let services = match config.instantiate_services() {
             Ok(services) => services,
             Err(e) => {
@@ -156,8 +169,6 @@ mod boot {
             config.host_ip,
             config.services.len()
         );
-        let pci = pci::enumerate().unwrap_or_else(|e| fail("PCIe enumeration failed", &e));
-        mmu::install().unwrap_or_else(|e| fail("could not build the page table", &e));
         gic::init();
         let (mut ports, interrupt_lines) = virtio_net::probe(config.mac);
         if ports.is_empty() {
@@ -167,7 +178,8 @@ mod boot {
         run::announce(&mut ports, nic_ip);
         let online = cores::start_secondaries(config.cores);
         let port_count = ports.len();
-        if let Err(e) = run::start(&config, services, ports, online) {
+        let host = host_link::HostLink::new(channel);
+        if let Err(e) = run::start(&config, services, ports, host, online) {
             fail("the runtime did not start", &e);
         }
         info!(
@@ -184,13 +196,40 @@ mod boot {
         run::primary(interrupt_lines)
     }
 
-    fn read_config() -> BootConfig {
-        let bytes = match fw_cfg::read_file(CONFIG_FILE) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                error!("boot configuration refused: fw_cfg file {CONFIG_FILE}: {e}");
+    /// The boot configuration: the one the host wrote into the channel, else the fw_cfg file.
+    fn read_config(channel: Option<&pcie_channel::Channel>) -> BootConfig {
+        let from_channel = match channel.map(host_link::boot_config) {
+            Some(Ok(bytes)) => bytes,
+            Some(Err(e)) => {
+                error!("boot configuration refused: host channel: {e}");
                 power::exit(ExitCode::BadConfig)
             }
+            None => None,
+        };
+        let bytes = match from_channel {
+            Some(bytes) => {
+                info!(
+                    "boot configuration from the host channel ({} bytes)",
+                    bytes.len()
+                );
+                bytes
+            }
+            None => match fw_cfg::read_file(CONFIG_FILE) {
+                Ok(bytes) => {
+                    info!(
+                        "boot configuration from fw_cfg {CONFIG_FILE} ({} bytes)",
+                        bytes.len()
+                    );
+                    bytes
+                }
+                Err(e) => {
+                    error!(
+                        "boot configuration refused: none in the host channel, and fw_cfg file \
+                         {CONFIG_FILE}: {e}"
+                    );
+                    power::exit(ExitCode::BadConfig)
+                }
+            },
         };
         match BootConfig::parse(&bytes) {
             Ok(config) => config,

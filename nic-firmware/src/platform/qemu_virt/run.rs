@@ -26,6 +26,7 @@ use spin::Once;
 
 use super::board::QemuVirt;
 use super::cores::MAX_CORES;
+use super::host_link::{self, HostLink};
 use super::virtio_net::{InterruptLines, Port};
 use super::{gic, timer};
 
@@ -35,6 +36,8 @@ const SPIN_PASSES: u32 = 256;
 const MAX_SLEEP_NS: u64 = 1_000_000;
 /// How often core 0 prints the counters on the UART (when they changed).
 const REPORT_PERIOD_NS: u64 = 500_000_000;
+/// How often core 0 beats the channel heartbeat and checks the host's.
+const CHANNEL_TICK_NS: u64 = 10_000_000;
 
 static ENGINES: Once<NicEngines> = Once::new();
 static RUNTIME: Once<Runtime<QemuVirt>> = Once::new();
@@ -89,6 +92,7 @@ pub fn start(
     config: &BootConfig,
     services: Vec<BootService>,
     ports: heapless::Vec<Port, MAX_PORTS>,
+    host: HostLink,
     cores: usize,
 ) -> Result<&'static Runtime<QemuVirt>, RuntimeError> {
     // SAFETY: the firmware runs at EL1, where ID registers are readable.
@@ -109,7 +113,7 @@ pub fn start(
     };
     let mut runtime_config = Config::new(addresses, engines);
     runtime_config.services = services;
-    let runtime = Runtime::new(runtime_config, QemuVirt::new(ports, cores))?;
+    let runtime = Runtime::new(runtime_config, QemuVirt::new(ports, host, cores))?;
     Ok(RUNTIME.call_once(|| runtime))
 }
 
@@ -168,38 +172,49 @@ fn serve(id: usize, lines: Option<&InterruptLines>) -> ! {
 }
 
 /// Core 0's periodic counters line on the UART (docs/firmware.md, "Counters on the UART"):
-/// `counters: rx=.. tx=.. served=.. to_host=.. from_host=.. arp=.. echo=.. dropped=..` followed
-/// by ` | REASON=COUNT` for every drop reason seen.
+/// `counters: rx=.. tx=.. served=.. to_host=.. from_host=.. arp=.. echo=.. dropped=..
+/// channel=up|disconnected|failed|none channel_rejected=.. channel_corrupt=..` followed by
+/// ` | REASON=COUNT` for every drop reason seen.
 #[derive(Default)]
 struct Report {
     next_ns: u64,
-    last: Option<CounterTotals>,
+    next_channel_ns: u64,
+    last: Option<(CounterTotals, &'static str, (u64, u64))>,
 }
 
 impl Report {
     fn tick(&mut self, runtime: &Runtime<QemuVirt>) {
         let now = timer::now_ns();
+        if now >= self.next_channel_ns {
+            self.next_channel_ns = now + CHANNEL_TICK_NS;
+            host_link::tick(now);
+        }
         if now < self.next_ns {
             return;
         }
         self.next_ns = now + REPORT_PERIOD_NS;
-        let totals = runtime.counters();
-        if self.last.as_ref() == Some(&totals) {
+        let current = (
+            runtime.counters(),
+            host_link::state(),
+            host_link::rejected(),
+        );
+        if self.last.as_ref() == Some(&current) {
             return;
         }
-        info!("{}", CountersLine(&totals));
-        self.last = Some(totals);
+        info!("{}", CountersLine(&current));
+        self.last = Some(current);
     }
 }
 
-struct CountersLine<'a>(&'a CounterTotals);
+struct CountersLine<'a>(&'a (CounterTotals, &'static str, (u64, u64)));
 
 impl fmt::Display for CountersLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = self.0;
+        let (c, channel, (rejected, corrupt)) = self.0;
         write!(
             f,
-            "counters: rx={} tx={} served={} to_host={} from_host={} arp={} echo={} dropped={}",
+            "counters: rx={} tx={} served={} to_host={} from_host={} arp={} echo={} dropped={} \
+             channel={channel} channel_rejected={rejected} channel_corrupt={corrupt}",
             c.rx_frames.iter().sum::<u64>(),
             c.tx_frames.iter().sum::<u64>(),
             c.service_requests,
