@@ -11,6 +11,7 @@
 //! - [`demux`]: one frame to one [`Verdict`](demux::Verdict) by destination: NIC IP (service
 //!   table by UDP port, ICMP echo, TCP reset), host IP (host path), ARP, or a counted drop.
 //! - [`service_table`]: UDP port to service slot, host or agent; the deployed services.
+//! - [`host_path`]: the [`HostPath`](platform::HostPath) over the real PCIe channel.
 //! - [`runtime`]: the [`Runtime`] shared by all cores and the per-core loop.
 //! - [`agent`]: per-service execution-time averages, heartbeats, orchestrator commands.
 //! - [`counters`]: per-core counters and drop reasons.
@@ -47,6 +48,7 @@ pub mod agent;
 pub mod boot_config;
 pub mod counters;
 pub mod demux;
+pub mod host_path;
 pub mod neighbours;
 pub mod platform;
 pub mod runtime;

@@ -253,6 +253,11 @@ impl<B: Board> Runtime<B> {
         &self.addresses
     }
 
+    /// Runs `f` on the host path (waiting for a core that is using it).
+    pub fn with_host_path<R>(&self, f: impl FnOnce(&mut B::Host) -> R) -> R {
+        f(&mut self.host.lock())
+    }
+
     /// The orchestrator agent, if configured.
     pub fn agent(&self) -> Option<&Agent> {
         self.agent.as_ref()

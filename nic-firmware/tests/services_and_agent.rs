@@ -23,17 +23,11 @@ const KVS_PORT: u16 = 7001;
 const COUNT_PORT: u16 = 7002;
 
 fn nic_endpoint(port: u16) -> Endpoint {
-    Endpoint {
-        ip: fixtures::NIC_IP,
-        port,
-    }
+    Endpoint::new(fixtures::NIC_IP, port)
 }
 
 fn client(port: u16) -> Endpoint {
-    Endpoint {
-        ip: fixtures::PEER_IP,
-        port,
-    }
+    Endpoint::new(fixtures::PEER_IP, port)
 }
 
 fn config() -> Config {

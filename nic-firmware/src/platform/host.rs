@@ -220,11 +220,14 @@ impl HostPath for MemoryHostPath {
     }
 }
 
-/// The software NIC's board: host threads as cores, memory queues as devices.
-pub struct SoftwareBoard {
+/// The software NIC's board: host threads as cores, memory queues as ports, and a host path
+/// (memory queues by default, or any other, such as the PCIe channel).
+pub struct SoftwareBoard<H: HostPath = MemoryHostPath> {
     cores: usize,
     started: Instant,
-    devices: Option<Devices<MemoryPort, MemoryHostPath>>,
+    ports: heapless::Vec<MemoryPort, { super::MAX_PORTS }>,
+    /// Behind a lock only so that the board is `Sync` whatever the path; taken once.
+    host: spin::Mutex<Option<H>>,
 }
 
 std::thread_local! {
@@ -245,50 +248,58 @@ impl SoftwareBoard {
         mac: MacAddress,
         queue_frames: usize,
     ) -> (Self, Vec<Wire>, HostEnd) {
+        let host = HostEnd {
+            to_host: Arc::new(SlotQueue::new(queue_frames)),
+            from_host: Arc::new(SlotQueue::new(queue_frames)),
+        };
+        let path = MemoryHostPath { end: host.clone() };
+        let (board, wires) = SoftwareBoard::with_host_path(cores, ports, mac, queue_frames, path);
+        (board, wires, host)
+    }
+}
+
+impl<H: HostPath> SoftwareBoard<H> {
+    /// A board like [`SoftwareBoard::new`] whose host path is `host`.
+    pub fn with_host_path(
+        cores: usize,
+        ports: usize,
+        mac: MacAddress,
+        queue_frames: usize,
+        host: H,
+    ) -> (Self, Vec<Wire>) {
         let wires: Vec<Wire> = (0..ports.clamp(1, super::MAX_PORTS))
             .map(|_| Wire {
                 to_nic: Arc::new(FrameQueue::new(queue_frames)),
                 from_nic: Arc::new(FrameQueue::new(queue_frames)),
             })
             .collect();
-        let host = HostEnd {
-            to_host: Arc::new(SlotQueue::new(queue_frames)),
-            from_host: Arc::new(SlotQueue::new(queue_frames)),
-        };
-        let devices = Devices {
-            ports: wires
-                .iter()
-                .map(|wire| MemoryPort {
-                    mac,
-                    wire: wire.clone(),
-                    bits_per_second: LINK_BITS_PER_SECOND,
-                })
-                .collect(),
-            host: MemoryHostPath { end: host.clone() },
-        };
+        let ports = wires
+            .iter()
+            .map(|wire| MemoryPort {
+                mac,
+                wire: wire.clone(),
+                bits_per_second: LINK_BITS_PER_SECOND,
+            })
+            .collect();
         let board = SoftwareBoard {
             cores: cores.max(1),
             started: Instant::now(),
-            devices: Some(devices),
+            ports,
+            host: spin::Mutex::new(Some(host)),
         };
-        (board, wires, host)
+        (board, wires)
     }
 }
 
-impl Board for SoftwareBoard {
+impl<H: HostPath> Board for SoftwareBoard<H> {
     type Port = MemoryPort;
-    type Host = MemoryHostPath;
+    type Host = Option<H>;
 
-    fn take_devices(&mut self) -> Devices<MemoryPort, MemoryHostPath> {
-        self.devices.take().unwrap_or_else(|| Devices {
-            ports: heapless::Vec::new(),
-            host: MemoryHostPath {
-                end: HostEnd {
-                    to_host: Arc::new(SlotQueue::new(1)),
-                    from_host: Arc::new(SlotQueue::new(1)),
-                },
-            },
-        })
+    fn take_devices(&mut self) -> Devices<MemoryPort, Option<H>> {
+        Devices {
+            ports: core::mem::take(&mut self.ports),
+            host: self.host.get_mut().take(),
+        }
     }
 
     fn core_count(&self) -> usize {

@@ -63,6 +63,13 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+impl Endpoint {
+    /// `ip`:`port`.
+    pub const fn new(ip: Ipv4Address, port: u16) -> Self {
+        Endpoint { ip, port }
+    }
+}
+
 /// How a UDP datagram crosses between NIC and host: who it is from and for, and its flow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DatagramMeta {
@@ -118,6 +125,20 @@ impl HostPath for NoHost {
 
     fn receive_from_host(&mut self, _: &mut [u8]) -> Option<(DatagramMeta, usize)> {
         None
+    }
+}
+
+/// A host path that may be absent: `None` behaves as [`NoHost`].
+impl<H: HostPath> HostPath for Option<H> {
+    fn send_to_host(&mut self, meta: &DatagramMeta, payload: &[u8]) -> Result<(), HostPathError> {
+        match self {
+            Some(path) => path.send_to_host(meta, payload),
+            None => Err(HostPathError::Disconnected),
+        }
+    }
+
+    fn receive_from_host(&mut self, payload: &mut [u8]) -> Option<(DatagramMeta, usize)> {
+        self.as_mut()?.receive_from_host(payload)
     }
 }
 
