@@ -44,6 +44,16 @@ impl SwitchPort {
         Some(buffer)
     }
 
+    /// Receives the next frame if one is already waiting, without blocking.
+    pub fn try_recv(&self) -> Option<Vec<u8>> {
+        let mut buffer = vec![0u8; MAX_FRAME];
+        self.socket.set_nonblocking(true).ok()?;
+        let received = self.socket.recv(&mut buffer);
+        self.socket.set_nonblocking(false).ok()?;
+        buffer.truncate(received.ok()?);
+        Some(buffer)
+    }
+
     /// Receives frames until `accept` takes one or `timeout` passes; others are dropped.
     pub fn recv_matching(
         &self,

@@ -11,6 +11,7 @@ use e3_tests::firmware::{self, Board, Image};
 use e3_tests::nic::{ChannelFile, NicSpec, PortBackend};
 use e3_tests::qemu;
 use nic_firmware::boot_config::BootConfig;
+use pcie_channel::MappedChannel;
 
 use crate::toolchain::{self, render};
 
@@ -49,6 +50,9 @@ pub struct FlashArgs {
     /// qemu-virt: connect port 0 to this tap device instead of a UDP socket (needs root).
     #[arg(long)]
     tap: Option<String>,
+    /// qemu-virt: no PCIe channel; the configuration goes through QEMU's fw_cfg instead.
+    #[arg(long)]
+    no_channel: bool,
     /// bluefield: the rshim device directory of the card.
     #[arg(long, default_value = "/dev/rshim0")]
     rshim: PathBuf,
@@ -56,9 +60,6 @@ pub struct FlashArgs {
     #[arg(long, default_value = "23xx")]
     card: String,
 }
-
-/// Size of the emulated NIC's channel region (a power of two: it becomes a PCI BAR).
-pub const CHANNEL_SIZE: u64 = 4 << 20;
 
 /// Entry point of `build-fw`.
 pub fn build(args: BuildArgs) -> Result<()> {
@@ -161,20 +162,27 @@ fn flash_qemu(args: &FlashArgs, image: &Image) -> Result<()> {
         println!("port {port}: frames as UDP datagrams, NIC at {qemu}, switch at {peer}");
         ports.push(PortBackend::Udp { qemu, peer });
     }
-    let channel = ChannelFile {
+    let channel = (!args.no_channel).then(|| ChannelFile {
         path: PathBuf::from(format!("/dev/shm/e3-nic{}", args.nic)),
-        size: CHANNEL_SIZE,
-    };
-    println!(
-        "channel: {} ({} KiB)",
-        channel.path.display(),
-        channel.size >> 10
-    );
+        size: e3_tests::host::channel_size(),
+    });
+    match &channel {
+        Some(c) => println!(
+            "channel: {} ({} KiB), boot configuration written into it from {}",
+            c.path.display(),
+            c.size >> 10,
+            config.display()
+        ),
+        None => println!(
+            "no channel: boot configuration {} over fw_cfg",
+            config.display()
+        ),
+    }
     let spec = NicSpec {
         image: image.elf.clone(),
-        config: Some(config),
+        config: channel.is_none().then(|| config.clone()),
         ports,
-        channel: Some(channel.clone()),
+        channel: channel.clone(),
         cores: args.cores,
         namespace: None,
     };
@@ -185,15 +193,21 @@ fn flash_qemu(args: &FlashArgs, image: &Image) -> Result<()> {
     };
     let mut command = spec.command(&qemu_path);
     if args.dry_run {
-        println!(
-            "would create {} fresh ({} bytes)",
-            channel.path.display(),
-            channel.size
-        );
+        if let Some(c) = &channel {
+            println!(
+                "would create the channel {} ({} bytes) and write the boot configuration into it",
+                c.path.display(),
+                c.size
+            );
+        }
         println!("would run: {}", render(&command));
         return Ok(());
     }
-    create_channel_file(&channel)?;
+    // The host end of the channel: the region stays formatted while QEMU runs.
+    let _host = match &channel {
+        Some(c) => Some(create_channel(c, &config)?),
+        None => None,
+    };
     eprintln!("$ {}", render(&command));
     let status = command.status().context("could not start QEMU")?;
     match status.code() {
@@ -203,13 +217,15 @@ fn flash_qemu(args: &FlashArgs, image: &Image) -> Result<()> {
     }
 }
 
-/// A fresh, zeroed channel file of the right size (the host side formats it).
-fn create_channel_file(channel: &ChannelFile) -> Result<()> {
-    let _ = fs::remove_file(&channel.path);
-    let file = fs::File::create(&channel.path)
-        .with_context(|| format!("creating {}", channel.path.display()))?;
-    file.set_len(channel.size)
-        .with_context(|| format!("sizing {}", channel.path.display()))
+/// Creates and formats the channel file and writes the boot configuration into it.
+fn create_channel(channel: &ChannelFile, config: &Path) -> Result<MappedChannel> {
+    let text = fs::read(config).with_context(|| format!("reading {}", config.display()))?;
+    let mapped = MappedChannel::create_sized(&channel.path, channel.size, e3_tests::host::GEOMETRY)
+        .with_context(|| format!("creating the channel {}", channel.path.display()))?;
+    mapped
+        .write_boot_config(&text)
+        .map_err(|e| anyhow::anyhow!("writing the boot configuration: {e}"))?;
+    Ok(mapped)
 }
 
 /// Runs `steps` in order, or prints them for `--dry-run`.

@@ -2,6 +2,7 @@
 
 mod bench;
 mod ci;
+mod demo;
 mod firmware;
 mod fuzz;
 mod hil;
@@ -34,6 +35,8 @@ enum Command {
     Flash(firmware::FlashArgs),
     /// Hardware-in-loop scenarios on emulated SmartNICs (installs QEMU if needed).
     Hil(hil::Args),
+    /// The main job: two emulated NICs and a host serving a request stream, live table.
+    Demo(demo::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Command::BuildFw(args) => firmware::build(args),
         Command::Flash(args) => firmware::flash(args),
         Command::Hil(args) => hil::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }

@@ -121,9 +121,9 @@ mod boot {
         mmu::MAIR.0
     );
 
-    /// Pages of core 0's stack: building the runtime (about 22 KiB, moved a few times) and the
-    /// services takes more than 128 KiB; the ready line reports the high-water mark.
-    const BOOT_STACK_PAGES: usize = 64;
+    /// Pages of core 0's stack (512 KiB): building the runtime (tens of KiB, moved by value a few
+    /// times) and the services took up to 182 KiB; the ready line reports the high-water mark.
+    const BOOT_STACK_PAGES: usize = 128;
 
     entry!(primary, BOOT_STACK_PAGES);
 

@@ -31,7 +31,7 @@ use super::virtio_net::{InterruptLines, Port};
 use super::{gic, timer};
 
 /// Empty polls before a core sleeps.
-const SPIN_PASSES: u32 = 256;
+const SPIN_PASSES: u32 = 16;
 /// Longest sleep: periodic work (queue-depth samples, stealing) never waits longer.
 const MAX_SLEEP_NS: u64 = 1_000_000;
 /// How often core 0 prints the counters on the UART (when they changed).
