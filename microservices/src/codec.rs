@@ -6,6 +6,8 @@
 //! ignored (clients may pad requests to a fixed size). A [`Response`] writes the success status
 //! byte first and answers [`ServiceError::ResponseTooSmall`] instead of overrunning.
 
+use alloc::vec::Vec;
+
 use crate::service::ServiceError;
 
 /// A cursor over one request.
@@ -162,6 +164,56 @@ impl<'a> Response<'a> {
     /// The response's length, status byte included.
     pub fn finish(self) -> usize {
         self.len
+    }
+}
+
+/// Builds a request on the client side (allocates; never used by services).
+#[derive(Clone, Debug, Default)]
+pub struct RequestBuilder {
+    bytes: Vec<u8>,
+}
+
+macro_rules! build_le {
+    ($($name:ident: $ty:ty),* $(,)?) => {$(
+        #[doc = concat!("Appends a little-endian `", stringify!($ty), "`.")]
+        pub fn $name(self, value: $ty) -> Self {
+            self.bytes(&value.to_le_bytes())
+        }
+    )*};
+}
+
+impl RequestBuilder {
+    /// A request starting with operation code `op`.
+    pub fn new(op: u8) -> Self {
+        Self {
+            bytes: alloc::vec![op],
+        }
+    }
+
+    /// Appends raw bytes.
+    pub fn bytes(mut self, bytes: &[u8]) -> Self {
+        self.bytes.extend_from_slice(bytes);
+        self
+    }
+
+    build_le! {
+        u8: u8,
+        u16: u16,
+        u32: u32,
+        u64: u64,
+        f32: f32,
+        f64: f64,
+    }
+
+    /// Appends a counted list: `u16` count (items past 65535 are dropped), then each item.
+    pub fn list<T>(self, items: &[T], put: impl Fn(Self, &T) -> Self) -> Self {
+        let items = &items[..items.len().min(usize::from(u16::MAX))];
+        items.iter().fold(self.u16(items.len() as u16), put)
+    }
+
+    /// The request's bytes.
+    pub fn build(self) -> Vec<u8> {
+        self.bytes
     }
 }
 

@@ -51,34 +51,37 @@ impl<const N: usize> Record for [u8; N] {
     }
 }
 
-impl<A: Record, B: Record> Record for (A, B) {
-    const SIZE: usize = A::SIZE + B::SIZE;
-    fn encode(&self, out: &mut [u8]) {
-        let (a, b) = out.split_at_mut(A::SIZE);
-        self.0.encode(a);
-        self.1.encode(b);
-    }
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let (a, b) = bytes.split_at_checked(A::SIZE)?;
-        Some((A::decode(a)?, B::decode(b)?))
-    }
+macro_rules! tuple_record {
+    ($($part:ident)+) => {
+        #[allow(non_snake_case)]
+        impl<$($part: Record),+> Record for ($($part,)+) {
+            const SIZE: usize = 0 $(+ <$part as Record>::SIZE)+;
+            fn encode(&self, out: &mut [u8]) {
+                let ($($part,)+) = self;
+                let mut rest = out;
+                $(
+                    let (head, tail) = rest.split_at_mut(<$part as Record>::SIZE);
+                    $part.encode(head);
+                    rest = tail;
+                )+
+                let _ = rest;
+            }
+            fn decode(bytes: &[u8]) -> Option<Self> {
+                let mut rest = bytes;
+                $(
+                    let (head, tail) = rest.split_at_checked(<$part as Record>::SIZE)?;
+                    let $part = <$part as Record>::decode(head)?;
+                    rest = tail;
+                )+
+                rest.is_empty().then_some(($($part,)+))
+            }
+        }
+    };
 }
 
-impl<A: Record, B: Record, C: Record> Record for (A, B, C) {
-    const SIZE: usize = A::SIZE + B::SIZE + C::SIZE;
-    fn encode(&self, out: &mut [u8]) {
-        let (a, rest) = out.split_at_mut(A::SIZE);
-        let (b, c) = rest.split_at_mut(B::SIZE);
-        self.0.encode(a);
-        self.1.encode(b);
-        self.2.encode(c);
-    }
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let (a, rest) = bytes.split_at_checked(A::SIZE)?;
-        let (b, c) = rest.split_at_checked(B::SIZE)?;
-        Some((A::decode(a)?, B::decode(b)?, C::decode(c)?))
-    }
-}
+tuple_record!(A B);
+tuple_record!(A B C);
+tuple_record!(A B C D);
 
 /// A byte string of at most `N` bytes stored inline (keys and values of fixed-slot tables).
 ///

@@ -23,31 +23,27 @@ pub mod op {
 
 /// Request builders (client side; they allocate).
 pub mod request {
+    use super::op;
+    use crate::codec::RequestBuilder;
     use alloc::vec::Vec;
 
-    fn with_items(op: u8, items: &[u32]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(3 + 4 * items.len());
-        out.push(op);
-        out.extend_from_slice(&(items.len() as u16).to_le_bytes());
-        for item in items {
-            out.extend_from_slice(&item.to_le_bytes());
-        }
-        out
-    }
-
-    /// Count each of `items` (at most 65535) once.
+    /// Count each of `items` once.
     pub fn add(items: &[u32]) -> Vec<u8> {
-        with_items(super::op::ADD, items)
+        RequestBuilder::new(op::ADD)
+            .list(items, |b, &i| b.u32(i))
+            .build()
     }
 
     /// Read the counts of `items`.
     pub fn get(items: &[u32]) -> Vec<u8> {
-        with_items(super::op::GET, items)
+        RequestBuilder::new(op::GET)
+            .list(items, |b, &i| b.u32(i))
+            .build()
     }
 
     /// Read distinct and total counts.
     pub fn stats() -> Vec<u8> {
-        alloc::vec![super::op::STATS]
+        RequestBuilder::new(op::STATS).build()
     }
 }
 

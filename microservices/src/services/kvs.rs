@@ -31,40 +31,39 @@ pub mod op {
 
 /// Request builders (client side; they allocate).
 pub mod request {
+    use super::op;
+    use crate::codec::RequestBuilder;
     use alloc::vec::Vec;
-
-    fn keyed(op: u8, key: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(2 + key.len());
-        out.push(op);
-        out.push(key.len() as u8);
-        out.extend_from_slice(key);
-        out
-    }
 
     /// Read `key`.
     pub fn get(key: &[u8]) -> Vec<u8> {
-        keyed(super::op::GET, key)
+        RequestBuilder::new(op::GET)
+            .u8(key.len() as u8)
+            .bytes(key)
+            .build()
     }
 
     /// Write `value` under `key`.
     pub fn put(key: &[u8], value: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + key.len() + value.len());
-        out.push(super::op::PUT);
-        out.push(key.len() as u8);
-        out.extend_from_slice(&(value.len() as u16).to_le_bytes());
-        out.extend_from_slice(key);
-        out.extend_from_slice(value);
-        out
+        RequestBuilder::new(op::PUT)
+            .u8(key.len() as u8)
+            .u16(value.len() as u16)
+            .bytes(key)
+            .bytes(value)
+            .build()
     }
 
     /// Delete `key`.
     pub fn delete(key: &[u8]) -> Vec<u8> {
-        keyed(super::op::DELETE, key)
+        RequestBuilder::new(op::DELETE)
+            .u8(key.len() as u8)
+            .bytes(key)
+            .build()
     }
 
     /// Read the counters.
     pub fn stats() -> Vec<u8> {
-        alloc::vec![super::op::STATS]
+        RequestBuilder::new(op::STATS).build()
     }
 }
 

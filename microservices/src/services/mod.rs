@@ -6,13 +6,21 @@
 //! benchmark.
 
 pub mod count;
+pub mod ddos;
+pub mod ema;
+pub mod flowmon;
 mod ipv4;
 pub mod kvs;
 pub mod nat;
+pub mod spike;
 
 #[cfg(test)]
 pub(crate) mod testing;
 
 pub use count::{Count, CountConfig};
+pub use ddos::{Ddos, DdosConfig};
+pub use ema::{Ema, EmaConfig};
+pub use flowmon::{FlowMonitor, FlowMonitorConfig};
 pub use kvs::{Kvs, KvsConfig};
 pub use nat::Nat;
+pub use spike::{Spike, SpikeConfig};
