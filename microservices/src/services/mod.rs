@@ -5,22 +5,28 @@
 //! submodule of client-side builders, used by the tests, the request generators and the
 //! benchmark.
 
+pub mod bayes;
 pub mod count;
 pub mod ddos;
 pub mod ema;
 pub mod flowmon;
 mod ipv4;
+pub mod knn;
 pub mod kvs;
 pub mod nat;
 pub mod spike;
+pub mod topranker;
 
 #[cfg(test)]
 pub(crate) mod testing;
 
+pub use bayes::Bayes;
 pub use count::{Count, CountConfig};
 pub use ddos::{Ddos, DdosConfig};
 pub use ema::{Ema, EmaConfig};
 pub use flowmon::{FlowMonitor, FlowMonitorConfig};
+pub use knn::Knn;
 pub use kvs::{Kvs, KvsConfig};
 pub use nat::Nat;
 pub use spike::{Spike, SpikeConfig};
+pub use topranker::{TopRanker, TopRankerConfig};
