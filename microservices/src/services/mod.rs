@@ -6,6 +6,7 @@
 //! benchmark.
 
 pub mod bayes;
+pub mod bm25;
 pub mod count;
 pub mod ddos;
 pub mod ema;
@@ -14,6 +15,8 @@ mod ipv4;
 pub mod knn;
 pub mod kvs;
 pub mod nat;
+pub mod nids;
+pub mod recommend;
 pub mod spike;
 pub mod topranker;
 
@@ -21,6 +24,7 @@ pub mod topranker;
 pub(crate) mod testing;
 
 pub use bayes::Bayes;
+pub use bm25::{Bm25, Bm25Config};
 pub use count::{Count, CountConfig};
 pub use ddos::{Ddos, DdosConfig};
 pub use ema::{Ema, EmaConfig};
@@ -28,5 +32,7 @@ pub use flowmon::{FlowMonitor, FlowMonitorConfig};
 pub use knn::Knn;
 pub use kvs::{Kvs, KvsConfig};
 pub use nat::Nat;
+pub use nids::Nids;
+pub use recommend::Recommend;
 pub use spike::{Spike, SpikeConfig};
 pub use topranker::{TopRanker, TopRankerConfig};
