@@ -265,6 +265,16 @@ impl<K: Hash + Eq, V> ReliableMap<K, V> {
         Ok(map)
     }
 
+    /// Reads a map written by [`ReliableMap::snapshot`] into a new map with this one's
+    /// capacity and seed.
+    pub fn decode_like(&self, input: &mut SnapshotReader<'_>) -> Result<Self, StateError>
+    where
+        K: Record,
+        V: Record,
+    {
+        Self::decode(input, self.capacity, self.seed)
+    }
+
     /// The seed the map hashes with.
     pub fn seed(&self) -> u64 {
         self.seed

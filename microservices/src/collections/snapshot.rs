@@ -57,6 +57,13 @@ impl<'a> SnapshotWriter<'a> {
         self.record(&u32::try_from(n).unwrap_or(u32::MAX))
     }
 
+    /// Appends a byte string: its length (as `u32`), then the bytes.
+    pub fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        self.count(bytes.len());
+        self.out.extend_from_slice(bytes);
+        self
+    }
+
     /// Writes the payload length and the checksum.
     pub fn finish(self) {
         let payload = self.start + HEADER;
@@ -114,6 +121,17 @@ impl<'a> SnapshotReader<'a> {
             return Err(StateError::TooLarge);
         }
         Ok(n)
+    }
+
+    /// Reads a byte string written by [`SnapshotWriter::bytes`].
+    pub fn bytes(&mut self) -> Result<&'a [u8], StateError> {
+        let len = self.record::<u32>()? as usize;
+        let (bytes, rest) = self
+            .payload
+            .split_at_checked(len)
+            .ok_or(StateError::Corrupt)?;
+        self.payload = rest;
+        Ok(bytes)
     }
 
     /// Checks that the whole payload was read.

@@ -150,11 +150,7 @@ impl Service for Ema {
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), StateError> {
         let mut r = SnapshotReader::open(snapshot, ServiceKind::Ema, STATE_VERSION)?;
         let alpha: f64 = r.record()?;
-        let streams = ReliableMap::<u32, (f64, AtomicU64)>::decode(
-            &mut r,
-            self.streams.capacity(),
-            self.streams.seed(),
-        )?;
+        let streams = self.streams.decode_like(&mut r)?;
         r.finish()?;
         if alpha != self.alpha || streams.iter().any(|(_, (ema, _))| !ema.is_finite()) {
             return Err(StateError::Corrupt);

@@ -222,7 +222,7 @@ impl Service for Kvs {
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), StateError> {
         let mut r = SnapshotReader::open(snapshot, ServiceKind::Kvs, STATE_VERSION)?;
-        let table = ReliableMap::decode(&mut r, self.table.capacity(), self.table.seed())?;
+        let table = self.table.decode_like(&mut r)?;
         let counters = ReliableArray::decode(&mut r, self.counters.len())?;
         r.finish()?;
         self.table = table;

@@ -5,12 +5,14 @@
 //! submodule of client-side builders, used by the tests, the request generators and the
 //! benchmark.
 
+pub mod apigw;
 pub mod bayes;
 pub mod bm25;
 pub mod count;
 pub mod ddos;
 pub mod ema;
 pub mod flowmon;
+pub mod ipsec;
 mod ipv4;
 pub mod knn;
 pub mod kvs;
@@ -18,21 +20,27 @@ pub mod nat;
 pub mod nids;
 pub mod recommend;
 pub mod spike;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod topranker;
 
 #[cfg(test)]
 pub(crate) mod testing;
 
+pub use apigw::{ApiGateway, ApiGatewayConfig};
 pub use bayes::Bayes;
 pub use bm25::{Bm25, Bm25Config};
 pub use count::{Count, CountConfig};
 pub use ddos::{Ddos, DdosConfig};
 pub use ema::{Ema, EmaConfig};
 pub use flowmon::{FlowMonitor, FlowMonitorConfig};
+pub use ipsec::{IpSec, SecurityAssociation};
 pub use knn::Knn;
 pub use kvs::{Kvs, KvsConfig};
 pub use nat::Nat;
 pub use nids::Nids;
 pub use recommend::Recommend;
 pub use spike::{Spike, SpikeConfig};
+#[cfg(feature = "sql")]
+pub use sql::Sql;
 pub use topranker::{TopRanker, TopRankerConfig};

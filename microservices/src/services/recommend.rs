@@ -240,8 +240,7 @@ impl Service for Recommend {
         if r.count(usize::MAX)? != self.items {
             return Err(StateError::WrongKind);
         }
-        let users =
-            ReliableMap::<u32, u32>::decode(&mut r, self.users.capacity(), self.users.seed())?;
+        let users = self.users.decode_like(&mut r)?;
         let ratings = ReliableArray::<f32>::decode(&mut r, self.ratings.len())?;
         r.finish()?;
         let rows_distinct = {

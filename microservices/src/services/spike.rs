@@ -208,8 +208,7 @@ impl Service for Spike {
         if r.count(usize::MAX)? != self.window {
             return Err(StateError::WrongKind);
         }
-        let sensors =
-            ReliableMap::<u32, u32>::decode(&mut r, self.sensors.capacity(), self.sensors.seed())?;
+        let sensors = self.sensors.decode_like(&mut r)?;
         let rings = ReliableArray::<Ring>::decode(&mut r, self.rings.len())?;
         let samples = ReliableArray::decode(&mut r, self.samples.len())?;
         r.finish()?;

@@ -185,8 +185,7 @@ impl Service for TopRanker {
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), StateError> {
         let mut r = SnapshotReader::open(snapshot, ServiceKind::TopRanker, STATE_VERSION)?;
-        let scores =
-            ReliableMap::<u32, f64>::decode(&mut r, self.scores.capacity(), self.scores.seed())?;
+        let scores = self.scores.decode_like(&mut r)?;
         r.finish()?;
         if scores.iter().any(|(_, s)| !s.is_finite()) {
             return Err(StateError::Corrupt);
