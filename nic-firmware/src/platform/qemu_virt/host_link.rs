@@ -2,6 +2,10 @@
 //! runtime's host path: datagrams for the host IP go to the host as UDP-request messages, the
 //! host's UDP-reply messages come back to leave on the wire. The region also carries the boot
 //! configuration and each side's heartbeat.
+//!
+//! The runtime has its own `host_path::ChannelHostPath` doing the same message work; this board
+//! keeps its own until that one exposes its receiver's statistics (the counters line reports the
+//! channel's corrupt descriptors), then switches to it.
 
 #![cfg(target_os = "none")]
 
@@ -12,6 +16,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use log::{info, warn};
 use nic_firmware::platform::{DatagramMeta, Endpoint, HostPath, HostPathError};
+use nic_firmware::runtime::flow_of;
 use nic_firmware::wire::Ipv4Address;
 use pcie_channel::message::{MessageHeader, UdpAddressing, HEADER_BYTES};
 use pcie_channel::{
@@ -167,16 +172,13 @@ impl ChannelLink {
                 };
                 let out = payload.get_mut(..data.len())?;
                 out.copy_from_slice(data);
+                let remote = Endpoint::new(Ipv4Address(a.dst_ip.octets()), a.dst_port);
+                let local = Endpoint::new(Ipv4Address(a.src_ip.octets()), a.src_port);
+                // The flow is the runtime's own hash of the addresses, not the host's word.
                 let meta = DatagramMeta {
-                    remote: Endpoint {
-                        ip: Ipv4Address(a.dst_ip.octets()),
-                        port: a.dst_port,
-                    },
-                    local: Endpoint {
-                        ip: Ipv4Address(a.src_ip.octets()),
-                        port: a.src_port,
-                    },
-                    flow: message.flow(),
+                    remote,
+                    local,
+                    flow: flow_of(&remote, &local),
                 };
                 Some((meta, data.len()))
             });
