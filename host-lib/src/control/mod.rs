@@ -16,6 +16,7 @@
 //! - [`config`]: applications and clusters read from TOML files.
 
 pub mod annealing;
+pub mod config;
 pub mod cost;
 pub mod evaluate;
 pub mod hcm;
