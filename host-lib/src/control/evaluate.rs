@@ -48,6 +48,8 @@ pub struct Evaluation {
     pub peak_power_w: f64,
     /// Energy efficiency at the bottleneck rate (E3's peak-utilisation figure).
     pub requests_per_joule: f64,
+    /// Energy efficiency at the offered rate.
+    pub offered_requests_per_joule: f64,
     /// Requests per dollar over one year of ownership at the bottleneck rate.
     pub cost_efficiency_1y: f64,
     /// Requests per dollar over five years of ownership at the bottleneck rate.
@@ -60,6 +62,31 @@ pub fn cost_efficiency(throughput_rps: f64, power_w: f64, capex_usd: f64, years:
     let seconds = years * YEAR_S;
     let energy_kwh = power_w * seconds / 3600.0 / 1000.0;
     throughput_rps * seconds / (capex_usd + energy_kwh * ELECTRICITY_USD_PER_KWH)
+}
+
+/// Nominal capacity of `topology` for `workload`, requests per second: every core of the
+/// cluster busy, each request costing its [`Workload::best_core_us_per_request`]. Offered
+/// loads are given as fractions of it.
+pub fn nominal_rps(workload: &Workload, topology: &Topology) -> f64 {
+    let unit = if workload.rate() > 0.0 {
+        workload.clone()
+    } else {
+        match workload.with_rate(1.0) {
+            Ok(w) => w,
+            Err(_) => return 0.0,
+        }
+    };
+    let cores: f64 = topology
+        .nodes()
+        .iter()
+        .map(|n| f64::from(n.spec.cores))
+        .sum();
+    let per_request = unit.best_core_us_per_request();
+    if per_request > 0.0 {
+        cores * 1e6 / per_request
+    } else {
+        0.0
+    }
 }
 
 /// Scores `placement` of `workload` on an otherwise idle `topology`.
@@ -127,6 +154,7 @@ pub fn evaluate(workload: &Workload, topology: &Topology, placement: &Placement)
         power_w: cluster_power(rate),
         peak_power_w,
         requests_per_joule: peak / peak_power_w,
+        offered_requests_per_joule: rate / cluster_power(rate),
         cost_efficiency_1y: cost_efficiency(peak, peak_power_w, topology.cost(), 1.0),
         cost_efficiency_5y: cost_efficiency(peak, peak_power_w, topology.cost(), 5.0),
     }

@@ -21,7 +21,26 @@ pub struct Ledger {
 impl Ledger {
     /// An empty cluster: everything free.
     pub fn new(topology: &Topology) -> Ledger {
-        let capacity: Vec<Amounts> = topology.nodes().iter().map(|n| capacity(&n.spec)).collect();
+        Ledger::with_cpu_limit(topology, 1.0)
+    }
+
+    /// An empty cluster whose nodes may be planned only up to `limit` of their cores (the
+    /// operator's headroom; 1.0 plans to the last core).
+    pub fn with_cpu_limit(topology: &Topology, limit: f64) -> Ledger {
+        let limit = if limit.is_finite() && limit > 0.0 {
+            limit
+        } else {
+            1.0
+        };
+        let capacity: Vec<Amounts> = topology
+            .nodes()
+            .iter()
+            .map(|n| {
+                let mut c = capacity(&n.spec);
+                c[Resource::Cpu.index()] *= limit;
+                c
+            })
+            .collect();
         let kinds = topology.nodes().iter().map(|n| n.spec.kind).collect();
         Ledger {
             index: FreeIndex::new(kinds, &capacity),

@@ -274,3 +274,6 @@ pub fn commit(
     }
     deployment.finish(algorithm, stopped_early)
 }
+
+#[cfg(test)]
+mod tests;

@@ -22,6 +22,8 @@ enum Which {
     Channel,
     /// One NIC core through dispatch, demux and Count against a copy-only loop.
     Dispatch,
+    /// E3 Table 6: placement time per microservice for HCM, annealing and ILP at scale.
+    Placement,
 }
 
 impl Which {
@@ -30,12 +32,16 @@ impl Which {
         match self {
             Which::Channel => ("pcie-channel", "channel"),
             Which::Dispatch => ("nic-firmware", "dispatch"),
+            Which::Placement => ("host-lib", "placement"),
         }
     }
 }
 
 /// Entry point of the subcommand.
 pub fn run(args: Args) -> Result<()> {
+    if matches!(args.which, Which::Placement) {
+        crate::system::ensure_packages()?; // host-lib links COIN-OR CBC
+    }
     let (package, bench) = args.which.target();
     run_checked(
         cargo()

@@ -1,0 +1,108 @@
+//! Every algorithm, on loads that fit and loads that do not: no node is overcommitted and no
+//! fault domain shared without a reported violation, and the ledger holds exactly the placement.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use microservices::apps::App;
+
+use super::{Breach, Placer};
+use crate::control::annealing::Annealing;
+use crate::control::hcm::Hcm;
+use crate::control::ilp::Ilp;
+use crate::control::ledger::{Ledger, EPSILON};
+use crate::control::topology::{Cluster, ComputeId};
+use crate::control::workload::{capacity, Resource, Workload, RESOURCES};
+
+fn placers() -> Vec<Box<dyn Placer>> {
+    vec![
+        Box::new(Hcm),
+        Box::new(Annealing {
+            moves_per_node: 200,
+            ..Annealing::with_seed(5)
+        }),
+        Box::new(Ilp {
+            time_limit: Duration::from_secs(1),
+            ..Ilp::default()
+        }),
+    ]
+}
+
+fn check(app: App, rate: f64, cluster: &str) -> usize {
+    let topology = Cluster::builtin(cluster).unwrap().topology();
+    let workload = Workload::builtin(app, rate).unwrap();
+    let mut reported = 0;
+    for mut placer in placers() {
+        let mut ledger = Ledger::new(&topology);
+        let placement = placer.place(&workload, &topology, &mut ledger).unwrap();
+        let name = placer.name();
+        // Recompute what every node holds.
+        let mut used = vec![[0.0; RESOURCES]; topology.len()];
+        let mut servers: HashMap<(u32, u32), u32> = HashMap::new();
+        for v in workload.dag().node_ids() {
+            let n = placement.node_of(v);
+            let demand = workload.demand(v, &topology.node(n).spec);
+            for r in 0..RESOURCES {
+                used[n.index()][r] += demand[r];
+            }
+            if workload.replica_peers(v).next().is_some() {
+                *servers
+                    .entry((workload.replica_group(v), topology.node(n).server))
+                    .or_default() += 1;
+            }
+        }
+        for (i, node) in topology.nodes().iter().enumerate() {
+            let n = ComputeId(i as u32);
+            assert_eq!(
+                ledger.used(n).map(|x| (x * 1e6).round()),
+                used[i].map(|x| (x * 1e6).round()),
+                "{name}: ledger of {i}"
+            );
+            let capacity = capacity(&node.spec);
+            for r in Resource::ALL {
+                if used[i][r.index()] > capacity[r.index()] + EPSILON {
+                    assert!(
+                        placement
+                            .violations
+                            .iter()
+                            .any(|v| v.on == n && v.breaches.contains(&Breach::Resource(r))),
+                        "{name}: {r} of node {i} overcommitted without a violation"
+                    );
+                }
+            }
+        }
+        let shared: u32 = servers.values().map(|&c| c.saturating_sub(1)).sum();
+        let fault_reports = placement
+            .violations
+            .iter()
+            .filter(|v| {
+                v.breaches
+                    .iter()
+                    .any(|b| matches!(b, Breach::FaultDomain(_)))
+            })
+            .count() as u32;
+        assert!(
+            fault_reports >= shared,
+            "{name}: {shared} replicas share a server, {fault_reports} reported"
+        );
+        for v in &placement.violations {
+            assert!(!v.breaches.is_empty());
+        }
+        reported += placement.violations.len();
+    }
+    reported
+}
+
+#[test]
+fn a_load_that_fits_breaks_no_rule() {
+    assert_eq!(check(App::IotTs, 5_000.0, "3xtype1"), 0);
+    assert_eq!(check(App::NfvFin, 200_000.0, "2xtype2"), 0);
+}
+
+#[test]
+fn an_overload_is_always_reported() {
+    // Far beyond what the cluster can carry: every algorithm must overcommit, and say so.
+    assert!(check(App::IotTs, 500_000.0, "3xtype1") > 0);
+    // A single server cannot keep replicas apart.
+    assert!(check(App::IotTs, 1_000.0, "1xsuperbeefy") > 0);
+}
