@@ -49,6 +49,10 @@ struct Segment {
     position: u32,
 }
 
+// SAFETY: `data` points into the channel's region (Sync, valid while the receiver borrows the
+// channel); a segment is plain data about where a message sits.
+unsafe impl Send for Segment {}
+
 const NO_SEGMENT: Segment = Segment {
     data: core::ptr::null(),
     len: 0,
@@ -64,6 +68,16 @@ struct Ready {
     lane: usize,
     segments: usize,
     len: usize,
+}
+
+/// `index + 1` modulo `count` without a division (this runs per message).
+#[inline(always)]
+pub(crate) fn wrap_next(index: usize, count: usize) -> usize {
+    if index + 1 >= count {
+        0
+    } else {
+        index + 1
+    }
 }
 
 /// What one scanned ring entry turned out to be.
@@ -133,6 +147,11 @@ impl<'a> Message<'a> {
         let Some(out) = out.get_mut(..self.len) else {
             return Err(ChannelError::BufferTooSmall { len: self.len });
         };
+        if let [single] = self.segments {
+            // SAFETY: as below, for the one segment of `self.len` bytes.
+            unsafe { copy_from_shared(single.data, out) };
+            return Ok(self.len);
+        }
         let mut at = 0;
         for s in self.segments {
             let len = usize::from(s.len);
@@ -167,6 +186,8 @@ pub struct Receiver<'c> {
     lane_mask: u32,
     window: u32,
     done: [[u64; DONE_WORDS]; MAX_ENGINES],
+    /// Entries of each ring released out of order (their bit set in `done`).
+    done_count: [u32; MAX_ENGINES],
     cursor: [u32; MAX_ENGINES],
     expected: [u32; MAX_LANES as usize],
     next_engine: usize,
@@ -201,6 +222,7 @@ impl<'c> Receiver<'c> {
             lane_mask: g.lanes - 1,
             window: g.engines * g.ring_entries,
             done: [[0; DONE_WORDS]; MAX_ENGINES],
+            done_count: [0; MAX_ENGINES],
             cursor,
             expected: [0; MAX_LANES as usize],
             next_engine: 0,
@@ -223,9 +245,16 @@ impl<'c> Receiver<'c> {
     where
         F: FnMut(Message<'_>),
     {
+        self.channel.health()?;
         let mut delivered = 0;
         let mut outcome = Ok(());
         while delivered < max {
+            if let Some(ready) = self.front() {
+                deliver(self.message(&ready));
+                self.release(&ready);
+                delivered += 1;
+                continue;
+            }
             match self.next_ready() {
                 Ok(Some(ready)) => {
                     deliver(self.message(&ready));
@@ -312,8 +341,30 @@ impl<'c> Receiver<'c> {
         let word = &mut self.done[engine][bit / 64];
         if done {
             *word |= 1 << (bit % 64);
+            self.done_count[engine] += 1;
         } else {
             *word &= !(1 << (bit % 64));
+            self.done_count[engine] -= 1;
+        }
+    }
+
+    /// Releases one entry: at the ring's front (the usual case) the consumer index simply moves
+    /// on; elsewhere it is marked and released when the front reaches it.
+    #[inline]
+    fn release_entry(&mut self, engine: usize, position: u32) {
+        let ring = self.ring_mut(engine);
+        if position == ring.index.tail() {
+            ring.index.release_to(position.wrapping_add(1));
+            if self.cursor[engine] == position {
+                self.cursor[engine] = position.wrapping_add(1);
+            }
+            if self.done_count[engine] != 0 {
+                self.advance(engine);
+            }
+        } else {
+            self.set_done(engine, position, true);
+            // The front may be an orphan that only this check releases.
+            self.advance(engine);
         }
     }
 
@@ -331,6 +382,43 @@ impl<'c> Receiver<'c> {
         result.map_err(|error| self.fail(engine, error))
     }
 
+    /// The common case, kept short: the front entry of the current ring is a whole one-segment
+    /// message and the next of its lane. Anything else goes the general way ([`Self::next_ready`]).
+    #[inline]
+    fn front(&mut self) -> Option<Ready> {
+        let engine = self.next_engine;
+        let ring = self.rings[engine].as_ref()?;
+        let position = self.cursor[engine];
+        if position != ring.index.tail() || position == ring.index.head() {
+            return None;
+        }
+        let d = Descriptor::load(ring.memory.descriptor(position));
+        let lane = (d.flow & self.lane_mask) as usize;
+        let whole = d.segments == 1
+            && d.segment == 0
+            && d.next_slot == 0
+            && d.next_engine == 0
+            && d.reserved == 0
+            && u32::from(d.len) <= self.slot_bytes;
+        if !whole || d.seq != self.expected[lane] {
+            return None;
+        }
+        self.chain[0] = Segment {
+            data: ring.memory.slot(position),
+            len: d.len,
+            engine: engine as u8,
+            position,
+        };
+        self.cursor[engine] = position.wrapping_add(1);
+        Some(Ready {
+            flow: d.flow,
+            seq: d.seq,
+            lane,
+            segments: 1,
+            len: usize::from(d.len),
+        })
+    }
+
     /// Finds the next deliverable message: scans each ring from its cursor, then reads the
     /// producer indices once more and, if a parked entry may have become deliverable, scans the
     /// unreleased entries again. At most two passes over the in-flight entries per call.
@@ -338,8 +426,8 @@ impl<'c> Receiver<'c> {
         self.channel.health()?;
         let mut refreshed = false;
         loop {
-            for k in 0..self.engines {
-                let engine = (self.next_engine + k) % self.engines;
+            let mut engine = self.next_engine;
+            for _ in 0..self.engines {
                 while self.cursor[engine] != self.ring(engine).index.head() {
                     let position = self.cursor[engine];
                     self.cursor[engine] = position.wrapping_add(1);
@@ -348,7 +436,9 @@ impl<'c> Receiver<'c> {
                     }
                     match self.inspect(engine, position)? {
                         Step::Deliver(ready) => {
-                            self.next_engine = (engine + 1) % self.engines;
+                            // Stay on this ring while it has entries: every ring is still
+                            // served once per snapshot of the producer indices.
+                            self.next_engine = engine;
                             return Ok(Some(ready));
                         }
                         Step::Parked => self.parked = true,
@@ -356,6 +446,7 @@ impl<'c> Receiver<'c> {
                         Step::Segment => {}
                     }
                 }
+                engine = wrap_next(engine, self.engines);
             }
             if refreshed {
                 return Ok(None);
@@ -482,27 +573,20 @@ impl<'c> Receiver<'c> {
             _ => self.stats.corrupt += 1,
         }
         log::debug!("pcie-channel: engine {engine} entry {position}: {error}");
-        self.set_done(engine, position, true);
-        self.advance(engine);
+        self.release_entry(engine, position);
     }
 
     /// Releases a delivered message's entries and moves its lane on.
+    #[inline]
     fn release(&mut self, ready: &Ready) {
-        let mut touched = 0u16;
-        for i in 0..ready.segments {
+        for i in 0..ready.segments.min(MAX_SEGMENTS) {
             let segment = self.chain[i];
-            self.set_done(usize::from(segment.engine), segment.position, true);
-            touched |= 1 << segment.engine;
+            self.release_entry(usize::from(segment.engine), segment.position);
         }
         self.expected[ready.lane] = self.expected[ready.lane].wrapping_add(1);
         self.stats.messages += 1;
         self.stats.bytes += ready.len as u64;
         self.progress = true;
-        for engine in 0..self.engines {
-            if touched & (1 << engine) != 0 {
-                self.advance(engine);
-            }
-        }
     }
 
     /// Moves a ring's consumer index over its released prefix, dropping orphaned segments met

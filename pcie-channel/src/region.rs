@@ -86,6 +86,12 @@ pub(crate) struct RingMemory<'a> {
     mask: u32,
 }
 
+// SAFETY: `slots` points into a region that is `Sync` (shared memory accessed through atomics
+// and raw copies) and valid for `'a`; the pointer carries no thread affinity.
+unsafe impl Send for RingMemory<'_> {}
+// SAFETY: as above; `&RingMemory` only hands out atomics and the raw slot pointer.
+unsafe impl Sync for RingMemory<'_> {}
+
 impl<'a> RingMemory<'a> {
     /// Resolves ring (direction, engine) of `layout` in `region`. `region` must be at least
     /// `layout.total` bytes and `engine` below the engine count (the channel checked both).

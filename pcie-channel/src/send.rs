@@ -8,6 +8,7 @@ use core::sync::atomic::AtomicU32;
 use crate::channel::{Channel, ChannelError, EngineSet, Failure};
 use crate::descriptor::Descriptor;
 use crate::layout::{MAX_ENGINES, MAX_SEGMENTS};
+use crate::receive::wrap_next;
 use crate::region::{copy_to_shared, RingMemory};
 use crate::ring::{ProducerIndex, RingError};
 
@@ -46,6 +47,7 @@ pub struct Sender<'c> {
     count: usize,
     cursor: usize,
     slot_bytes: usize,
+    slot_shift: u32,
     lane_mask: u32,
     max_message: usize,
     stats: SendStats,
@@ -94,6 +96,7 @@ impl<'c> Sender<'c> {
             count,
             cursor: 0,
             slot_bytes: g.slot_bytes as usize,
+            slot_shift: g.slot_bytes.trailing_zeros(),
             lane_mask: g.lanes - 1,
             max_message: max_segments * g.slot_bytes as usize,
             stats: SendStats::default(),
@@ -138,6 +141,7 @@ impl<'c> Sender<'c> {
     }
 
     /// Sends one message on `flow` and publishes it.
+    #[inline]
     pub fn send(&mut self, flow: u32, data: &[u8]) -> Result<(), ChannelError> {
         let result = self.write(flow, data);
         self.publish();
@@ -197,10 +201,16 @@ impl<'c> Sender<'c> {
         })
     }
 
-    /// Makes every written message visible to the receiver.
+    /// Makes every written message visible to the receiver. The next message starts on the
+    /// next engine, so successive batches spread over the engines.
     pub fn publish(&mut self) {
+        let mut published = false;
         for ring in self.rings[..self.count].iter_mut().flatten() {
+            published |= ring.index.has_unpublished();
             ring.index.publish();
+        }
+        if published {
+            self.cursor = wrap_next(self.cursor, self.count);
         }
     }
 
@@ -213,13 +223,61 @@ impl<'c> Sender<'c> {
                 max: self.max_message,
             });
         }
-        let segments = data.len().div_ceil(self.slot_bytes).max(1);
-        if segments == 1 {
-            self.write_planned(flow, data, &mut [Placement::default(); 1])
-        } else {
+        if data.len() <= self.slot_bytes {
+            return self.write_one(flow, data);
+        }
+        // Slots are a power of two: a shift, not a division.
+        let segments = data.len().saturating_add(self.slot_bytes - 1) >> self.slot_shift;
+        {
             let mut plan = [Placement::default(); MAX_SEGMENTS];
             self.write_planned(flow, data, &mut plan[..segments])
         }
+    }
+
+    /// The common case, kept short: a message that fits one slot.
+    #[inline]
+    fn write_one(&mut self, flow: u32, data: &[u8]) -> Result<(), ChannelError> {
+        let ring = self.pick_one()?;
+        let channel = self.channel;
+        let lane_mask = self.lane_mask;
+        let Some(target) = self.rings[ring].as_mut() else {
+            unreachable!("pick_one returns a ring below the count")
+        };
+        let Some(position) = target.index.claim() else {
+            unreachable!("pick_one saw credit on this ring")
+        };
+        // SAFETY: the slot of a claimed, unpublished position is ours and `slot_bytes` long;
+        // `data` is at most `slot_bytes` (checked by the caller).
+        unsafe { copy_to_shared(data, target.memory.slot(position)) };
+        Descriptor {
+            flow,
+            seq: channel.next_seq((flow & lane_mask) as usize),
+            len: data.len() as u16,
+            segment: 0,
+            segments: 1,
+            ..Descriptor::default()
+        }
+        .store(target.memory.descriptor(position));
+        self.stats.messages += 1;
+        self.stats.bytes += data.len() as u64;
+        self.stats.segments += 1;
+        Ok(())
+    }
+
+    /// The ring for a one-segment message: the current one if it has credit, else the next one
+    /// that has (reading consumer indices only when the cached credits are spent).
+    #[inline]
+    fn pick_one(&mut self) -> Result<usize, ChannelError> {
+        if let Some(ring) = self.rings[self.cursor].as_ref() {
+            if ring.index.cached_credits() > 0 {
+                return Ok(self.cursor);
+            }
+        }
+        let mut plan = [Placement::default(); 1];
+        self.plan(&mut plan)?;
+        // `plan` claimed the position; give it back for `write_one` to claim it again.
+        self.ring(plan[0].ring as usize).index.unclaim();
+        Ok(plan[0].ring as usize)
     }
 
     /// Claims positions for every segment of `data` (one per entry of `plan`), fills them and
@@ -265,46 +323,57 @@ impl<'c> Sender<'c> {
         Ok(())
     }
 
-    /// Claims ring positions for `plan.len()` segments, round-robin over the owned engines from
-    /// the cursor, all or nothing.
+    /// Claims ring positions for `plan.len()` segments, all or nothing. One segment goes to the
+    /// current engine (the next one with credit if it has none); several are spread
+    /// round-robin over the owned engines from the current one.
     fn plan(&mut self, plan: &mut [Placement]) -> Result<(), ChannelError> {
+        if let [place] = plan {
+            let mut ring = self.cursor;
+            for _ in 0..self.count {
+                let credits = self.ring(ring).index.credits(1);
+                if credits.map_err(|e| self.ring_failure(ring, e))? > 0 {
+                    self.cursor = ring;
+                    *place = self.claim(ring);
+                    return Ok(());
+                }
+                ring = wrap_next(ring, self.count);
+            }
+            self.stats.would_block += 1;
+            return Err(ChannelError::WouldBlock);
+        }
         let want = plan.len();
         let mut credits = [0u32; MAX_ENGINES];
         let mut total = 0usize;
         for (ring, credit) in credits.iter_mut().enumerate().take(self.count) {
-            *credit = self.ring(ring).index.cached_credits();
+            let refreshed = self.ring(ring).index.credits(want as u32);
+            *credit = refreshed.map_err(|e| self.ring_failure(ring, e))?;
             total += *credit as usize;
         }
-        if total < want || credits[self.cursor] == 0 {
-            total = 0;
-            for (ring, credit) in credits.iter_mut().enumerate().take(self.count) {
-                let refreshed = self.ring(ring).index.refresh_credits();
-                *credit = refreshed.map_err(|e| self.ring_failure(ring, e))?;
-                total += *credit as usize;
-            }
-            if total < want {
-                self.stats.would_block += 1;
-                return Err(ChannelError::WouldBlock);
-            }
+        if total < want {
+            self.stats.would_block += 1;
+            return Err(ChannelError::WouldBlock);
         }
         let mut ring = self.cursor;
         for place in plan.iter_mut() {
             while credits[ring] == 0 {
-                ring = (ring + 1) % self.count;
+                ring = wrap_next(ring, self.count);
             }
             credits[ring] -= 1;
-            let position = match self.ring(ring).index.claim() {
-                Some(position) => position,
-                None => unreachable!("credits were counted above"),
-            };
-            *place = Placement {
+            *place = self.claim(ring);
+            ring = wrap_next(ring, self.count);
+        }
+        Ok(())
+    }
+
+    /// Claims the next position of `ring`, which has credit.
+    fn claim(&mut self, ring: usize) -> Placement {
+        match self.ring(ring).index.claim() {
+            Some(position) => Placement {
                 ring: ring as u8,
                 position,
-            };
-            ring = (ring + 1) % self.count;
+            },
+            None => unreachable!("the caller saw credit on this ring"),
         }
-        self.cursor = ring;
-        Ok(())
     }
 }
 

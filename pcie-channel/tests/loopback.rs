@@ -351,3 +351,15 @@ fn header_bytes_match_the_spec() {
     assert_eq!(u32_at(0x80), 1, "host ready");
     assert_eq!(u32_at(0xC0), 1, "nic ready");
 }
+
+#[test]
+fn endpoints_move_to_other_threads() {
+    fn is_send<T: Send>(_: &T) {}
+    let lo = Loopback::new(SMALL).unwrap();
+    let tx = lo.host().sender(EngineSet::single(0)).unwrap();
+    let rx = lo.nic().receiver().unwrap();
+    is_send(&tx);
+    is_send(&rx);
+    fn is_sync<T: Sync>(_: &T) {}
+    is_sync(lo.host());
+}
