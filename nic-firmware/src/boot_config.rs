@@ -12,6 +12,9 @@
 //! cores   = 4                 # optional: how many cores run (default: all the board has)
 //! service = kvs 7000          # one or more: a service kind and the UDP port it serves
 //! service = count 7001
+//! agent_port = 7777           # optional: the orchestrator agent's UDP port on the NIC IP
+//! controller = 10.0.0.1:7778  # optional: where the agent sends its heartbeats
+//! gateway_mac = 02:00:00:00:00:fe # optional: next hop for addresses not heard from yet
 //! ```
 
 use alloc::boxed::Box;
@@ -20,8 +23,11 @@ use core::fmt;
 use core::net::Ipv4Addr;
 use core::str::FromStr;
 
-use microservices::services::{Count, CountConfig, Kvs, KvsConfig, Nat};
 use microservices::{Service, ServiceId, ServiceKind};
+
+use crate::agent::{ServiceFactory, StandardFactory};
+use crate::platform::Endpoint;
+use crate::wire::Ipv4Address;
 
 /// Most services one NIC serves.
 pub const MAX_SERVICES: usize = 16;
@@ -52,6 +58,13 @@ pub struct BootConfig {
     pub cores: Option<u8>,
     /// The services, in the order given.
     pub services: heapless::Vec<ServiceBinding, MAX_SERVICES>,
+    /// The UDP port of the NIC IP the orchestrator agent listens on, if it runs.
+    pub agent_port: Option<u16>,
+    /// Where the agent sends its heartbeats (IP and UDP port), if anywhere.
+    pub controller: Option<(Ipv4Addr, u16)>,
+    /// The top-of-rack switch's MAC (on port 0): the next hop for addresses the NIC has not
+    /// heard from (the controller, clients of host replies).
+    pub gateway_mac: Option<[u8; 6]>,
 }
 
 /// What is wrong with a configuration.
@@ -79,8 +92,10 @@ pub enum ConfigErrorKind {
     UnknownService,
     /// A UDP port that is 0 or not a number.
     BadPort,
-    /// Two services on one UDP port.
+    /// Two services (or a service and the agent) on one UDP port.
     DuplicatePort,
+    /// Not `IPv4:PORT`.
+    BadEndpoint,
     /// More than [`MAX_SERVICES`] services.
     TooManyServices,
     /// `nic_ip` is missing.
@@ -100,7 +115,8 @@ impl fmt::Display for ConfigErrorKind {
             ConfigErrorKind::NotText => "not UTF-8 text",
             ConfigErrorKind::MissingEquals => "expected `key = value`",
             ConfigErrorKind::UnknownKey => {
-                "unknown key (known: nic_ip, host_ip, mac, cores, service)"
+                "unknown key (known: nic_ip, host_ip, mac, cores, service, agent_port, controller, \
+                 gateway_mac)"
             }
             ConfigErrorKind::DuplicateKey => "key given twice",
             ConfigErrorKind::BadAddress => "not an IPv4 address like 10.0.0.2",
@@ -109,7 +125,10 @@ impl fmt::Display for ConfigErrorKind {
             ConfigErrorKind::BadService => "expected `service = KIND PORT`",
             ConfigErrorKind::UnknownService => "unknown service kind",
             ConfigErrorKind::BadPort => "UDP port must be a number from 1 to 65535",
-            ConfigErrorKind::DuplicatePort => "UDP port already used by another service",
+            ConfigErrorKind::DuplicatePort => {
+                "UDP port already used by another service or the agent"
+            }
+            ConfigErrorKind::BadEndpoint => "expected IPv4:PORT like 10.0.0.1:9000",
             ConfigErrorKind::TooManyServices => "more than 16 services",
             ConfigErrorKind::MissingNicIp => "nic_ip is missing",
             ConfigErrorKind::MissingHostIp => "host_ip is missing",
@@ -131,7 +150,7 @@ impl fmt::Display for Unavailable {
         write!(
             f,
             "boot configuration refused: service `{}` cannot be deployed at boot by this \
-             firmware (boot services: kvs, count, nat)",
+             firmware (boot services: kvs, count)",
             self.0
         )
     }
@@ -189,23 +208,25 @@ impl BootConfig {
         draft.finish().map_err(whole)
     }
 
-    /// One instance of every configured service with its UDP port, ids 1.. in order.
+    /// One instance of every configured service with its UDP port, ids 1.. in order, built
+    /// with their default configuration by the agent's [`StandardFactory`] (the same factory
+    /// that serves the orchestrator's deploy commands).
     pub fn instantiate_services(&self) -> Result<Vec<BootService>, Unavailable> {
         let mut out = Vec::with_capacity(self.services.len());
         for (index, binding) in self.services.iter().enumerate() {
             let id = ServiceId(index as u16 + 1);
-            let service: Box<dyn Service> = match binding.kind {
-                ServiceKind::Kvs => Box::new(Kvs::new(id, KvsConfig::default())),
-                ServiceKind::Count => Box::new(Count::new(id, CountConfig::default())),
-                ServiceKind::Nat => match Nat::new(id, &[]) {
-                    Ok(nat) => Box::new(nat),
-                    Err(_) => return Err(Unavailable(binding.kind)),
-                },
-                other => return Err(Unavailable(other)),
-            };
+            let service = StandardFactory
+                .build(binding.kind, id, &[])
+                .map_err(|_| Unavailable(binding.kind))?;
             out.push((binding.udp_port, service));
         }
         Ok(out)
+    }
+
+    /// Where the agent's heartbeats go, as the runtime's endpoint type.
+    pub fn controller_endpoint(&self) -> Option<Endpoint> {
+        self.controller
+            .map(|(ip, port)| Endpoint::new(Ipv4Address(ip.octets()), port))
     }
 
     /// The UDP port a service kind is served on, if it is configured.
@@ -235,6 +256,19 @@ impl fmt::Display for BootConfig {
         for service in &self.services {
             writeln!(f, "service = {} {}", service.kind, service.udp_port)?;
         }
+        if let Some(port) = self.agent_port {
+            writeln!(f, "agent_port = {port}")?;
+        }
+        if let Some((ip, port)) = self.controller {
+            writeln!(f, "controller = {ip}:{port}")?;
+        }
+        if let Some(m) = self.gateway_mac {
+            writeln!(
+                f,
+                "gateway_mac = {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            )?;
+        }
         Ok(())
     }
 }
@@ -247,6 +281,9 @@ struct Draft {
     mac: Option<[u8; 6]>,
     cores: Option<u8>,
     services: heapless::Vec<ServiceBinding, MAX_SERVICES>,
+    agent_port: Option<u16>,
+    controller: Option<(Ipv4Addr, u16)>,
+    gateway_mac: Option<[u8; 6]>,
 }
 
 impl Draft {
@@ -259,6 +296,9 @@ impl Draft {
             "mac" => set_once(&mut self.mac, parse_mac(value)?),
             "cores" => set_once(&mut self.cores, parse_cores(value)?),
             "service" => self.service(value),
+            "agent_port" => set_once(&mut self.agent_port, parse_port(value)?),
+            "controller" => set_once(&mut self.controller, parse_endpoint(value)?),
+            "gateway_mac" => set_once(&mut self.gateway_mac, parse_mac(value)?),
             _ => Err(ConfigErrorKind::UnknownKey),
         }
     }
@@ -269,11 +309,9 @@ impl Draft {
             return Err(ConfigErrorKind::BadService);
         };
         let kind = ServiceKind::from_str(kind).map_err(|_| ConfigErrorKind::UnknownService)?;
-        let udp_port = match port.parse::<u16>() {
-            Ok(0) | Err(_) => return Err(ConfigErrorKind::BadPort),
-            Ok(port) => port,
-        };
-        if self.services.iter().any(|s| s.udp_port == udp_port) {
+        let udp_port = parse_port(port)?;
+        if self.services.iter().any(|s| s.udp_port == udp_port) || self.agent_port == Some(udp_port)
+        {
             return Err(ConfigErrorKind::DuplicatePort);
         }
         self.services
@@ -290,12 +328,20 @@ impl Draft {
         if self.services.is_empty() {
             return Err(ConfigErrorKind::NoService);
         }
+        if let Some(agent) = self.agent_port {
+            if self.services.iter().any(|s| s.udp_port == agent) {
+                return Err(ConfigErrorKind::DuplicatePort);
+            }
+        }
         Ok(BootConfig {
             nic_ip,
             host_ip,
             mac: self.mac,
             cores: self.cores,
             services: self.services,
+            agent_port: self.agent_port,
+            controller: self.controller,
+            gateway_mac: self.gateway_mac,
         })
     }
 }
@@ -333,6 +379,20 @@ fn parse_mac(value: &str) -> Result<[u8; 6], ConfigErrorKind> {
     Ok(mac)
 }
 
+fn parse_port(value: &str) -> Result<u16, ConfigErrorKind> {
+    match value.parse::<u16>() {
+        Ok(0) | Err(_) => Err(ConfigErrorKind::BadPort),
+        Ok(port) => Ok(port),
+    }
+}
+
+fn parse_endpoint(value: &str) -> Result<(Ipv4Addr, u16), ConfigErrorKind> {
+    let (ip, port) = value.split_once(':').ok_or(ConfigErrorKind::BadEndpoint)?;
+    let ip = parse_ip(ip).map_err(|_| ConfigErrorKind::BadEndpoint)?;
+    let port = parse_port(port).map_err(|_| ConfigErrorKind::BadEndpoint)?;
+    Ok((ip, port))
+}
+
 fn parse_cores(value: &str) -> Result<u8, ConfigErrorKind> {
     match value.parse::<u8>() {
         Ok(n) if (1..=MAX_CORES).contains(&n) => Ok(n),
@@ -354,7 +414,10 @@ mod tests {
         cores = 4\n\
         \n\
         service = kvs 7000\n\
-        service = COUNT 7001\n";
+        service = COUNT 7001\n\
+        agent_port = 7777\n\
+        controller = 10.0.0.1:7778\n\
+        gateway_mac = 02:00:00:00:00:fe\n";
 
     #[test]
     fn parses_every_key() {
@@ -366,6 +429,9 @@ mod tests {
         assert_eq!(config.port_of(ServiceKind::Kvs), Some(7000));
         assert_eq!(config.port_of(ServiceKind::Count), Some(7001));
         assert_eq!(config.port_of(ServiceKind::Nat), None);
+        assert_eq!(config.agent_port, Some(7777));
+        assert_eq!(config.controller, Some((Ipv4Addr::new(10, 0, 0, 1), 7778)));
+        assert_eq!(config.gateway_mac, Some([2, 0, 0, 0, 0, 0xfe]));
     }
 
     #[test]
@@ -416,6 +482,9 @@ mod tests {
             ("service = teapot 7000", ConfigErrorKind::UnknownService),
             ("service = kvs 0", ConfigErrorKind::BadPort),
             ("service = kvs 70000", ConfigErrorKind::BadPort),
+            ("agent_port = 0", ConfigErrorKind::BadPort),
+            ("controller = 10.0.0.1", ConfigErrorKind::BadEndpoint),
+            ("controller = 10.0.0.1:x", ConfigErrorKind::BadEndpoint),
         ];
         for (line, kind) in cases {
             let text = std::format!("{base}{line}\nservice = count 7001\n");
@@ -423,6 +492,10 @@ mod tests {
         }
         let text = std::format!("{base}service = kvs 7000\nservice = count 7000\n");
         assert_eq!(refused(&text), (4, ConfigErrorKind::DuplicatePort));
+        let text = std::format!("{base}agent_port = 7000\nservice = count 7000\n");
+        assert_eq!(refused(&text), (4, ConfigErrorKind::DuplicatePort));
+        let text = std::format!("{base}service = count 7000\nagent_port = 7000\n");
+        assert_eq!(refused(&text), (0, ConfigErrorKind::DuplicatePort));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use e3_tests::firmware::{self, Board, Image};
-use e3_tests::frames::{self, Station};
+use e3_tests::frames::{self, Datagram, Station};
 use e3_tests::host::HostSide;
 use e3_tests::netns::Namespace;
 use e3_tests::nic::{port_mac, EmulatedNic, NicSpec};
@@ -23,6 +23,7 @@ use e3_tests::switch::Switch;
 use microservices::services::kvs::request as kvs;
 use microservices::services::{Kvs, KvsConfig};
 use microservices::{Service, ServiceError, ServiceId, ServiceKind};
+use nic_firmware::agent::heartbeat::Heartbeat;
 use nic_firmware::boot_config::{BootConfig, ServiceBinding};
 use nic_firmware::counters::{DropReason, Layer};
 use nic_firmware::wire::{self, checksum::Checksum, Ipv4Address, MacAddress};
@@ -62,6 +63,9 @@ fn config(nic_ip: [u8; 4]) -> BootConfig {
         mac: None,
         cores: None,
         services,
+        agent_port: None,
+        controller: None,
+        gateway_mac: None,
     }
 }
 
@@ -119,6 +123,14 @@ fn server(rack: &Rack, nic: usize, via: usize, port: u16) -> Station {
         ip: Ipv4Address(rack.nics[nic].config.nic_ip.octets()),
         port,
     }
+}
+
+/// Sends `request` from `client` to `server` through port 0 of NIC `nic`; the reply, or a
+/// panic with the NIC's UART transcript.
+fn ask(rack: &Rack, nic: usize, client: Station, server: Station, request: &[u8]) -> Datagram {
+    rack.exchange(nic, 0, client, server, request, REPLY_TIMEOUT)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no reply; UART:\n{}", rack.nics[nic].nic.transcript()))
 }
 
 fn write_config(switch: &Switch, name: &str, text: &str) -> PathBuf {
@@ -305,22 +317,9 @@ fn malformed_frames_are_counted_and_service_goes_on() {
     }
 
     // Still serving: a PUT and a GET after the garbage.
-    let reply = rack
-        .exchange(
-            0,
-            0,
-            client,
-            kvs_server,
-            &kvs::put(b"still", b"here"),
-            REPLY_TIMEOUT,
-        )
-        .unwrap()
-        .expect("the NIC still answers after malformed frames");
+    let reply = ask(&rack, 0, client, kvs_server, &kvs::put(b"still", b"here"));
     assert_eq!(reply.payload[0], 0, "PUT succeeded");
-    let reply = rack
-        .exchange(0, 0, client, kvs_server, &kvs::get(b"still"), REPLY_TIMEOUT)
-        .unwrap()
-        .expect("the NIC still answers after malformed frames");
+    let reply = ask(&rack, 0, client, kvs_server, &kvs::get(b"still"));
     assert_eq!(&reply.payload[reply.payload.len() - 4..], b"here");
 
     let counters = rack.nics[0]
@@ -623,4 +622,62 @@ fn corrupted_channel_is_counted_and_service_goes_on() {
             )
         });
     assert_eq!(reply.payload[0], 0);
+}
+
+/// The orchestrator agent on the firmware: a deploy command over UDP puts a new KVS on a new
+/// port, which then serves; heartbeats arrive at the configured controller.
+#[test]
+#[ignore = "hardware-in-loop: run with `cargo xtask hil`"]
+fn agent_deploys_a_service_and_sends_heartbeats() {
+    let mut rack = rack("hil-agent");
+    let controller = client(50, 7778);
+    let mut nic_plan = plan([10, 0, 0, 2], 1);
+    nic_plan.config.agent_port = Some(7777);
+    nic_plan.config.controller = Some((Ipv4Addr::from(controller.ip.0), controller.port));
+    // The controller sits behind the switch: the switch's MAC is the NIC's default next hop.
+    nic_plan.config.gateway_mac = Some(controller.mac.0);
+    rack.boot(nic_plan).unwrap();
+    let agent = server(&rack, 0, 0, 7777);
+
+    // DEPLOY (docs/orchestrator-commands.md): version 1, opcode 1, request 42, service 7,
+    // kind 6 (KVS), UDP port 7002.
+    let deploy = [&[1u8, 1, 42, 0, 7, 0, 6][..], &7002u16.to_le_bytes()].concat();
+    // Heartbeats go to the same address as the answer: pick the answer by its request id.
+    assert!(rack
+        .port(0, 0)
+        .send(&frames::udp(controller, agent, &deploy))
+        .unwrap());
+    let answer = rack
+        .port(0, 0)
+        .recv_matching(REPLY_TIMEOUT, |f| {
+            frames::parse_udp(f).is_some_and(|d| d.payload.len() == 4 && d.payload[2] == 42)
+        })
+        .expect("an answer to DEPLOY");
+    let answer = frames::parse_udp(&answer).unwrap();
+    assert_eq!(answer.source, (agent.ip, 7777));
+    assert_eq!(answer.payload, [1, 0, 42, 0], "DEPLOY succeeded");
+
+    let client = client(51, 5003);
+    let deployed = server(&rack, 0, 0, 7002);
+    let reply = ask(&rack, 0, client, deployed, &kvs::put(b"new", b"service"));
+    assert_eq!(reply.payload, [&[0u8][..], &1u64.to_le_bytes()].concat());
+
+    // Heartbeats: 16 bytes from the agent's port to the controller, node 2, rising sequence.
+    let mut sequences = Vec::new();
+    while sequences.len() < 2 {
+        let frame = rack
+            .port(0, 0)
+            .recv_matching(REPLY_TIMEOUT, |f| {
+                frames::parse_udp(f).is_some_and(|d| {
+                    d.source == (agent.ip, 7777)
+                        && d.destination == (controller.ip, controller.port)
+                })
+            })
+            .expect("a heartbeat");
+        let datagram = frames::parse_udp(&frame).unwrap();
+        let heartbeat = Heartbeat::decode(&datagram.payload).expect("a well-formed heartbeat");
+        assert_eq!(heartbeat.node, 2);
+        sequences.push(heartbeat.sequence);
+    }
+    assert_ne!(sequences[0], sequences[1]);
 }

@@ -171,6 +171,9 @@ fn nic_config(ip: [u8; 4]) -> BootConfig {
         mac: None,
         cores: None,
         services,
+        agent_port: None,
+        controller: None,
+        gateway_mac: None,
     }
 }
 

@@ -16,6 +16,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use log::{error, info, warn};
 use nic_firmware::accel::{self, CpuFeatures, NicEngines};
+use nic_firmware::agent::AgentConfig;
 use nic_firmware::boot_config::{BootConfig, BootService};
 use nic_firmware::counters::CounterTotals;
 use nic_firmware::demux::Addresses;
@@ -113,6 +114,16 @@ pub fn start(
     };
     let mut runtime_config = Config::new(addresses, engines);
     runtime_config.services = services;
+    runtime_config.gateway_mac = config.gateway_mac.map(MacAddress);
+    runtime_config.agent = config.agent_port.map(|port| {
+        let mut agent = AgentConfig::new(u16::from(config.nic_ip.octets()[3]), port);
+        agent.controller = config.controller_endpoint();
+        info!(
+            "agent on UDP port {port}, heartbeats to {:?}",
+            config.controller
+        );
+        agent
+    });
     let runtime = Runtime::new(runtime_config, QemuVirt::new(ports, host, cores))?;
     Ok(RUNTIME.call_once(|| runtime))
 }
