@@ -82,12 +82,6 @@ struct ChannelLink {
     rx: Box<Receiver<'static>>,
 }
 
-// SAFETY: a sender and a receiver hold raw pointers into the channel's region, which is the
-// ivshmem BAR, mapped identically on every core for the life of the firmware; the channel they
-// borrow is in a static. Moving them to another core is therefore sound; they are never used by
-// two cores at once because the runtime keeps the host path behind a lock.
-unsafe impl Send for ChannelLink {}
-
 impl HostLink {
     /// A link over `channel` (all its engines towards the host), or none.
     pub fn new(channel: Option<&'static Channel>) -> HostLink {
