@@ -2,6 +2,7 @@
 
 mod place;
 mod report;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -20,12 +21,15 @@ enum Command {
     Place(place::Args),
     /// Place every built-in application with every algorithm and compare the scores.
     Report(report::Args),
+    /// Serve microservices on the host IP over a NIC's PCIe channel file.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Place(args) => place::run(args),
         Command::Report(args) => report::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
