@@ -2,42 +2,13 @@
 //!
 //! Each core writes only its own [`CoreCounters`] (one cache line apart from its neighbours'),
 //! with plain loads and stores ([`CoreCounter`]), so counting costs neither a locked
-//! instruction nor shared-line traffic on the packet path; readers sum over cores. Counts that
-//! several cores bump (per-service statistics) use [`Counter`].
+//! instruction nor shared-line traffic on the packet path; readers sum over cores.
 
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::platform::MAX_PORTS;
 use crate::wire;
-
-/// One monotonically increasing count.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    /// Adds `n`.
-    #[inline]
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Adds one.
-    #[inline]
-    pub fn increment(&self) {
-        self.add(1);
-    }
-
-    /// The current value.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Back to zero.
-    pub fn reset(&self) {
-        self.0.store(0, Ordering::Relaxed);
-    }
-}
 
 /// A count with a single writer: the core that owns it. Readers on other cores may see a
 /// slightly old value, never a torn one.

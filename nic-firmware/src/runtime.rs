@@ -167,7 +167,7 @@ impl<B: Board> Runtime<B> {
                 backlog: spin::Mutex::new(heapless::Deque::new()),
             })
             .collect();
-        let services = ServiceTable::new();
+        let services = ServiceTable::new(cores);
         for (port, service) in config.services {
             let slot = services.install(service).map_err(RuntimeError::Service)?;
             services
@@ -667,13 +667,9 @@ impl<'r, B: Board> Core<'r, B> {
             return;
         };
         self.counters().service_requests.increment();
-        if let Some(stats) = runtime.services.stats(slot) {
-            stats.requests.increment();
-            stats.busy_cycles.add(elapsed);
-            if result.is_err() {
-                stats.errors.increment();
-            }
-        }
+        runtime
+            .services
+            .record(self.id, slot, elapsed, result.is_err());
         let len = result.unwrap_or_else(|len| len);
         self.answer(port, datagram, len);
     }

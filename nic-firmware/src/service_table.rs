@@ -2,15 +2,17 @@
 //!
 //! Routes are read on every request without a lock (one atomic word per route); they change
 //! only on orchestrator commands, under a writer lock. Each deployed service sits in a slot
-//! behind its own lock (a [`Service`] handles one request at a time) with its statistics.
+//! behind its own lock (a [`Service`] handles one request at a time). Its statistics are kept
+//! per core (single writer, no locked add) and summed when read; a slot's generation changes
+//! with every deploy so that readers can tell one service's counts from the next's.
 
 use alloc::boxed::Box;
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use microservices::{Service, ServiceId};
 
-use crate::counters::Counter;
+use crate::counters::CoreCounter;
 
 /// Most services deployed at once.
 pub const MAX_SERVICES: usize = 32;
@@ -88,44 +90,62 @@ impl fmt::Display for TableError {
     }
 }
 
-/// Execution statistics of one service slot, written by whichever core runs a request.
+/// One core's counts for one service slot. Counts only grow: a new service in the slot
+/// starts a new generation instead of a reset.
 #[derive(Debug, Default)]
-pub struct ServiceStats {
-    /// Requests handled.
-    pub requests: Counter,
-    /// Of those, requests the service answered with an error.
-    pub errors: Counter,
-    /// Board cycles ([`Board::cycles`](crate::platform::Board::cycles)) spent in the service.
-    pub busy_cycles: Counter,
+struct CoreServiceStats {
+    requests: CoreCounter,
+    errors: CoreCounter,
+    busy_cycles: CoreCounter,
 }
 
-/// One deployed service and its statistics.
+/// One core's counts for every slot, a cache line apart from the next core's.
+#[repr(align(128))]
+struct CoreSlots([CoreServiceStats; MAX_SERVICES]);
+
+/// A slot's counts summed over cores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceStats {
+    /// Changes whenever a service is deployed in the slot.
+    pub generation: u32,
+    /// Requests handled since the runtime started (all generations).
+    pub requests: u64,
+    /// Of those, requests answered with an error.
+    pub errors: u64,
+    /// Board cycles ([`Board::cycles`](crate::platform::Board::cycles)) spent in the service.
+    pub busy_cycles: u64,
+}
+
+/// One deployed service.
 #[derive(Default)]
-pub struct ServiceSlot {
+struct ServiceSlot {
     service: spin::Mutex<Option<Box<dyn Service>>>,
-    /// Its statistics (reset when a new service is deployed in the slot).
-    pub stats: ServiceStats,
+    generation: AtomicU32,
 }
 
 /// Routes and slots.
 pub struct ServiceTable {
     routes: [AtomicU64; MAX_ROUTES],
     slots: Box<[ServiceSlot]>,
+    stats: Box<[CoreSlots]>,
     writer: spin::Mutex<()>,
 }
 
 impl Default for ServiceTable {
     fn default() -> Self {
-        Self::new()
+        Self::new(1)
     }
 }
 
 impl ServiceTable {
-    /// An empty table (allocates its slots).
-    pub fn new() -> Self {
+    /// An empty table for `cores` cores (allocates its slots and statistics).
+    pub fn new(cores: usize) -> Self {
         ServiceTable {
             routes: core::array::from_fn(|_| AtomicU64::new(0)),
             slots: (0..MAX_SERVICES).map(|_| ServiceSlot::default()).collect(),
+            stats: (0..cores.max(1))
+                .map(|_| CoreSlots(core::array::from_fn(|_| CoreServiceStats::default())))
+                .collect(),
             writer: spin::Mutex::new(()),
         }
     }
@@ -176,9 +196,7 @@ impl ServiceTable {
         for (index, slot) in self.slots.iter().enumerate() {
             let mut guard = slot.service.lock();
             if guard.is_none() {
-                slot.stats.requests.reset();
-                slot.stats.errors.reset();
-                slot.stats.busy_cycles.reset();
+                slot.generation.fetch_add(1, Ordering::Relaxed);
                 *guard = Some(service);
                 return Ok(index);
             }
@@ -223,9 +241,34 @@ impl ServiceTable {
         guard.as_deref_mut().map(f)
     }
 
-    /// The slot's statistics.
-    pub fn stats(&self, slot: usize) -> Option<&ServiceStats> {
-        self.slots.get(slot).map(|s| &s.stats)
+    /// Counts one request of the service in `slot`, run by `core`: `busy_cycles` in the
+    /// service, answered with an error or not. Only `core` may call this for its index.
+    #[inline]
+    pub fn record(&self, core: usize, slot: usize, busy_cycles: u64, error: bool) {
+        let Some(stats) = self.stats.get(core).and_then(|c| c.0.get(slot)) else {
+            return;
+        };
+        stats.requests.increment();
+        stats.busy_cycles.add(busy_cycles);
+        if error {
+            stats.errors.increment();
+        }
+    }
+
+    /// The slot's statistics, summed over cores.
+    pub fn stats(&self, slot: usize) -> Option<ServiceStats> {
+        let generation = self.slots.get(slot)?.generation.load(Ordering::Relaxed);
+        let mut total = ServiceStats {
+            generation,
+            ..ServiceStats::default()
+        };
+        for core in self.stats.iter() {
+            let stats = core.0.get(slot)?;
+            total.requests += stats.requests.get();
+            total.errors += stats.errors.get();
+            total.busy_cycles += stats.busy_cycles.get();
+        }
+        Some(total)
     }
 
     /// Slots, for the agent's per-service statistics.
@@ -255,7 +298,7 @@ mod tests {
 
     #[test]
     fn install_route_and_remove() {
-        let table = ServiceTable::new();
+        let table = ServiceTable::new(1);
         let slot = table.install(Box::new(Upper::new(7))).unwrap();
         assert_eq!(
             table.install(Box::new(Upper::new(7))),
@@ -275,13 +318,23 @@ mod tests {
         assert_eq!(table.route(7001), None);
         assert_eq!(table.route(7002), Some(Route::Host));
         assert!(table.with_service(slot, |_| ()).is_none());
+        let before = table.stats(slot).unwrap();
+        table.record(0, slot, 100, true);
+        let after = table.stats(slot).unwrap();
+        assert_eq!(
+            (after.requests, after.errors, after.busy_cycles),
+            (1, 1, 100)
+        );
+        let again = table.install(Box::new(Upper::new(8))).unwrap();
+        assert_eq!(again, slot, "the freed slot is reused");
+        assert_ne!(table.stats(slot).unwrap().generation, before.generation);
         table.set_route(7002, None).unwrap();
         assert_eq!(table.routes().count(), 0);
     }
 
     #[test]
     fn tables_fill_up_cleanly() {
-        let table = ServiceTable::new();
+        let table = ServiceTable::new(1);
         for id in 0..MAX_SERVICES as u16 {
             table.install(Box::new(Upper::new(id))).unwrap();
         }

@@ -243,8 +243,9 @@ impl Agent {
                 continue;
             };
             let interval = state.services[slot].close_interval(
-                stats.requests.get(),
-                stats.busy_cycles.get(),
+                stats.generation,
+                stats.requests,
+                stats.busy_cycles,
                 to_ns,
             );
             if interval.overloaded {

@@ -1,8 +1,9 @@
 //! The Internet checksum (RFC 1071): one's-complement sums over bytes and pseudo-headers.
 //!
-//! Sums are accumulated as 32-bit big-endian words into a `u64` and folded to 16 bits at the
-//! end; the one's-complement sum is the same whatever the word width, so this gives the RFC's
-//! 16-bit result while touching each byte once.
+//! Bytes are summed as native-endian 64-bit words with end-around carry, folded to 16 bits and
+//! byte-swapped into big-endian order at the end: the one's-complement sum does not depend on
+//! word width or byte order up to that swap (RFC 1071 section 2), so this gives the RFC's
+//! 16-bit result at one add per 8 bytes.
 
 use super::ipv4::Ipv4Address;
 
@@ -22,22 +23,25 @@ impl Checksum {
     /// payload sum in this crate).
     #[must_use]
     pub fn add_bytes(self, bytes: &[u8]) -> Self {
-        let mut sum = self.0;
+        // Native-endian words, end-around carry: the one's-complement sum is the same in
+        // either byte order up to a final swap (RFC 1071 section 2(B)), done in `fold`.
+        let mut sum = 0u64;
         let mut words = bytes.chunks_exact(8);
         for chunk in &mut words {
             let mut eight = [0u8; 8];
             eight.copy_from_slice(chunk);
-            let value = u64::from_be_bytes(eight);
-            sum += (value >> 32) + (value & 0xffff_ffff);
+            let (added, carry) = sum.overflowing_add(u64::from_ne_bytes(eight));
+            sum = added + u64::from(carry);
         }
-        let mut tail = words.remainder().chunks_exact(2);
-        for pair in &mut tail {
-            sum += u64::from(u16::from_be_bytes([pair[0], pair[1]]));
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            // Zero padding after the last byte is the RFC's padding of an odd byte too.
+            let mut eight = [0u8; 8];
+            eight[..tail.len()].copy_from_slice(tail);
+            let (added, carry) = sum.overflowing_add(u64::from_ne_bytes(eight));
+            sum = added + u64::from(carry);
         }
-        if let [last] = tail.remainder() {
-            sum += u64::from(*last) << 8;
-        }
-        Checksum(sum)
+        self.add_u16(to_big_endian_word(fold_to_16(sum)))
     }
 
     /// Adds one 16-bit word.
@@ -63,11 +67,7 @@ impl Checksum {
 
     /// The folded 16-bit one's-complement sum.
     pub fn fold(self) -> u16 {
-        let mut sum = self.0;
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        sum as u16
+        fold_to_16(self.0)
     }
 
     /// The checksum field value: the complement of the folded sum.
@@ -79,6 +79,19 @@ impl Checksum {
     pub fn verifies(self) -> bool {
         self.fold() == 0xffff
     }
+}
+
+/// Folds a one's-complement sum of any width to 16 bits.
+fn fold_to_16(mut sum: u64) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// A 16-bit sum of native-endian words as the sum of the same bytes read big-endian.
+fn to_big_endian_word(native: u16) -> u16 {
+    u16::from_be_bytes(native.to_ne_bytes())
 }
 
 #[cfg(test)]
