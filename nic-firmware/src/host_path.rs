@@ -10,7 +10,7 @@
 use core::net::Ipv4Addr;
 
 use pcie_channel::message::{MessageHeader, UdpAddressing, HEADER_BYTES};
-use pcie_channel::{ChannelError, Receiver, Sender};
+use pcie_channel::{ChannelError, ReceiveStats, Receiver, SendStats, Sender};
 
 use crate::platform::{DatagramMeta, Endpoint, HostPath, HostPathError};
 use crate::runtime::{flow_of, MAX_UDP_PAYLOAD};
@@ -51,13 +51,18 @@ impl<'c> ChannelHostPath<'c> {
     pub fn drops(&self) -> HostMessageDrops {
         self.drops
     }
-}
 
-// SAFETY: `Sender` and `Receiver` hold raw pointers into the channel region, which lives for
-// `'c` and is not tied to a thread; pcie-channel's sharing rules let several cores use one
-// receiver (and an engine set's sender) behind a lock, which is how the runtime holds its host
-// path (one `spin::Mutex`), so moving the pair to the core that takes the lock is sound.
-unsafe impl Send for ChannelHostPath<'_> {}
+    /// The channel's own statistics of the host-to-NIC direction (corrupt, orphaned or skipped
+    /// descriptors included).
+    pub fn receive_stats(&self) -> ReceiveStats {
+        self.receiver.stats()
+    }
+
+    /// The channel's statistics of the NIC-to-host direction.
+    pub fn send_stats(&self) -> SendStats {
+        self.sender.stats()
+    }
+}
 
 fn to_core(address: Ipv4Address) -> Ipv4Addr {
     Ipv4Addr::from(address.0)

@@ -105,8 +105,14 @@ fn datagrams_cross_the_channel_both_ways_in_flow_order() {
     }
     answered.sort();
     assert_eq!(answered, [41000, 41001, 41002, 41003]);
-    let drops = runtime.with_host_path(|path| path.as_ref().map(|p| p.drops()));
-    let drops = drops.unwrap();
+    let (drops, received, sent) = runtime
+        .with_host_path(|path| {
+            path.as_ref()
+                .map(|p| (p.drops(), p.receive_stats(), p.send_stats()))
+        })
+        .unwrap();
     assert_eq!((drops.malformed, drops.wrong_kind), (1, 1));
+    assert_eq!((received.messages, received.corrupt), (6, 0));
+    assert!(sent.messages >= 200, "{sent:?}");
     assert_eq!(runtime.counters().from_host, 4);
 }
