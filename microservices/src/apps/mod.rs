@@ -21,3 +21,5 @@ pub use dag::{
     CallGroups, Dag, DagBuilder, DagError, Edge, EdgeKind, FanOut, Node, NodeId, Role, Tier,
     TierId, Wiring,
 };
+#[cfg(feature = "std")]
+pub mod traffic;

@@ -222,7 +222,7 @@ pub fn decapsulate(
 mod tests {
     use super::*;
     use crate::engines::SoftwareEngines;
-    use crate::services::ipv4::tests::udp_packet;
+    use crate::services::ipv4::udp_packet;
     use crate::services::nat::Nat;
     use crate::services::testing::{call, Harness};
 
@@ -253,7 +253,7 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            let packet = udp_packet(0xc0a8_0001, 0x0a01_0203, &vec![n as u8; len]);
+            let packet = udp_packet(0xc0a8_0001, 0x0a01_0203, (12345, 53), &vec![n as u8; len]);
             let esp = h.ok(&packet);
             assert_eq!(ones_complement_sum(&esp[..20]), 0xffff);
             assert_eq!(u16::from_be_bytes([esp[2], esp[3]]) as usize, esp.len());
@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn tampering_and_bad_packets() {
         let mut h = Harness::new(IpSec::new(ServiceId(1), &rules(), sa()).unwrap());
-        let packet = udp_packet(1, 0x0a00_0001, b"secret");
+        let packet = udp_packet(1, 0x0a00_0001, (12345, 53), b"secret");
         let esp = h.ok(&packet);
         for at in [25, 40, esp.len() - 1] {
             let mut bad = esp.clone();
@@ -284,7 +284,7 @@ mod tests {
             );
         }
         assert_eq!(
-            h.err(&udp_packet(1, 0x0b00_0001, b"")),
+            h.err(&udp_packet(1, 0x0b00_0001, (12345, 53), b"")),
             ServiceError::NotFound
         );
         assert_eq!(h.err(&packet[..12]), ServiceError::Truncated);
@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn migration_keeps_the_sequence_and_exhaustion_is_refused() {
         let mut h = Harness::new(IpSec::new(ServiceId(1), &rules(), sa()).unwrap());
-        let packet = udp_packet(1, 0x0a00_0001, b"x");
+        let packet = udp_packet(1, 0x0a00_0001, (12345, 53), b"x");
         h.ok(&packet);
         let mut other = Harness::new(IpSec::new(ServiceId(1), &rules(), sa()).unwrap());
         h.migrate_to(&mut other);

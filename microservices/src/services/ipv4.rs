@@ -1,6 +1,9 @@
 //! Just enough IPv4 for the packet services: a checked header view and RFC 1624 incremental
 //! checksum updates for the IPv4 header and the TCP/UDP pseudo-header.
 
+#[cfg(any(test, feature = "std"))]
+use alloc::vec::Vec;
+
 use crate::service::ServiceError;
 
 /// IP protocol number of TCP.
@@ -127,44 +130,48 @@ impl<'a> Ipv4<'a> {
     }
 }
 
+#[cfg(any(test, feature = "std"))]
+/// A UDP/IPv4 packet with correct checksums (client side; allocates).
+pub fn udp_packet(src: u32, dst: u32, ports: (u16, u16), payload: &[u8]) -> Vec<u8> {
+    let total = 28 + payload.len();
+    let mut p = Vec::with_capacity(total);
+    p.extend_from_slice(&[0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, PROTO_UDP, 0, 0]);
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p.extend_from_slice(&src.to_be_bytes());
+    p.extend_from_slice(&dst.to_be_bytes());
+    let csum = !ones_complement_sum(&p[..20]);
+    p[10..12].copy_from_slice(&csum.to_be_bytes());
+    p.extend_from_slice(&ports.0.to_be_bytes());
+    p.extend_from_slice(&ports.1.to_be_bytes());
+    p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(payload);
+    let udp_csum = !udp_sum(&p);
+    let udp_csum = if udp_csum == 0 { 0xffff } else { udp_csum };
+    p[26..28].copy_from_slice(&udp_csum.to_be_bytes());
+    p
+}
+
+#[cfg(any(test, feature = "std"))]
+/// The one's-complement sum of the UDP pseudo-header and datagram of a UDP/IPv4 packet with a
+/// 20-byte header.
+pub fn udp_sum(packet: &[u8]) -> u16 {
+    let udp = &packet[20..];
+    let mut pseudo = Vec::with_capacity(12 + udp.len());
+    pseudo.extend_from_slice(&packet[12..20]);
+    pseudo.extend_from_slice(&[0, PROTO_UDP]);
+    pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+    pseudo.extend_from_slice(udp);
+    ones_complement_sum(&pseudo)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use alloc::vec::Vec;
-
-    /// A UDP/IPv4 packet with correct checksums.
-    pub fn udp_packet(src: u32, dst: u32, payload: &[u8]) -> Vec<u8> {
-        let total = 28 + payload.len();
-        let mut p = Vec::with_capacity(total);
-        p.extend_from_slice(&[0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, PROTO_UDP, 0, 0]);
-        p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-        p.extend_from_slice(&src.to_be_bytes());
-        p.extend_from_slice(&dst.to_be_bytes());
-        let csum = !ones_complement_sum(&p[..20]);
-        p[10..12].copy_from_slice(&csum.to_be_bytes());
-        p.extend_from_slice(&[0x30, 0x39, 0x00, 0x35]);
-        p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        p.extend_from_slice(&[0, 0]);
-        p.extend_from_slice(payload);
-        let udp_csum = !udp_sum(&p);
-        p[26..28].copy_from_slice(&udp_csum.to_be_bytes());
-        p
-    }
-
-    /// The one's-complement sum of the UDP pseudo-header and datagram of `packet`.
-    pub fn udp_sum(packet: &[u8]) -> u16 {
-        let udp = &packet[20..];
-        let mut pseudo = Vec::new();
-        pseudo.extend_from_slice(&packet[12..20]);
-        pseudo.extend_from_slice(&[0, PROTO_UDP]);
-        pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
-        pseudo.extend_from_slice(udp);
-        ones_complement_sum(&pseudo)
-    }
 
     #[test]
     fn rewriting_keeps_both_checksums_valid() {
-        let mut p = udp_packet(0x0a00_0001, 0xc0a8_0102, b"hello, world");
+        let mut p = udp_packet(0x0a00_0001, 0xc0a8_0102, (12345, 53), b"hello, world");
         let mut ip = Ipv4::parse(&mut p).unwrap();
         ip.set_destination(0x0102_0304);
         assert_eq!(ones_complement_sum(&p[..20]), 0xffff);
@@ -173,7 +180,7 @@ pub(crate) mod tests {
 
     #[test]
     fn malformed_headers_are_refused() {
-        let good = udp_packet(1, 2, b"x");
+        let good = udp_packet(1, 2, (12345, 53), b"x");
         assert_eq!(
             Ipv4::parse(&mut good[..19].to_vec()).unwrap_err(),
             ServiceError::Truncated

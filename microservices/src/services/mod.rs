@@ -13,7 +13,7 @@ pub mod ddos;
 pub mod ema;
 pub mod flowmon;
 pub mod ipsec;
-mod ipv4;
+pub(crate) mod ipv4;
 pub mod knn;
 pub mod kvs;
 pub mod nat;
@@ -22,6 +22,8 @@ pub mod recommend;
 pub mod spike;
 #[cfg(feature = "sql")]
 pub mod sql;
+#[cfg(feature = "std")]
+pub mod standard;
 pub mod topranker;
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ enum Which {
     Dispatch,
     /// E3 Table 6: placement time per microservice for HCM, annealing and ILP at scale.
     Placement,
+    /// Every microservice on one core at 512-byte requests against E3's host figures.
+    Services,
 }
 
 impl Which {
@@ -33,6 +35,7 @@ impl Which {
             Which::Channel => ("pcie-channel", "channel"),
             Which::Dispatch => ("nic-firmware", "dispatch"),
             Which::Placement => ("host-lib", "placement"),
+            Which::Services => ("microservices", "services"),
         }
     }
 }

@@ -124,7 +124,7 @@ impl Service for Nat {
 mod tests {
     use super::*;
     use crate::services::ipv4::ones_complement_sum;
-    use crate::services::ipv4::tests::{udp_packet, udp_sum};
+    use crate::services::ipv4::{udp_packet, udp_sum};
     use crate::services::testing::{call, Harness};
 
     fn nat() -> Harness<Nat> {
@@ -156,7 +156,7 @@ mod tests {
             (0x0a01_0209, 0xac10_0509),
             (0x0a01_0203, 0x0808_0808),
         ] {
-            let mut request = udp_packet(0x0102_0304, dst, b"payload");
+            let mut request = udp_packet(0x0102_0304, dst, (12345, 53), b"payload");
             let len = request.len();
             request.resize(512, 0xaa);
             let out = h.ok(&request);
@@ -169,7 +169,7 @@ mod tests {
             assert_eq!(udp_sum(&out), 0xffff);
         }
         assert_eq!(
-            h.err(&udp_packet(1, 0x0b00_0001, b"")),
+            h.err(&udp_packet(1, 0x0b00_0001, (12345, 53), b"")),
             ServiceError::NotFound
         );
     }
@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn short_buffers_and_bad_packets() {
         let mut h = nat();
-        let packet = udp_packet(1, 0x0a01_0101, &[7; 100]);
+        let packet = udp_packet(1, 0x0a01_0101, (12345, 53), &[7; 100]);
         let mut small = [0u8; 64];
         assert_eq!(
             call(&mut h.service, &packet, &mut small),

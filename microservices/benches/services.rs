@@ -1,0 +1,139 @@
+//! `cargo xtask bench services`: requests per second on one core for every service's standard
+//! instance at 512-byte requests with software engines, beside the host figure of E3's Table 1
+//! (the kernel-bypass host's throughput divided by the cores it used), with the ratio per
+//! service and the geometric mean of the ratios.
+//!
+//! Options: `--seconds S` per service (default 1), `--size BYTES` (default 512), and service
+//! names to run only those.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use microservices::apps::traffic::ServiceTraffic;
+use microservices::engines::SoftwareEngines;
+use microservices::services::standard::instantiate;
+use microservices::{Context, ServiceId, ServiceKind};
+
+/// E3 Table 1, host with DPDK: (requests per second, active cores).
+fn paper_host(kind: ServiceKind) -> (f64, f64) {
+    match kind {
+        ServiceKind::IpSec => (911.9e3, 12.0),
+        ServiceKind::Bm25 => (99.5e3, 12.0),
+        ServiceKind::Nids => (1841.1e3, 12.0),
+        ServiceKind::Recommend => (4.1e3, 12.0),
+        ServiceKind::Nat => (1917.5e3, 4.0),
+        ServiceKind::Count => (1960.0e3, 4.0),
+        ServiceKind::Ema => (2009.2e3, 4.0),
+        ServiceKind::Kvs => (2005.0e3, 2.0),
+        ServiceKind::FlowMonitor => (2014.4e3, 4.0),
+        ServiceKind::Ddos => (1844.8e3, 12.0),
+        ServiceKind::Knn => (42.4e3, 12.0),
+        ServiceKind::Spike => (104.3e3, 12.0),
+        ServiceKind::Bayes => (13.7e3, 12.0),
+        ServiceKind::ApiGateway => (1584.3e3, 12.0),
+        ServiceKind::TopRanker => (771.9e3, 12.0),
+        ServiceKind::Sql => (528.0e3, 12.0),
+    }
+}
+
+struct Options {
+    seconds: f64,
+    size: usize,
+    only: Vec<ServiceKind>,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        seconds: 1.0,
+        size: 512,
+        only: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => {
+                options.seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(1.0)
+            }
+            "--size" => options.size = args.next().and_then(|s| s.parse().ok()).unwrap_or(512),
+            "--bench" => {}
+            name => match name.parse() {
+                Ok(kind) => options.only.push(kind),
+                Err(_) => eprintln!("services bench: ignoring unknown argument {name:?}"),
+            },
+        }
+    }
+    options
+}
+
+/// Requests per second of `kind`'s standard instance on this core, and the share of requests
+/// that answered an error.
+fn measure(kind: ServiceKind, size: usize, seconds: f64) -> Option<(f64, f64)> {
+    let mut service = instantiate(kind, ServiceId(1))?;
+    let mut traffic = ServiceTraffic::new(kind, 0xbe4c, size);
+    // A fixed, pre-generated trace replayed in order: generation stays out of the timing.
+    let trace: Vec<(u64, Vec<u8>)> = (0..4096).map(|_| traffic.next_request()).collect();
+    let span = trace.last().map_or(0, |(t, _)| *t) + 1;
+    let mut response = vec![0u8; 4096];
+    let budget = Duration::from_secs_f64(seconds);
+    let (mut done, mut errors, mut round) = (0u64, 0u64, 0u64);
+    let started = Instant::now();
+    while started.elapsed() < budget {
+        for (at, request) in &trace {
+            let mut ctx = Context::new(&SoftwareEngines, round * span + at);
+            let (len, error) = service.serve(&mut ctx, black_box(request), &mut response);
+            black_box(len);
+            errors += u64::from(error.is_some());
+        }
+        done += trace.len() as u64;
+        round += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Some((done as f64 / elapsed, errors as f64 / done as f64))
+}
+
+fn main() {
+    let options = options();
+    let kinds: Vec<ServiceKind> = if options.only.is_empty() {
+        ServiceKind::ALL.to_vec()
+    } else {
+        options.only.clone()
+    };
+    println!(
+        "services: one core, software engines, {}-byte requests, {:.1} s per service",
+        options.size, options.seconds
+    );
+    println!("baseline: E3 Table 1, host with DPDK: RPS / cores");
+    println!();
+    println!("| service | ours (req/s/core) | E3 host (req/s/core) | ratio | errors |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut log_sum = 0.0;
+    let mut measured = 0;
+    for kind in kinds {
+        let (rps, cores) = paper_host(kind);
+        let paper = rps / cores;
+        match measure(kind, options.size, options.seconds) {
+            Some((ours, error_share)) => {
+                let ratio = ours / paper;
+                log_sum += ratio.ln();
+                measured += 1;
+                println!(
+                    "| {} | {:.0} | {:.0} | {:.2} | {:.1}% |",
+                    kind,
+                    ours,
+                    paper,
+                    ratio,
+                    100.0 * error_share
+                );
+            }
+            None => println!("| {kind} | not built (feature `sql` off) | {paper:.0} | - | - |"),
+        }
+    }
+    if measured > 0 {
+        println!();
+        println!(
+            "geometric mean of ratios over {} services: {:.2}",
+            measured,
+            (log_sum / f64::from(measured)).exp()
+        );
+    }
+}
