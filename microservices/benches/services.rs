@@ -3,6 +3,11 @@
 //! (the kernel-bypass host's throughput divided by the cores it used), with the ratio per
 //! service and the geometric mean of the ratios.
 //!
+//! A second baseline is measured in the same run: the copy floor, the same replay loop with a
+//! "service" that only copies each request into the response. Its column (cost in copies) does
+//! not move with the machine's load the way absolute rates do; the load average at the start
+//! is printed for that reason.
+//!
 //! Options: `--seconds S` per service (default 1), `--size BYTES` (default 512), and service
 //! names to run only those.
 
@@ -10,9 +15,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use microservices::apps::traffic::ServiceTraffic;
+use microservices::codec::Response;
 use microservices::engines::SoftwareEngines;
 use microservices::services::standard::instantiate;
-use microservices::{Context, ServiceId, ServiceKind};
+use microservices::{Context, Service, ServiceError, ServiceId, ServiceIdentity, ServiceKind};
 
 /// E3 Table 1, host with DPDK: (requests per second, active cores).
 fn paper_host(kind: ServiceKind) -> (f64, f64) {
@@ -65,20 +71,49 @@ fn options() -> Options {
     options
 }
 
+/// The copy floor: answers every request with a copy of it.
+struct CopyFloor;
+
+impl Service for CopyFloor {
+    fn identity(&self) -> ServiceIdentity {
+        ServiceIdentity::new(ServiceId(0), ServiceKind::Kvs, 512, 0)
+    }
+
+    fn handle(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        request: &[u8],
+        response: &mut [u8],
+    ) -> Result<usize, ServiceError> {
+        let mut out = Response::new(response)?;
+        out.bytes(request)?;
+        Ok(out.finish())
+    }
+}
+
+/// A fixed, pre-generated trace of `kind` requests: generation stays out of the timing.
+fn trace_of(kind: ServiceKind, size: usize) -> Vec<(u64, Vec<u8>)> {
+    let mut traffic = ServiceTraffic::new(kind, 0xbe4c, size);
+    (0..4096).map(|_| traffic.next_request()).collect()
+}
+
 /// Requests per second of `kind`'s standard instance on this core, and the share of requests
 /// that answered an error.
 fn measure(kind: ServiceKind, size: usize, seconds: f64) -> Option<(f64, f64)> {
-    let mut service = instantiate(kind, ServiceId(1))?;
-    let mut traffic = ServiceTraffic::new(kind, 0xbe4c, size);
-    // A fixed, pre-generated trace replayed in order: generation stays out of the timing.
-    let trace: Vec<(u64, Vec<u8>)> = (0..4096).map(|_| traffic.next_request()).collect();
+    let service = instantiate(kind, ServiceId(1))?;
+    Some(replay(service, &trace_of(kind, size), seconds))
+}
+
+/// Replays `trace` through `service` in order for `seconds`; requests per second and error
+/// share.
+fn replay(mut service: Box<dyn Service>, trace: &[(u64, Vec<u8>)], seconds: f64) -> (f64, f64) {
     let span = trace.last().map_or(0, |(t, _)| *t) + 1;
     let mut response = vec![0u8; 4096];
     let budget = Duration::from_secs_f64(seconds);
     let (mut done, mut errors, mut round) = (0u64, 0u64, 0u64);
     let started = Instant::now();
     while started.elapsed() < budget {
-        for (at, request) in &trace {
+        for (at, request) in trace {
             let mut ctx = Context::new(&SoftwareEngines, round * span + at);
             let (len, error) = service.serve(&mut ctx, black_box(request), &mut response);
             black_box(len);
@@ -88,7 +123,7 @@ fn measure(kind: ServiceKind, size: usize, seconds: f64) -> Option<(f64, f64)> {
         round += 1;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    Some((done as f64 / elapsed, errors as f64 / done as f64))
+    (done as f64 / elapsed, errors as f64 / done as f64)
 }
 
 fn main() {
@@ -102,10 +137,17 @@ fn main() {
         "services: one core, software engines, {}-byte requests, {:.1} s per service",
         options.size, options.seconds
     );
-    println!("baseline: E3 Table 1, host with DPDK: RPS / cores");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    println!("load average at start: {}", load.join(" "));
+    let floor_trace = trace_of(ServiceKind::Kvs, options.size);
+    let (floor, _) = replay(Box::new(CopyFloor), &floor_trace, options.seconds);
+    println!("baselines: E3 Table 1, host with DPDK (RPS / cores); copy floor {floor:.0} req/s");
     println!();
-    println!("| service | ours (req/s/core) | E3 host (req/s/core) | ratio | errors |");
-    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| service | ours (req/s/core) | E3 host (req/s/core) | ratio | cost in copies | errors |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
     let mut log_sum = 0.0;
     let mut measured = 0;
     for kind in kinds {
@@ -117,15 +159,16 @@ fn main() {
                 log_sum += ratio.ln();
                 measured += 1;
                 println!(
-                    "| {} | {:.0} | {:.0} | {:.2} | {:.1}% |",
+                    "| {} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1}% |",
                     kind,
                     ours,
                     paper,
                     ratio,
+                    floor / ours,
                     100.0 * error_share
                 );
             }
-            None => println!("| {kind} | not built (feature `sql` off) | {paper:.0} | - | - |"),
+            None => println!("| {kind} | not built (feature `sql` off) | {paper:.0} | - | - | - |"),
         }
     }
     if measured > 0 {

@@ -104,6 +104,9 @@ impl Service for IpSec {
         let room = out.space().saturating_sub(start);
         let copy = request.len().min(room);
         let body = out.reserve(out.space())?;
+        if body.len() < start {
+            return Err(ServiceError::ResponseTooSmall);
+        }
         body[start..start + copy].copy_from_slice(&request[..copy]);
         let inner = self
             .nat
@@ -288,11 +291,13 @@ mod tests {
             ServiceError::NotFound
         );
         assert_eq!(h.err(&packet[..12]), ServiceError::Truncated);
-        let mut small = [0u8; 60];
-        assert_eq!(
-            call(&mut h.service, &packet, &mut small),
-            Err(ServiceError::ResponseTooSmall)
-        );
+        for size in [0, 1, 30, 44, 45, 60] {
+            let mut small = vec![0u8; size];
+            assert_eq!(
+                call(&mut h.service, &packet, &mut small),
+                Err(ServiceError::ResponseTooSmall)
+            );
+        }
         // Refused requests did not use up sequence numbers.
         let (sequence, _) = decapsulate(&SoftwareEngines, &sa(), &h.ok(&packet)).unwrap();
         assert_eq!(sequence, 2);

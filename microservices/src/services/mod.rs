@@ -12,6 +12,8 @@ pub mod count;
 pub mod ddos;
 pub mod ema;
 pub mod flowmon;
+#[cfg(feature = "std")]
+pub mod fuzzing;
 pub mod ipsec;
 pub(crate) mod ipv4;
 pub mod knn;
