@@ -201,16 +201,14 @@ impl<'c> Sender<'c> {
         })
     }
 
-    /// Makes every written message visible to the receiver. The next message starts on the
-    /// next engine, so successive batches spread over the engines.
+    /// Makes every written message visible to the receiver.
+    ///
+    /// One-segment messages stay on the current engine until it runs out of credit: moving on
+    /// at every batch would let the receiver see a later batch before an earlier one (it reads
+    /// the rings' indices one after the other) and park it, which costs more than it spreads.
     pub fn publish(&mut self) {
-        let mut published = false;
         for ring in self.rings[..self.count].iter_mut().flatten() {
-            published |= ring.index.has_unpublished();
             ring.index.publish();
-        }
-        if published {
-            self.cursor = wrap_next(self.cursor, self.count);
         }
     }
 
