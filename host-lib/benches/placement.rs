@@ -74,7 +74,7 @@ fn options() -> Options {
 }
 
 /// The applications to deploy, in turn, until `count` microservices: each offered a share of
-/// half the nominal capacity of the smallest cluster, so that all of them fit there.
+/// 30% of the nominal capacity of the smallest cluster.
 fn stream(count: usize) -> Vec<Workload> {
     let smallest = Cluster::type2_fat_tree(TABLE_6[0].0).topology();
     let mean_nodes = App::ALL.iter().map(|a| a.node_count()).sum::<usize>() / App::ALL.len();
@@ -86,7 +86,7 @@ fn stream(count: usize) -> Vec<Workload> {
             break;
         }
         let unit = Workload::builtin(*app, 1.0).expect("built-in workload");
-        let rate = 0.5 * nominal_rps(&unit, &smallest) / instances as f64;
+        let rate = 0.3 * nominal_rps(&unit, &smallest) / instances as f64;
         let workload = unit.with_rate(rate).expect("positive rate");
         total += workload.dag().len();
         workloads.push(workload);
@@ -304,7 +304,8 @@ fn render(rows: &[Row], total: usize, options: &Options) -> String {
         let num =
             |x: Option<f64>, digits: usize| x.map_or("-".to_string(), |x| format!("{x:.digits$}"));
         let ratio = |paper: Option<f64>, ours: Option<f64>| match (paper, ours) {
-            (Some(p), Some(o)) if o > 0.0 => format!("{:.0}x", p / o),
+            (Some(p), Some(o)) if o > 0.0 && p >= o => format!("{:.0}x", p / o),
+            (Some(p), Some(o)) if o > 0.0 => format!("{:.2}x", p / o),
             _ => "-".to_string(),
         };
         let ilp_paper = match paper_ilp {

@@ -334,6 +334,11 @@ fn tier_profile(
     Ok(profile)
 }
 
+/// The most servers a cluster file may describe (the benchmark's largest FatTree has 50,000).
+pub const MAX_SERVERS: u64 = 1_000_000;
+/// The most SmartNICs one server type may have.
+pub const MAX_NICS: u32 = 64;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClusterFile {
@@ -418,6 +423,13 @@ pub fn parse_cluster(path: &Path, text: &str) -> Result<Cluster, ConfigError> {
             ));
         }
         let mut nics = Vec::new();
+        let nic_count: u32 = t.nics.iter().map(|n| n.count.min(MAX_NICS + 1)).sum();
+        if nic_count > MAX_NICS {
+            return Err(source.at(
+                &t.name,
+                format!("more than {MAX_NICS} SmartNICs in one server"),
+            ));
+        }
         for nic in &t.nics {
             let spec = node_spec(&source, nic, NodeKind::Nic)?;
             nics.extend(std::iter::repeat_n(spec, nic.count as usize));
@@ -446,6 +458,15 @@ pub fn parse_cluster(path: &Path, text: &str) -> Result<Cluster, ConfigError> {
             ));
         };
         servers.push((t.clone(), *s.count.get_ref()));
+    }
+    let total: u64 = file
+        .servers
+        .iter()
+        .map(|s| u64::from(*s.count.get_ref()))
+        .sum();
+    if total > MAX_SERVERS {
+        let last = file.servers.last().map(|s| s.count.span());
+        return Err(source.error(last, format!("more than {MAX_SERVERS} servers in all")));
     }
     if servers.iter().all(|(_, count)| *count == 0) {
         return Err(source.at(&file.name, "the cluster has no [[servers]]"));

@@ -134,9 +134,14 @@ pub enum DagError {
     },
     /// The tier edges form a cycle; the tiers on it, in call order.
     Cycle(Vec<String>),
-    /// More nodes than a [`NodeId`] can count.
+    /// More nodes than [`MAX_NODES`] or more edges than [`MAX_EDGES`].
     TooManyNodes,
 }
+
+/// The most nodes a DAG may have.
+pub const MAX_NODES: usize = 1 << 20;
+/// The most edges a DAG may have.
+pub const MAX_EDGES: usize = 1 << 24;
 
 impl fmt::Display for DagError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -164,7 +169,10 @@ impl fmt::Display for DagError {
                 }
                 f.write_str(tiers.first().map(String::as_str).unwrap_or(""))
             }
-            DagError::TooManyNodes => f.write_str("the application has too many nodes"),
+            DagError::TooManyNodes => write!(
+                f,
+                "the application has more than {MAX_NODES} nodes or {MAX_EDGES} edges"
+            ),
         }
     }
 }
@@ -270,7 +278,24 @@ impl DagBuilder {
             .iter()
             .map(|t| usize::from(t.shards) * (1 + usize::from(t.backups)))
             .sum();
-        if u32::try_from(total).is_err() {
+        let edge_count: usize = self
+            .edges
+            .iter()
+            .map(|e| {
+                let m = usize::from(self.tiers[e.from.index()].shards);
+                match e.wiring {
+                    Wiring::All => m * usize::from(self.tiers[e.to.index()].shards),
+                    Wiring::Spread(k) => m * usize::from(k),
+                }
+            })
+            .sum::<usize>()
+            + (total
+                - self
+                    .tiers
+                    .iter()
+                    .map(|t| usize::from(t.shards))
+                    .sum::<usize>());
+        if total > MAX_NODES || edge_count > MAX_EDGES {
             return Err(DagError::TooManyNodes);
         }
         // Nodes tier by tier: the primaries in shard order, then each round of backups.
@@ -717,6 +742,18 @@ mod tests {
             error.to_string(),
             "the calls form a cycle: x -> y -> z -> x"
         );
+    }
+
+    #[test]
+    fn refuses_oversized_dags() {
+        let mut b = DagBuilder::new("huge");
+        let a = b.tier("a", ServiceKind::Nat, u16::MAX, 0).unwrap();
+        let c = b.tier("c", ServiceKind::Nat, u16::MAX, 0).unwrap();
+        b.connect(a, c, Wiring::All).unwrap();
+        assert_eq!(b.build(), Err(DagError::TooManyNodes));
+        let mut b = DagBuilder::new("tall");
+        b.tier("a", ServiceKind::Nat, u16::MAX, 255).unwrap();
+        assert_eq!(b.build(), Err(DagError::TooManyNodes));
     }
 
     #[test]
