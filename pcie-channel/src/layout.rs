@@ -75,7 +75,8 @@ pub struct Geometry {
 }
 
 impl Geometry {
-    /// Eight engines (as on LiquidIO), 256 entries of 2 KiB each, 256 lanes: 16.6 MiB.
+    /// Eight engines (as on LiquidIO), 256 entries of 2 KiB each, 256 lanes: a region of
+    /// `0x81_4000` bytes (8.1 MiB, docs/pcie-channel.md section 2), which a 16 MiB PCI BAR holds.
     pub const DEFAULT: Geometry = Geometry {
         engines: 8,
         ring_entries: 256,

@@ -47,9 +47,10 @@ pub enum Kind {
     /// client. The NIC builds the frame from these and its own MAC/neighbour state.
     UdpReply,
     /// Either way: a liveness/statistics heartbeat; the payload (16 bytes) is defined by the
-    /// agent (docs/firmware.md).
+    /// agent (docs/heartbeat.md).
     Heartbeat,
-    /// Either way: an orchestrator command or its answer; the payload is defined by the agent.
+    /// Either way: an orchestrator command or its answer; the payload is defined by the agent
+    /// (docs/orchestrator-commands.md).
     Control,
 }
 
