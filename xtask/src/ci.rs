@@ -20,7 +20,7 @@ pub fn run(args: Args) -> Result<()> {
     step("rustfmt", || {
         run_checked(cargo().args(["fmt", "--all", "--check"]))
     })?;
-    step("system packages", crate::system::ensure_packages)?;
+    step("system packages", crate::system::ensure_cbc)?;
     step("clippy", || {
         run_checked(cargo().args([
             "clippy",

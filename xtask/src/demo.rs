@@ -71,7 +71,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.window == 0 || args.seconds == 0 {
         bail!("--window and --seconds must be at least 1");
     }
-    let qemu = qemu::ensure_installed()?;
+    let qemu = crate::system::ensure_qemu()?;
     toolchain::ensure_firmware_target()?;
     let image = firmware::build(Board::QemuVirt)?;
     eprintln!(

@@ -189,7 +189,7 @@ fn flash_qemu(args: &FlashArgs, image: &Image) -> Result<()> {
     let qemu_path = if args.dry_run {
         qemu::find().unwrap_or_else(|| PathBuf::from(qemu::QEMU))
     } else {
-        qemu::ensure_installed()?
+        crate::system::ensure_qemu()?
     };
     let mut command = spec.command(&qemu_path);
     if args.dry_run {

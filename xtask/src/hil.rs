@@ -2,8 +2,6 @@
 //! Installs QEMU when it is missing and the machine allows, builds the qemu-virt image, then runs
 //! the scenarios one at a time (each boots its own NICs and has its own timeout).
 
-use std::path::Path;
-
 use anyhow::Result;
 use e3_tests::firmware::{self, Board};
 use e3_tests::qemu;
@@ -22,21 +20,12 @@ const ROOT_ONLY: &[&str] = &["ping"];
 
 /// Why `hil` cannot run on this machine, if it cannot: no QEMU and no way to install it.
 pub fn unavailable() -> Option<String> {
-    if qemu::find().is_some() {
-        return None;
-    }
-    if !Path::new("/etc/debian_version").exists() || qemu::find_on_path("apt-get").is_none() {
-        return Some("QEMU is not installed and this is not a Debian machine".into());
-    }
-    if !qemu::is_root() {
-        return Some("QEMU is not installed and installing it needs root".into());
-    }
-    None
+    crate::system::qemu_unavailable()
 }
 
 /// Entry point of the subcommand.
 pub fn run(args: Args) -> Result<()> {
-    let qemu = qemu::ensure_installed()?;
+    let qemu = crate::system::ensure_qemu()?;
     eprintln!(
         "hil: {}",
         qemu::version(&qemu).unwrap_or_else(|| qemu.display().to_string())

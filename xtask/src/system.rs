@@ -1,69 +1,370 @@
-//! Debian packages the workspace links against, installed when missing (CI starts from a fresh
-//! Debian machine): COIN-OR CBC, the MILP solver behind the ILP placer in host-lib.
+//! Debian packages the tasks need, installed with apt when missing (CI starts from a fresh
+//! Debian machine): COIN-OR CBC, the MILP solver host-lib's ILP placer links, and QEMU with the
+//! tools the hardware-in-loop tests use.
+//!
+//! One installer serves them all: it runs apt-get as root (or through passwordless `sudo`),
+//! waits for the dpkg lock while another apt or dpkg holds it, retries once after a fresh
+//! `apt-get update` (an apt hook on some machines deletes downloaded packages after each dpkg
+//! run), and when it cannot install says in one message what was needed, why, and the command
+//! to run by hand. QEMU comes from the release's backports suite (docs/user-guide.md): the
+//! stable suite's older QEMU would make apt remove a newer `qemu-utils`.
 
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use e3_tests::qemu;
 
-use crate::toolchain::run_checked;
+use crate::toolchain::{render, run_checked};
 
-/// Packages to install, and the pkg-config module that shows they are there.
-const PACKAGES: [&str; 2] = ["coinor-libcbc-dev", "pkg-config"];
-const PKG_CONFIG_MODULE: &str = "cbc";
+/// Seconds apt waits for another apt or dpkg to let go of the lock.
+const LOCK_TIMEOUT_S: u32 = 600;
+/// Where a missing backports source is written.
+const BACKPORTS_SOURCE: &str = "/etc/apt/sources.list.d/e3-backports.sources";
+/// The packages of CBC, and the pkg-config module that shows they are there.
+const CBC_PACKAGES: [&str; 2] = ["coinor-libcbc-dev", "pkg-config"];
+const CBC_MODULE: &str = "cbc";
+/// The QEMU package (it brings `qemu-system-aarch64`).
+const QEMU_PACKAGE: &str = "qemu-system-arm";
+/// Programs the HIL tests run besides QEMU, and their packages: `ip` for namespaces and taps.
+const HIL_TOOLS: [(&str, &str); 2] = [("ip", "iproute2"), ("ping", "iputils-ping")];
 
-/// Makes sure CBC and its pkg-config file are installed, installing them with apt-get when
-/// they are not and we may.
-pub fn ensure_packages() -> Result<()> {
+/// Packages to install and why.
+struct Request<'a> {
+    /// What needs them, for messages.
+    purpose: &'a str,
+    /// Packages from the release itself.
+    packages: &'a [&'a str],
+    /// Packages from the release's backports suite.
+    backports: &'a [&'a str],
+}
+
+impl Request<'_> {
+    /// Every package, those from backports as `NAME/SUITE` (apt's syntax for one package's
+    /// suite: the others keep coming from the release).
+    fn arguments(&self, backports_suite: &str) -> Vec<String> {
+        let backports = self
+            .backports
+            .iter()
+            .map(|package| format!("{package}/{backports_suite}"));
+        self.packages
+            .iter()
+            .map(|package| package.to_string())
+            .chain(backports)
+            .collect()
+    }
+
+    /// The command a person would run instead.
+    fn by_hand(&self) -> String {
+        format!(
+            "sudo apt-get install {}",
+            self.arguments("<release>-backports").join(" ")
+        )
+    }
+
+    /// The one failure message: what, why, the reason, and what to do.
+    fn failure(&self, reason: impl std::fmt::Display) -> anyhow::Error {
+        anyhow::anyhow!(
+            "{} ({}) could not be installed: {reason}; install them by hand: `{}`",
+            self.arguments("backports").join(", "),
+            self.purpose,
+            self.by_hand()
+        )
+    }
+}
+
+/// Makes sure CBC and its pkg-config file are installed.
+pub fn ensure_cbc() -> Result<()> {
     if cbc_installed() {
         return Ok(());
     }
-    let packages = PACKAGES.join(" ");
-    let advice = format!(
-        "host-lib's ILP placer links COIN-OR CBC: install it with `sudo apt-get install {packages}` \
-         (Debian/Ubuntu) or your system's CBC development package"
-    );
-    if !has_program("apt-get") {
-        bail!("{advice}; apt-get is not available here");
+    let request = Request {
+        purpose: "COIN-OR CBC, the MILP solver host-lib's ILP placer links",
+        packages: &CBC_PACKAGES,
+        backports: &[],
+    };
+    install(&request)?;
+    if !cbc_installed() {
+        return Err(request.failure(format!(
+            "pkg-config still does not find `{CBC_MODULE}` after installing"
+        )));
     }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+    Ok(())
+}
+
+/// Finds QEMU and the HIL tests' tools, installing what is missing; returns QEMU's path.
+pub fn ensure_qemu() -> Result<PathBuf> {
+    let packages: Vec<&str> = HIL_TOOLS
+        .into_iter()
+        .filter(|(program, _)| !has_program(program))
+        .map(|(_, package)| package)
+        .collect();
+    let qemu = if qemu::find().is_none() {
+        vec![QEMU_PACKAGE]
+    } else {
+        Vec::new()
+    };
+    if packages.is_empty() && qemu.is_empty() {
+        return qemu::find().context("qemu-system-aarch64 disappeared");
+    }
+    let request = Request {
+        purpose: "QEMU and the tools of the emulated SmartNICs: hil, demo, flash",
+        packages: &packages,
+        backports: &qemu,
+    };
+    install(&request)?;
+    qemu::find().ok_or_else(|| {
+        request.failure(format!(
+            "{} is still not on PATH after installing",
+            qemu::QEMU
+        ))
+    })
+}
+
+/// Why QEMU can be neither found nor installed here, if so (CI then skips the HIL tests).
+pub fn qemu_unavailable() -> Option<String> {
+    if qemu::find().is_some() {
+        return None;
+    }
+    installer()
+        .err()
+        .map(|why| format!("QEMU is not installed and {why}"))
+}
+
+/// How apt-get runs here: directly as root, or through passwordless sudo; else why it cannot.
+fn installer() -> std::result::Result<Vec<&'static str>, String> {
+    if !Path::new("/etc/debian_version").exists() || qemu::find_on_path("apt-get").is_none() {
+        return Err("this is not a Debian machine (no apt-get)".into());
+    }
+    if qemu::is_root() {
+        return Ok(Vec::new());
+    }
+    let sudo_works = Command::new("sudo")
+        .args(["-n", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if sudo_works {
+        Ok(vec!["sudo", "-n"])
+    } else {
+        Err("installing needs root (or passwordless sudo)".into())
+    }
+}
+
+/// Installs `request`'s packages: waits for the lock, retries once.
+fn install(request: &Request<'_>) -> Result<()> {
+    let prefix = installer().map_err(|why| request.failure(why))?;
     let apt = |args: &[&str]| {
-        let mut command = if root {
-            Command::new("apt-get")
-        } else {
-            let mut sudo = Command::new("sudo");
-            sudo.args(["-n", "apt-get"]);
-            sudo
+        let mut command = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg("apt-get");
+                command
+            }
+            None => Command::new("apt-get"),
         };
-        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        command
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["-o", &format!("DPkg::Lock::Timeout={LOCK_TIMEOUT_S}")])
+            .args(args);
         command
     };
-    eprintln!("installing {packages} (the MILP solver of the ILP placer)");
-    let installed = run_checked(&mut apt(&["update", "-qq"]))
-        .and_then(|()| run_checked(apt(&["install", "-y", "-qq"]).args(PACKAGES)));
-    if let Err(error) = installed {
-        bail!("{advice}; installing it failed: {error:#}");
-    }
-    if !cbc_installed() {
-        bail!("{advice}; pkg-config still does not find `{PKG_CONFIG_MODULE}` after installing");
+    let suite = if request.backports.is_empty() {
+        String::new()
+    } else {
+        ensure_backports_source(&prefix).map_err(|e| request.failure(format!("{e:#}")))?
+    };
+    let packages = request.arguments(&suite);
+    let mut install_args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    install_args.extend(packages.iter().map(String::as_str));
+    eprintln!("installing {} ({})", packages.join(" "), request.purpose);
+    let attempt = || {
+        run_checked(&mut apt(&["update", "-q"])).and_then(|()| run_checked(&mut apt(&install_args)))
+    };
+    if let Err(first) = attempt() {
+        eprintln!("apt failed ({first:#}); updating the package lists and retrying once");
+        attempt().map_err(|second| request.failure(format!("{second:#}")))?;
     }
     Ok(())
 }
 
 fn cbc_installed() -> bool {
     Command::new("pkg-config")
-        .args(["--exists", PKG_CONFIG_MODULE])
+        .args(["--exists", CBC_MODULE])
         .status()
         .is_ok_and(|status| status.success())
 }
 
-fn has_program(name: &str) -> bool {
-    Command::new(name)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
+/// Whether `program` is on PATH or in one of the system directories (`ip` lives in /usr/sbin,
+/// which a non-root PATH may not hold).
+fn has_program(program: &str) -> bool {
+    qemu::find_on_path(program).is_some()
+        || ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+            .iter()
+            .any(|dir| Path::new(dir).join(program).is_file())
+}
+
+/// Adds the backports suite to apt's sources unless a source already names it, reusing the
+/// mirror and signing key of the source that serves the release itself; returns the suite.
+fn ensure_backports_source(prefix: &[&str]) -> Result<String> {
+    let codename = os_release_codename().context("no VERSION_CODENAME in /etc/os-release")?;
+    let backports = format!("{codename}-backports");
+    let sources = apt_sources();
+    if sources
+        .iter()
+        .any(|(_, text)| text.split_whitespace().any(|word| word == backports))
+    {
+        return Ok(backports);
+    }
+    let (uri, signed_by) = sources
+        .iter()
+        .find_map(|(_, text)| release_mirror(text, &codename))
+        .with_context(|| {
+            format!("no apt source serves {codename}: add {backports} to apt's sources by hand")
+        })?;
+    let mut entry = format!("Types: deb\nURIs: {uri}\nSuites: {backports}\nComponents: main\n");
+    if let Some(key) = signed_by {
+        entry.push_str(&format!("Signed-By: {key}\n"));
+    }
+    eprintln!("adding {backports} to apt's sources ({BACKPORTS_SOURCE})");
+    if prefix.is_empty() {
+        fs::write(BACKPORTS_SOURCE, entry)
+            .with_context(|| format!("writing {BACKPORTS_SOURCE}"))?;
+    } else {
+        write_as_root(prefix, &entry)?;
+    }
+    Ok(backports)
+}
+
+/// Writes the backports source through `sudo -n tee`.
+fn write_as_root(prefix: &[&str], entry: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut command = Command::new(prefix[0]);
+    command
+        .args(&prefix[1..])
+        .args(["tee", BACKPORTS_SOURCE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    let rendered = render(&command);
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("could not start `{rendered}`"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(entry.as_bytes())?;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("`{rendered}` failed ({status})");
+    }
+    Ok(())
+}
+
+fn os_release_codename() -> Option<String> {
+    let text = fs::read_to_string("/etc/os-release").ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("VERSION_CODENAME="))
+        .map(|v| v.trim_matches('"').to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Every apt source file and its text.
+fn apt_sources() -> Vec<(PathBuf, String)> {
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
+        files.extend(
+            dir.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "list" || e == "sources")),
+        );
+    }
+    files
+        .into_iter()
+        .filter_map(|path| fs::read_to_string(&path).ok().map(|text| (path, text)))
+        .collect()
+}
+
+/// The mirror URI (and signing key) of the source that serves suite `codename`, from either
+/// one-line (`deb URI SUITE COMPONENTS`) or deb822 (`URIs:` / `Suites:`) text.
+fn release_mirror(text: &str, codename: &str) -> Option<(String, Option<String>)> {
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let ["deb", rest @ ..] = words.as_slice() {
+            let rest: Vec<&str> = rest
+                .iter()
+                .copied()
+                .filter(|w| !w.starts_with('['))
+                .collect();
+            if rest.len() >= 2 && rest[1] == codename {
+                return Some((rest[0].to_owned(), None));
+            }
+        }
+    }
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+        };
+        let serves =
+            field("Suites:").is_some_and(|suites| suites.split_whitespace().any(|s| s == codename));
+        if let (true, Some(uris)) = (serves, field("URIs:")) {
+            let uri = uris.split_whitespace().next()?.to_owned();
+            return Some((uri, field("Signed-By:")));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_release_mirror_in_both_formats() {
+        let deb822 = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n\
+                      Components: main\nSigned-By: /usr/share/keyrings/k.gpg\n\n\
+                      Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n";
+        assert_eq!(
+            release_mirror(deb822, "bookworm"),
+            Some((
+                "http://mirror.example/debian".to_owned(),
+                Some("/usr/share/keyrings/k.gpg".to_owned())
+            ))
+        );
+        let one_line = "# comment\ndeb [arch=amd64] http://mirror.example/debian bookworm main\n";
+        assert_eq!(
+            release_mirror(one_line, "bookworm"),
+            Some(("http://mirror.example/debian".to_owned(), None))
+        );
+        assert_eq!(release_mirror(one_line, "trixie"), None);
+        assert_eq!(
+            release_mirror(
+                "deb http://mirror.example/debian bookworm-security main",
+                "bookworm"
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn the_failure_says_what_why_and_how() {
+        let request = Request {
+            purpose: "QEMU for the emulated SmartNICs",
+            packages: &["iproute2"],
+            backports: &["qemu-system-arm"],
+        };
+        assert_eq!(
+            request.arguments("bookworm-backports"),
+            ["iproute2", "qemu-system-arm/bookworm-backports"]
+        );
+        assert_eq!(
+            request.failure("no network").to_string(),
+            "iproute2, qemu-system-arm/backports (QEMU for the emulated SmartNICs) could not be \
+             installed: no network; install them by hand: \
+             `sudo apt-get install iproute2 qemu-system-arm/<release>-backports`"
+        );
+    }
 }
