@@ -1,5 +1,8 @@
-//! Next hops for datagrams the host sends: the MAC and port each remote IP was last heard
-//! from, learned from the traffic forwarded to the host, with a configured gateway as fallback.
+//! Next hops for datagrams the NIC originates (the host's replies, the agent's heartbeats): the
+//! MAC and port each remote IP was last heard from, learned from every datagram addressed to
+//! the NIC or the host, with a configured gateway as fallback.
+
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::wire::{Ipv4Address, MacAddress};
 
@@ -18,23 +21,42 @@ pub struct NextHop {
 /// A bounded table of next hops.
 pub struct Neighbours {
     table: spin::Mutex<heapless::FnvIndexMap<Ipv4Address, NextHop, CAPACITY>>,
+    /// Bumped on every change of the table, so a [`LastLearned`] knows when it is stale.
+    generation: AtomicU32,
     gateway: Option<NextHop>,
 }
+
+/// One core's memory of what it last taught the table: a stream of datagrams from one sender
+/// then takes the table's lock once, not once per datagram.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LastLearned(Option<(Ipv4Address, NextHop, u32)>);
 
 impl Neighbours {
     /// An empty table; `gateway` (the top-of-rack switch) serves addresses not learned.
     pub fn new(gateway: Option<NextHop>) -> Self {
         Neighbours {
             table: spin::Mutex::new(heapless::FnvIndexMap::new()),
+            generation: AtomicU32::new(0),
             gateway,
         }
     }
 
-    /// Remembers that `ip` was heard through `hop`.
-    pub fn learn(&self, ip: Ipv4Address, hop: NextHop) {
+    /// Remembers that `ip` was heard through `hop`, unless `last` says this core already did
+    /// and the table has not changed since.
+    pub fn learn_once(&self, last: &mut LastLearned, ip: Ipv4Address, hop: NextHop) {
+        let generation = self.generation.load(Ordering::Relaxed);
+        if last.0 == Some((ip, hop, generation)) {
+            return;
+        }
+        let generation = self.learn(ip, hop);
+        *last = LastLearned(Some((ip, hop, generation)));
+    }
+
+    /// Remembers that `ip` was heard through `hop`; returns the table's generation after it.
+    pub fn learn(&self, ip: Ipv4Address, hop: NextHop) -> u32 {
         let mut table = self.table.lock();
         if table.get(&ip) == Some(&hop) {
-            return;
+            return self.generation.load(Ordering::Relaxed);
         }
         if table.len() == CAPACITY && !table.contains_key(&ip) {
             // heapless' map removes by moving the last entry into the hole, so the first entry
@@ -45,6 +67,10 @@ impl Neighbours {
         }
         // Cannot fail: there is room now.
         let _ = table.insert(ip, hop);
+        // Under the lock: generations follow the table's changes in order.
+        self.generation
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
     }
 
     /// The next hop towards `ip`.
@@ -74,6 +100,33 @@ mod tests {
         neighbours.learn(peer, hop);
         assert_eq!(neighbours.lookup(peer), Some(hop));
         assert_eq!(Neighbours::new(None).lookup(peer), None);
+    }
+
+    #[test]
+    fn a_core_learns_once_until_the_table_changes() {
+        let neighbours = Neighbours::new(None);
+        let mut last = LastLearned::default();
+        let (a, b) = (Ipv4Address::new(10, 0, 1, 1), Ipv4Address::new(10, 0, 1, 2));
+        neighbours.learn_once(&mut last, a, SWITCH);
+        let generation = neighbours.generation.load(Ordering::Relaxed);
+        neighbours.learn_once(&mut last, a, SWITCH);
+        assert_eq!(neighbours.generation.load(Ordering::Relaxed), generation);
+        // Another core fills the table until `a` is forgotten: this core learns it again.
+        for i in 0..CAPACITY as u32 {
+            neighbours.learn(Ipv4Address::from_bits(0x0b00_0000 + i), SWITCH);
+        }
+        assert_eq!(neighbours.table.lock().get(&a), None);
+        neighbours.learn_once(&mut last, a, SWITCH);
+        assert_eq!(neighbours.lookup(a), Some(SWITCH));
+        // A new MAC for the same address is learned at once.
+        let moved = NextHop {
+            mac: MacAddress([2, 0, 0, 0, 0, 7]),
+            port: 1,
+        };
+        neighbours.learn_once(&mut last, a, moved);
+        assert_eq!(neighbours.lookup(a), Some(moved));
+        neighbours.learn_once(&mut last, b, SWITCH);
+        assert_eq!(neighbours.lookup(b), Some(SWITCH));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use microservices::{Context, Service};
 use crate::agent::{Agent, AgentConfig, Measurements};
 use crate::counters::{CoreCounters, CounterTotals, DropReason};
 use crate::demux::{self, Addresses, Datagram, Verdict};
-use crate::neighbours::{Neighbours, NextHop};
+use crate::neighbours::{LastLearned, Neighbours, NextHop};
 use crate::platform::{Board, DatagramMeta, Devices, Endpoint, HostPath, HostPathError, Port};
 use crate::service_table::{Route, ServiceTable, TableError};
 use crate::tm::pool::{FramePool, FrameToken, FRAME_CAPACITY};
@@ -220,6 +220,7 @@ impl<B: Board> Runtime<B> {
             batch: heapless::Deque::new(),
             tx: Box::new([0; FRAME_CAPACITY]),
             now_ns: 0,
+            learned: LastLearned::default(),
         })
     }
 
@@ -278,6 +279,8 @@ pub struct Core<'r, B: Board> {
     tx: Box<[u8; FRAME_CAPACITY]>,
     /// The time at the start of this poll (what services see as "now").
     now_ns: u64,
+    /// The sender this core last taught the neighbour table.
+    learned: LastLearned,
 }
 
 impl<B: Board> Drop for Core<'_, B> {
@@ -465,6 +468,7 @@ impl<'r, B: Board> Core<'r, B> {
                 self.answer_echo(port, source_mac, source, &reply);
             }
             Verdict::Nic(datagram) => {
+                self.learn(port, &datagram);
                 if self.serve(port, &datagram) == Disposition::Park {
                     self.park(descriptor);
                     return;
@@ -674,16 +678,21 @@ impl<'r, B: Board> Core<'r, B> {
         self.answer(port, datagram, len);
     }
 
+    /// Remembers where the sender of a datagram for the NIC or the host is: the next hop of
+    /// the host's replies to it and of the agent's heartbeats, if it is the controller.
+    fn learn(&mut self, port: usize, datagram: &Datagram<'_>) {
+        let hop = NextHop {
+            mac: datagram.source_mac,
+            port: port as u8,
+        };
+        let neighbours = &self.runtime.neighbours;
+        neighbours.learn_once(&mut self.learned, datagram.source.ip, hop);
+    }
+
     /// A datagram for the host: over the host path, remembering where its sender is.
     fn forward_to_host(&mut self, port: usize, datagram: &Datagram<'_>) {
         let runtime = self.runtime;
-        runtime.neighbours.learn(
-            datagram.source.ip,
-            NextHop {
-                mac: datagram.source_mac,
-                port: port as u8,
-            },
-        );
+        self.learn(port, datagram);
         let meta = DatagramMeta {
             remote: datagram.source,
             local: datagram.destination,

@@ -10,6 +10,7 @@ use microservices::{ServiceId, ServiceKind};
 use nic_firmware::agent::command::{self, Command, RouteTarget};
 use nic_firmware::agent::heartbeat::{Heartbeat, HeartbeatFlags};
 use nic_firmware::agent::AgentConfig;
+use nic_firmware::counters::DropReason;
 use nic_firmware::demux::Addresses;
 use nic_firmware::platform::host::SoftwareNic;
 use nic_firmware::platform::Endpoint;
@@ -303,5 +304,53 @@ fn heartbeats_report_the_busiest_service_to_the_controller() {
             .map(|b| b.node),
         Some(77)
     );
+    nic.stop();
+}
+
+#[test]
+fn heartbeats_find_a_controller_heard_from_without_a_gateway() {
+    let controller = client(5555);
+    let mut config = config();
+    let mut agent = AgentConfig::new(78, AGENT_PORT);
+    agent.controller = Some(controller);
+    agent.heartbeat_interval_ns = 2_000_000;
+    config.agent = Some(agent);
+    let nic = SoftwareNic::start(config, 1, 1).unwrap();
+    let unroutable = || {
+        nic.runtime()
+            .counters()
+            .dropped(DropReason::HostDatagramUnroutable)
+    };
+    // No gateway and nothing heard from the controller yet: its heartbeats have no next hop.
+    let deadline = std::time::Instant::now() + WAIT;
+    while unroutable() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(unroutable() > 0, "heartbeats wait for a next hop");
+    assert!(nic.wire(0).from_nic.pop().is_none());
+
+    // The controller speaks to the agent (any datagram to the NIC IP would do): from now on
+    // the NIC knows its MAC, and heartbeats reach it.
+    let mut bytes = [0u8; 64];
+    let len = command::encode(9, &Command::Stop { service: 1 }, &mut bytes).unwrap();
+    let frame = udp_frame(
+        fixtures::PEER_MAC,
+        fixtures::NIC_MAC,
+        controller,
+        nic_endpoint(AGENT_PORT),
+        &bytes[..len],
+    );
+    assert!(nic.wire(0).send(&frame));
+    let mut beats = 0;
+    while beats < 2 {
+        let frame = nic.wire(0).receive(WAIT).expect("a heartbeat");
+        let (mac, source, destination, data) = parse_udp_frame(&frame).unwrap();
+        assert_eq!((mac, destination), (fixtures::PEER_MAC, controller));
+        if data.len() == 16 {
+            assert_eq!(source, nic_endpoint(AGENT_PORT));
+            assert_eq!(Heartbeat::decode(&data).map(|b| b.node), Ok(78));
+            beats += 1;
+        }
+    }
     nic.stop();
 }
