@@ -27,6 +27,13 @@ pub struct HostMessageDrops {
     pub too_large: u64,
 }
 
+impl HostMessageDrops {
+    /// Every message refused, whatever the reason.
+    pub const fn total(&self) -> u64 {
+        self.malformed + self.wrong_kind + self.too_large
+    }
+}
+
 /// The NIC's end of the channel: a sender on its engines and the receiver of the host's
 /// direction.
 pub struct ChannelHostPath<'c> {

@@ -35,6 +35,14 @@ pub struct ReceiveStats {
     pub rescans: u64,
 }
 
+impl ReceiveStats {
+    /// Descriptors refused in any way: corrupt, orphaned, or part of a skipped message (what a
+    /// NIC or host reports as the damage the other side did).
+    pub const fn refused(&self) -> u64 {
+        self.corrupt + self.orphans + self.skipped
+    }
+}
+
 struct ReceiveRing<'c> {
     memory: RingMemory<'c>,
     index: ConsumerIndex<'c, AtomicU32>,

@@ -127,7 +127,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         );
     }
     let stats = rx.stats();
-    prop_assert_eq!(stats.corrupt + stats.orphans + stats.skipped, 0);
+    prop_assert_eq!(stats.refused(), 0);
     prop_assert_eq!(
         stats.messages as usize,
         counters.values().sum::<u32>() as usize

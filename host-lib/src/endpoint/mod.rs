@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::Receiver as ReplyReceiver;
 use pcie_channel::message::MessageHeader;
-use pcie_channel::{ChannelError, ClaimError, EngineSet, MappedChannel, PeerWatch, ReceiveStats};
+use pcie_channel::{ChannelError, ClaimError, EngineSet, MappedChannel, PeerWatch};
 
 use crate::runtime::{BufferPool, Reply, Request, SubmitError, Submitter};
 
@@ -263,11 +263,10 @@ impl Endpoint {
                 0
             }
         };
-        let refused = refused(&rx.stats());
         self.parts
             .counters
             .channel_refused
-            .store(refused, Ordering::Relaxed);
+            .store(rx.stats().refused(), Ordering::Relaxed);
         let mut taken = std::mem::take(&mut self.taken);
         for (flow, message) in taken.drain(..) {
             self.classify(flow, message);
@@ -387,10 +386,6 @@ impl Endpoint {
         self.parts
             .counters
             .channel_refused
-            .store(refused(&rx.stats()), Ordering::Relaxed);
+            .store(rx.stats().refused(), Ordering::Relaxed);
     }
-}
-
-fn refused(stats: &ReceiveStats) -> u64 {
-    stats.corrupt + stats.orphans + stats.skipped
 }

@@ -142,6 +142,18 @@ impl<H: HostPath> HostPath for Option<H> {
     }
 }
 
+/// A host path on the heap (a channel's receiver is tens of KiB: boards keep it out of the
+/// runtime's own allocation and off the boot stack).
+impl<H: HostPath + ?Sized> HostPath for alloc::boxed::Box<H> {
+    fn send_to_host(&mut self, meta: &DatagramMeta, payload: &[u8]) -> Result<(), HostPathError> {
+        (**self).send_to_host(meta, payload)
+    }
+
+    fn receive_from_host(&mut self, payload: &mut [u8]) -> Option<(DatagramMeta, usize)> {
+        (**self).receive_from_host(payload)
+    }
+}
+
 /// The devices a board hands to the runtime once, at start-up.
 pub struct Devices<P, H> {
     /// The MAC ports, at most [`MAX_PORTS`]; index = port number.

@@ -38,7 +38,7 @@ impl Board for QemuVirt {
     fn take_devices(&mut self) -> Devices<Port, HostLink> {
         self.devices.lock().take().unwrap_or(Devices {
             ports: heapless::Vec::new(),
-            host: HostLink::new(None),
+            host: None,
         })
     }
 

@@ -1,43 +1,31 @@
-//! The NIC side of the PCIe channel (the `pcie-channel` crate) on the ivshmem BAR, as the
-//! runtime's host path: datagrams for the host IP go to the host as UDP-request messages, the
-//! host's UDP-reply messages come back to leave on the wire. The region also carries the boot
-//! configuration and each side's heartbeat.
-//!
-//! The runtime has its own `host_path::ChannelHostPath` doing the same message work; this board
-//! keeps its own until that one exposes its receiver's statistics (the counters line reports the
-//! channel's corrupt descriptors), then switches to it.
+//! The PCIe channel (the `pcie-channel` crate) on the ivshmem BAR: attaching to it as the NIC,
+//! the boot configuration the host wrote into it, each side's heartbeat, and the runtime's host
+//! path over it (the runtime's own [`ChannelHostPath`], which counts what it refuses).
 
 #![cfg(target_os = "none")]
 
 use alloc::boxed::Box;
 use alloc::vec;
-use core::net::Ipv4Addr;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use log::{info, warn};
-use nic_firmware::platform::{DatagramMeta, Endpoint, HostPath, HostPathError};
-use nic_firmware::runtime::flow_of;
-use nic_firmware::wire::Ipv4Address;
-use pcie_channel::message::{MessageHeader, UdpAddressing, HEADER_BYTES};
+use nic_firmware::host_path::ChannelHostPath;
 use pcie_channel::{
-    AttachError, BootConfigError, Channel, ChannelError, EngineSet, PeerWatch, Receiver, Role,
-    Sender, BOOT_CONFIG_CAPACITY,
+    AttachError, BootConfigError, Channel, EngineSet, PeerWatch, Role, BOOT_CONFIG_CAPACITY,
 };
 use spin::{Mutex, Once};
 
 use super::pci::Region;
 
-/// Most refused messages skipped in one call of `receive_from_host`.
-const REFUSED_PER_CALL: usize = 32;
+/// The runtime's host path on this board: the channel's, when the host made one (its receiver
+/// is about 18 KiB, so it lives on the heap).
+pub type HostLink = Option<Box<ChannelHostPath<'static>>>;
+
 /// How long the host's heartbeat may stand still before the channel counts as disconnected.
 const HOST_TIMEOUT_NS: u64 = 1_000_000_000;
 
 static CHANNEL: Once<Channel> = Once::new();
 static WATCH: Mutex<PeerWatch> = Mutex::new(PeerWatch::new(HOST_TIMEOUT_NS));
-/// Messages from the host refused (not a UDP reply, bad header, too large), and the channel's
-/// own count of corrupt, orphaned or skipped descriptors.
-static REJECTED: AtomicU64 = AtomicU64::new(0);
-static CHANNEL_CORRUPT: AtomicU64 = AtomicU64::new(0);
 /// Whether the host's heartbeat moved within the timeout at the last tick.
 static HOST_ALIVE: AtomicBool = AtomicBool::new(false);
 
@@ -70,120 +58,16 @@ pub fn boot_config(channel: &Channel) -> Result<Option<alloc::vec::Vec<u8>>, Boo
     }
 }
 
-/// The host path: over the channel when there is one, refusing (and counted by the runtime)
-/// when there is none.
-pub struct HostLink {
-    link: Option<ChannelLink>,
-}
-
-struct ChannelLink {
-    tx: Sender<'static>,
-    /// About 18 KiB, so on the heap.
-    rx: Box<Receiver<'static>>,
-}
-
-impl HostLink {
-    /// A link over `channel` (all its engines towards the host), or none.
-    pub fn new(channel: Option<&'static Channel>) -> HostLink {
-        let link = channel.and_then(|channel| {
-            let engines = EngineSet::first(channel.geometry().engines as usize);
-            match (channel.sender(engines), channel.receiver()) {
-                (Ok(tx), Ok(rx)) => Some(ChannelLink {
-                    tx,
-                    rx: Box::new(rx),
-                }),
-                (Err(e), _) | (_, Err(e)) => {
-                    warn!("host channel: cannot claim its endpoints: {e}");
-                    None
-                }
-            }
-        });
-        HostLink { link }
-    }
-}
-
-fn path_error(error: ChannelError) -> HostPathError {
-    match error {
-        ChannelError::WouldBlock => HostPathError::Full,
-        ChannelError::TooLarge { .. } | ChannelError::BufferTooSmall { .. } => {
-            HostPathError::TooLarge
+/// The host path over `channel` (all its engines towards the host), or none.
+pub fn host_path(channel: Option<&'static Channel>) -> HostLink {
+    let channel = channel?;
+    let engines = EngineSet::first(channel.geometry().engines as usize);
+    match (channel.sender(engines), channel.receiver()) {
+        (Ok(tx), Ok(rx)) => Some(Box::new(ChannelHostPath::new(tx, rx))),
+        (Err(e), _) | (_, Err(e)) => {
+            warn!("host channel: cannot claim its endpoints: {e}");
+            None
         }
-        ChannelError::Failed(_) | ChannelError::Disconnected => HostPathError::Disconnected,
-    }
-}
-
-fn to_ip(address: Ipv4Address) -> Ipv4Addr {
-    Ipv4Addr::from(address.0)
-}
-
-impl HostPath for HostLink {
-    fn send_to_host(&mut self, meta: &DatagramMeta, payload: &[u8]) -> Result<(), HostPathError> {
-        let Some(link) = self.link.as_mut() else {
-            return Err(HostPathError::Disconnected);
-        };
-        let header = MessageHeader::UdpRequest(UdpAddressing {
-            src_ip: to_ip(meta.remote.ip),
-            src_port: meta.remote.port,
-            dst_ip: to_ip(meta.local.ip),
-            dst_port: meta.local.port,
-        });
-        let mut reservation = link
-            .tx
-            .reserve(meta.flow, HEADER_BYTES + payload.len())
-            .map_err(path_error)?;
-        let buffer = reservation.buffer();
-        header
-            .encode(payload, buffer)
-            .map_err(|_| HostPathError::TooLarge)?;
-        reservation
-            .commit(HEADER_BYTES + payload.len())
-            .map_err(path_error)
-    }
-
-    fn receive_from_host(&mut self, payload: &mut [u8]) -> Option<(DatagramMeta, usize)> {
-        let link = self.link.as_mut()?;
-        let found = link.next_reply(payload);
-        let stats = link.rx.stats();
-        CHANNEL_CORRUPT.store(
-            stats.corrupt + stats.orphans + stats.skipped,
-            Ordering::Relaxed,
-        );
-        found
-    }
-}
-
-impl ChannelLink {
-    /// The next UDP reply from the host, copied into `payload`. Other messages are refused and
-    /// counted; one call never skips more than a burst of them.
-    fn next_reply(&mut self, payload: &mut [u8]) -> Option<(DatagramMeta, usize)> {
-        for _ in 0..REFUSED_PER_CALL {
-            let received = self.rx.recv().ok()??;
-            let message = received.message();
-            let accepted = message.as_contiguous().and_then(|bytes| {
-                let (header, data) = MessageHeader::parse(bytes).ok()?;
-                let MessageHeader::UdpReply(a) = header else {
-                    return None;
-                };
-                let out = payload.get_mut(..data.len())?;
-                out.copy_from_slice(data);
-                let remote = Endpoint::new(Ipv4Address(a.dst_ip.octets()), a.dst_port);
-                let local = Endpoint::new(Ipv4Address(a.src_ip.octets()), a.src_port);
-                // The flow is the runtime's own hash of the addresses, not the host's word.
-                let meta = DatagramMeta {
-                    remote,
-                    local,
-                    flow: flow_of(&remote, &local),
-                };
-                Some((meta, data.len()))
-            });
-            match accepted {
-                Some(found) => return Some(found),
-                None => {
-                    REJECTED.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-        None
     }
 }
 
@@ -206,10 +90,10 @@ pub fn state() -> &'static str {
     }
 }
 
-/// Messages refused and descriptors the channel found corrupt, so far.
-pub fn rejected() -> (u64, u64) {
-    (
-        REJECTED.load(Ordering::Relaxed),
-        CHANNEL_CORRUPT.load(Ordering::Relaxed),
-    )
+/// Messages from the host the path refused (not a UDP reply, bad header, too large) and
+/// descriptors the channel found corrupt, orphaned or skipped, so far.
+pub fn refused(path: &HostLink) -> (u64, u64) {
+    path.as_ref().map_or((0, 0), |path| {
+        (path.drops().total(), path.receive_stats().refused())
+    })
 }

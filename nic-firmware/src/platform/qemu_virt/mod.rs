@@ -178,7 +178,7 @@ mod boot {
         run::announce(&mut ports, nic_ip);
         let online = cores::start_secondaries(config.cores);
         let port_count = ports.len();
-        let host = host_link::HostLink::new(channel);
+        let host = host_link::host_path(channel);
         if let Err(e) = run::start(&config, services, ports, host, online) {
             fail("the runtime did not start", &e);
         }

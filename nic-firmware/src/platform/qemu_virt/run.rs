@@ -207,7 +207,7 @@ impl Report {
         let current = (
             runtime.counters(),
             host_link::state(),
-            host_link::rejected(),
+            runtime.with_host_path(|path| host_link::refused(path)),
         );
         if self.last.as_ref() == Some(&current) {
             return;
