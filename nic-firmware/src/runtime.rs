@@ -197,6 +197,13 @@ impl<B: Board> Runtime<B> {
         })
     }
 
+    /// [`Runtime::new`] on the heap, where a board keeps the runtime for good: the runtime is a
+    /// few KiB (ports, queues, tables), so a boot stack holds it once at most, never the
+    /// several copies moving it by value would take.
+    pub fn new_boxed(config: Config, board: B) -> Result<Box<Self>, RuntimeError> {
+        Self::new(config, board).map(Box::new)
+    }
+
     /// Runs core `core_id` until [`Runtime::stop`]. Call once per core, from that core.
     pub fn run_core(&self, core_id: usize) -> Result<(), RuntimeError> {
         let mut core = self.core(core_id)?;

@@ -33,6 +33,26 @@ pub trait Port: Send {
     fn link_bits_per_second(&self) -> u64;
 }
 
+/// A port driver on the heap (a board keeps large drivers, such as virtio queues, off its boot
+/// stack and out of the runtime's own allocation).
+impl<P: Port + ?Sized> Port for alloc::boxed::Box<P> {
+    fn mac(&self) -> MacAddress {
+        (**self).mac()
+    }
+
+    fn receive(&mut self, buffer: &mut [u8]) -> Option<usize> {
+        (**self).receive(buffer)
+    }
+
+    fn transmit(&mut self, frame: &[u8]) -> Result<(), PortError> {
+        (**self).transmit(frame)
+    }
+
+    fn link_bits_per_second(&self) -> u64 {
+        (**self).link_bits_per_second()
+    }
+}
+
 /// Why a port did not take a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PortError {

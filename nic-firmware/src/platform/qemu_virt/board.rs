@@ -3,6 +3,7 @@
 
 #![cfg(target_os = "none")]
 
+use alloc::boxed::Box;
 use nic_firmware::platform::{self, Board, Devices, PortError, MAX_PORTS};
 use nic_firmware::wire::MacAddress;
 use spin::Mutex;
@@ -17,13 +18,13 @@ const LINK_BITS_PER_SECOND: u64 = 10_000_000_000;
 
 /// The qemu-virt board as the runtime sees it.
 pub struct QemuVirt {
-    devices: Mutex<Option<Devices<Port, HostLink>>>,
+    devices: Mutex<Option<Devices<Box<Port>, HostLink>>>,
     cores: usize,
 }
 
 impl QemuVirt {
     /// The board with its ports and host link, running `cores` cores.
-    pub fn new(ports: heapless::Vec<Port, MAX_PORTS>, host: HostLink, cores: usize) -> Self {
+    pub fn new(ports: heapless::Vec<Box<Port>, MAX_PORTS>, host: HostLink, cores: usize) -> Self {
         QemuVirt {
             devices: Mutex::new(Some(Devices { ports, host })),
             cores,
@@ -32,10 +33,10 @@ impl QemuVirt {
 }
 
 impl Board for QemuVirt {
-    type Port = Port;
+    type Port = Box<Port>;
     type Host = HostLink;
 
-    fn take_devices(&mut self) -> Devices<Port, HostLink> {
+    fn take_devices(&mut self) -> Devices<Box<Port>, HostLink> {
         self.devices.lock().take().unwrap_or(Devices {
             ports: heapless::Vec::new(),
             host: None,

@@ -9,6 +9,7 @@
 
 #![cfg(target_os = "none")]
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::arch::asm;
 use core::fmt;
@@ -41,7 +42,8 @@ const REPORT_PERIOD_NS: u64 = 500_000_000;
 const CHANNEL_TICK_NS: u64 = 10_000_000;
 
 static ENGINES: Once<NicEngines> = Once::new();
-static RUNTIME: Once<Runtime<QemuVirt>> = Once::new();
+/// The runtime, on the heap for the life of the firmware (built there, not on the boot stack).
+static RUNTIME: Once<&'static Runtime<QemuVirt>> = Once::new();
 /// Which cores are (about to be) asleep in WFI.
 static SLEEPING: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
 
@@ -61,7 +63,7 @@ fn idle(timeout_ns: u64, lines: Option<&InterruptLines>) {
 
 /// Announces the NIC's IP on every port with a gratuitous ARP request (RFC 5227), so the
 /// switch learns which port the address lives behind.
-pub fn announce(ports: &mut [Port], ip: Ipv4Address) {
+pub fn announce(ports: &mut [Box<Port>], ip: Ipv4Address) {
     for port in ports.iter_mut() {
         let mac = MacAddress(port.mac());
         let mut frame = [0u8; 60];
@@ -92,7 +94,7 @@ pub fn announce(ports: &mut [Port], ip: Ipv4Address) {
 pub fn start(
     config: &BootConfig,
     services: Vec<BootService>,
-    ports: heapless::Vec<Port, MAX_PORTS>,
+    ports: heapless::Vec<Box<Port>, MAX_PORTS>,
     host: HostLink,
     cores: usize,
 ) -> Result<&'static Runtime<QemuVirt>, RuntimeError> {
@@ -106,7 +108,7 @@ pub fn start(
         ),
         Err(failure) => error!("engines fail their known-answer tests: {failure:?}"),
     }
-    let mac = ports.first().map_or([0; 6], Port::mac);
+    let mac = ports.first().map_or([0; 6], |port| port.mac());
     let addresses = Addresses {
         mac: MacAddress(mac),
         nic_ip: Ipv4Address(config.nic_ip.octets()),
@@ -124,8 +126,8 @@ pub fn start(
         );
         agent
     });
-    let runtime = Runtime::new(runtime_config, QemuVirt::new(ports, host, cores))?;
-    Ok(RUNTIME.call_once(|| runtime))
+    let runtime = Runtime::new_boxed(runtime_config, QemuVirt::new(ports, host, cores))?;
+    Ok(RUNTIME.call_once(|| Box::leak(runtime)))
 }
 
 /// Core 0's loop.
@@ -142,7 +144,7 @@ pub fn secondary(core: usize) -> ! {
 }
 
 fn serve(id: usize, lines: Option<&InterruptLines>) -> ! {
-    let Some(runtime) = RUNTIME.get() else {
+    let Some(&runtime) = RUNTIME.get() else {
         halt(id, &"no runtime")
     };
     let mut core = match runtime.core(id) {

@@ -115,7 +115,13 @@ fn new_buffer() -> Box<Buffer> {
 }
 
 impl Port {
-    fn new(slot: usize, transport: MmioTransport<'static>, mac: Option<[u8; 6]>) -> Option<Port> {
+    /// Brings the device up; the port is boxed (its queues are a few KiB: the board moves
+    /// ports around while it boots).
+    fn new(
+        slot: usize,
+        transport: MmioTransport<'static>,
+        mac: Option<[u8; 6]>,
+    ) -> Option<Box<Port>> {
         let device = match VirtIONetRaw::new(transport) {
             Ok(device) => device,
             Err(e) => {
@@ -124,7 +130,7 @@ impl Port {
             }
         };
         let mac = mac.unwrap_or(device.mac_address());
-        let mut port = Port {
+        let mut port = Box::new(Port {
             device,
             slot,
             mac,
@@ -132,7 +138,7 @@ impl Port {
             tx_free: (0..QUEUE_SIZE).map(|_| new_buffer()).collect(),
             tx_busy: (0..QUEUE_SIZE).map(|_| None).collect(),
             counters: PortCounters::default(),
-        };
+        });
         for _ in 0..QUEUE_SIZE {
             port.post_receive(new_buffer());
         }
@@ -278,7 +284,7 @@ impl InterruptLines {
 }
 
 /// Finds every virtio-net device and brings it up as a port; `mac` overrides their MACs.
-pub fn probe(mac: Option<[u8; 6]>) -> (heapless::Vec<Port, MAX_PORTS>, InterruptLines) {
+pub fn probe(mac: Option<[u8; 6]>) -> (heapless::Vec<Box<Port>, MAX_PORTS>, InterruptLines) {
     let mut ports = heapless::Vec::new();
     let mut lines = InterruptLines {
         slots: heapless::Vec::new(),
