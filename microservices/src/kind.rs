@@ -83,7 +83,15 @@ impl ServiceKind {
         }
     }
 
-    /// Whether the service keeps state (Table 2's "S").
+    /// Whether the service is stateful in E3's Table 2 (its "S"): it keeps state that grows
+    /// with the traffic it serves (tables, counters, windows, sketches), which the placement
+    /// model charges its backups for replicating request by request.
+    ///
+    /// This is not whether a migration moves state: migration moves every service's
+    /// [`Service::snapshot`](crate::Service::snapshot), whatever this says. IPsec is stateless
+    /// here, as in Table 2 (its security association is configuration), yet its snapshot
+    /// carries the ESP sequence number, which a migrated instance must continue from (RFC 4303
+    /// forbids reusing one under an SA).
     pub const fn stateful(self) -> bool {
         matches!(
             self,

@@ -23,7 +23,8 @@ pub struct ServiceIdentity {
     pub kind: ServiceKind,
     /// Human-readable name, for logs and tables.
     pub name: &'static str,
-    /// Whether the service keeps state that migration must move.
+    /// Whether the kind is stateful in E3's Table 2 ([`ServiceKind::stateful`]). Migration
+    /// moves every service's snapshot whatever this says.
     pub stateful: bool,
     /// Typical request size in bytes.
     pub request_size_hint: u32,
@@ -218,7 +219,10 @@ pub trait Service: Send {
         }
     }
 
-    /// Appends the instance's state to `out`. Stateless services write nothing.
+    /// Appends the instance's state to `out`: everything a replacement instance of the same
+    /// kind and configuration needs to answer as this one would. Migration takes and restores
+    /// it for every service, stateful in Table 2's sense or not (IPsec writes its ESP sequence
+    /// number); services without such state write nothing.
     fn snapshot(&self, out: &mut Vec<u8>) {
         let _ = out;
     }
