@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use host_lib::runtime::echo::Echo;
 use host_lib::HostNode;
+use microservices::services::Echo;
 use microservices::services::{kvs, Kvs, KvsConfig};
 use microservices::ServiceId;
 use pcie_channel::message::{MessageHeader, UdpAddressing};

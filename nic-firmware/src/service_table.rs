@@ -280,7 +280,7 @@ impl ServiceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Upper;
+    use microservices::services::Echo;
 
     #[test]
     fn routes_encode_every_kind() {
@@ -299,9 +299,9 @@ mod tests {
     #[test]
     fn install_route_and_remove() {
         let table = ServiceTable::new(1);
-        let slot = table.install(Box::new(Upper::new(7))).unwrap();
+        let slot = table.install(Box::new(Echo::new(ServiceId(7)))).unwrap();
         assert_eq!(
-            table.install(Box::new(Upper::new(7))),
+            table.install(Box::new(Echo::new(ServiceId(7)))),
             Err(TableError::DuplicateId)
         );
         table.set_route(7001, Some(Route::Local(slot))).unwrap();
@@ -325,7 +325,7 @@ mod tests {
             (after.requests, after.errors, after.busy_cycles),
             (1, 1, 100)
         );
-        let again = table.install(Box::new(Upper::new(8))).unwrap();
+        let again = table.install(Box::new(Echo::new(ServiceId(8)))).unwrap();
         assert_eq!(again, slot, "the freed slot is reused");
         assert_ne!(table.stats(slot).unwrap().generation, before.generation);
         table.set_route(7002, None).unwrap();
@@ -336,10 +336,10 @@ mod tests {
     fn tables_fill_up_cleanly() {
         let table = ServiceTable::new(1);
         for id in 0..MAX_SERVICES as u16 {
-            table.install(Box::new(Upper::new(id))).unwrap();
+            table.install(Box::new(Echo::new(ServiceId(id)))).unwrap();
         }
         assert_eq!(
-            table.install(Box::new(Upper::new(999))).err(),
+            table.install(Box::new(Echo::new(ServiceId(999)))).err(),
             Some(TableError::NoFreeSlot)
         );
         for port in 0..MAX_ROUTES as u16 {

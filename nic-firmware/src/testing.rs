@@ -1,77 +1,15 @@
-//! Test helpers for the runtime's own tests and the software NIC: a small service, and the
-//! client's side of the wire (building and reading UDP frames).
+//! Test helpers for the runtime's own tests and the software NIC: the client's side of the wire
+//! (building and reading UDP frames). The service those tests run is `microservices`'
+//! diagnostic `Echo`, the one the host node's tests run too.
 
 use alloc::vec;
 use alloc::vec::Vec;
-
-use microservices::{Context, Service, ServiceError, ServiceId, ServiceIdentity, ServiceKind};
 
 use crate::platform::Endpoint;
 use crate::wire::{
     EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, MacAddress,
     UdpPacket, UdpRepr,
 };
-
-/// Answers a request with status 0 and the request upper-cased (ASCII); counts requests in a
-/// state that snapshots to 8 bytes. Never uses engines.
-#[derive(Debug)]
-pub struct Upper {
-    id: ServiceId,
-    handled: u64,
-}
-
-impl Upper {
-    /// Instance `id`.
-    pub fn new(id: u16) -> Self {
-        Upper {
-            id: ServiceId(id),
-            handled: 0,
-        }
-    }
-}
-
-impl Service for Upper {
-    fn identity(&self) -> ServiceIdentity {
-        ServiceIdentity {
-            id: self.id,
-            // The catalogue has no test kind; Count is the closest in cost and statefulness.
-            kind: ServiceKind::Count,
-            name: "upper",
-            stateful: true,
-            request_size_hint: 64,
-            cost_hint_ns: 50,
-        }
-    }
-
-    fn handle(
-        &mut self,
-        _: &mut Context<'_>,
-        request: &[u8],
-        response: &mut [u8],
-    ) -> Result<usize, ServiceError> {
-        let out = response
-            .get_mut(..request.len() + 1)
-            .ok_or(ServiceError::ResponseTooSmall)?;
-        out[0] = 0;
-        for (o, i) in out[1..].iter_mut().zip(request) {
-            *o = i.to_ascii_uppercase();
-        }
-        self.handled += 1;
-        Ok(request.len() + 1)
-    }
-
-    fn snapshot(&self, out: &mut alloc::vec::Vec<u8>) {
-        out.extend_from_slice(&self.handled.to_le_bytes());
-    }
-
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), microservices::service::StateError> {
-        let bytes: [u8; 8] = snapshot
-            .try_into()
-            .map_err(|_| microservices::service::StateError::Truncated)?;
-        self.handled = u64::from_le_bytes(bytes);
-        Ok(())
-    }
-}
 
 /// A UDP frame from `source` at `source_mac` to `destination` at `destination_mac`, checksums
 /// and all, as a client on the network would send it.

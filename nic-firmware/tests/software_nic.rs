@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use microservices::engines::SoftwareEngines;
+use microservices::services::Echo;
+use microservices::ServiceId;
 use nic_firmware::counters::{DropReason, Layer};
 use nic_firmware::demux::Addresses;
 use nic_firmware::platform::host::SoftwareNic;
 use nic_firmware::platform::{DatagramMeta, Endpoint};
-use nic_firmware::testing::Upper;
 use nic_firmware::tm::steering::Steering;
 use nic_firmware::wire::{self, fixtures, EthernetFrame, Ipv4Packet, UdpPacket};
 use nic_firmware::Config;
@@ -23,8 +24,8 @@ fn addresses() -> Addresses {
 }
 
 fn start(cores: usize, steering: Steering) -> SoftwareNic {
-    let mut config =
-        Config::new(addresses(), &SoftwareEngines).with_service(7001, Box::new(Upper::new(1)));
+    let mut config = Config::new(addresses(), &SoftwareEngines)
+        .with_service(7001, Box::new(Echo::new(ServiceId(1))));
     config.steering = steering;
     SoftwareNic::start(config, cores, 1).expect("software NIC starts")
 }

@@ -8,7 +8,6 @@
 //! Shutdown is clean: once every [`Submitter`] is dropped the workers finish what is queued and
 //! exit.
 
-pub mod echo;
 pub mod pool;
 
 use std::collections::HashMap;
@@ -329,8 +328,8 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    use super::echo::Echo;
     use super::*;
+    use microservices::services::Echo;
     use microservices::ServiceId;
 
     fn echo() -> Box<dyn Service> {

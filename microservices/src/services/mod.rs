@@ -3,13 +3,14 @@
 //! Every service takes a binary request and answers with the status-byte convention of
 //! [`crate::service`]; the formats are in docs/services.md. Each module also has a `request`
 //! submodule of client-side builders, used by the tests, the request generators and the
-//! benchmark.
+//! benchmark. [`echo`] is a diagnostic service outside the catalogue, for checking paths.
 
 pub mod apigw;
 pub mod bayes;
 pub mod bm25;
 pub mod count;
 pub mod ddos;
+pub mod echo;
 pub mod ema;
 pub mod flowmon;
 #[cfg(feature = "std")]
@@ -36,6 +37,7 @@ pub use bayes::Bayes;
 pub use bm25::{Bm25, Bm25Config};
 pub use count::{Count, CountConfig};
 pub use ddos::{Ddos, DdosConfig};
+pub use echo::Echo;
 pub use ema::{Ema, EmaConfig};
 pub use flowmon::{FlowMonitor, FlowMonitorConfig};
 pub use ipsec::{IpSec, SecurityAssociation};

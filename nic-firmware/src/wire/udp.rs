@@ -167,7 +167,7 @@ mod tests {
     #[test]
     fn emit_matches_the_reply_fixture() {
         let mut datagram = [0u8; 18];
-        datagram[8..].copy_from_slice(b"\0HELLO, E3");
+        datagram[8..].copy_from_slice(b"\0hello, e3");
         let repr = UdpRepr {
             source_port: 7001,
             destination_port: 40000,

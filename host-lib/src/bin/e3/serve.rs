@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use host_lib::runtime::echo::Echo;
 use host_lib::HostNode;
+use microservices::services::Echo;
 use microservices::services::{Count, CountConfig, Kvs, KvsConfig};
 use microservices::{Service, ServiceId};
 use pcie_channel::Geometry;
