@@ -15,7 +15,8 @@ const GEOMETRY: Geometry = Geometry {
     lanes: 4,
 };
 
-/// Delivers what the image holds, a few rounds, and sends a little so credits are read too.
+/// Delivers what the image holds by every receive path, a few rounds, and sends a little by
+/// both send paths so credits are read too.
 fn exercise(channel: &Channel) {
     let Ok(mut rx) = channel.receiver() else {
         return;
@@ -29,9 +30,16 @@ fn exercise(channel: &Channel) {
             let _ = m.segments().map(|s| s.len()).sum::<usize>();
         });
         let _ = rx.recv_into(&mut buf);
+        if let Ok(Some(received)) = rx.recv() {
+            let _ = received.message().segments().map(|s| s.len()).sum::<usize>();
+        }
     }
     if let Ok(mut tx) = channel.sender(EngineSet::first(channel.geometry().engines as usize)) {
         let _ = tx.send(7, &buf[..200]);
+        let _ = tx.send_with(3, |i, slot| {
+            slot[..8].copy_from_slice(&buf[i * 8..i * 8 + 8]);
+            Some((i as u32, 8))
+        });
     }
     let _ = channel.read_boot_config(&mut buf);
 }

@@ -347,6 +347,20 @@ impl Channel {
         self.lanes.0[lane & (MAX_LANES as usize - 1)].fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Takes the next sequence number of `lane` for a sender that owns every engine of the
+    /// direction. While it lives no other sender of the direction can be claimed, so nothing
+    /// else touches the lane counters: a plain load and store replace the locked
+    /// read-modify-write (which on x86 also drains the store buffer, stalling on the slot
+    /// writes still waiting for their cache lines). The next claimant's `AcqRel` claim
+    /// synchronises with this sender's `AcqRel` unclaim, so it sees every number taken here.
+    #[inline]
+    pub(crate) fn next_seq_exclusive(&self, lane: usize) -> u32 {
+        let counter = &self.lanes.0[lane & (MAX_LANES as usize - 1)];
+        let seq = counter.load(Ordering::Relaxed);
+        counter.store(seq.wrapping_add(1), Ordering::Relaxed);
+        seq
+    }
+
     /// Records the first failure and stops the channel (sticky).
     #[cold]
     pub(crate) fn fail(&self, failure: Failure) -> ChannelError {

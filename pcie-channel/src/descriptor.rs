@@ -57,6 +57,21 @@ impl fmt::Display for DescriptorError {
 }
 
 impl Descriptor {
+    /// The descriptor of a message that fits one segment.
+    #[inline]
+    pub const fn whole(flow: u32, seq: u32, len: u16) -> Descriptor {
+        Descriptor {
+            flow,
+            seq,
+            len,
+            segment: 0,
+            segments: 1,
+            next_slot: 0,
+            next_engine: 0,
+            reserved: 0,
+        }
+    }
+
     /// The four words as stored (before little-endian conversion).
     pub const fn to_words(&self) -> [u32; 4] {
         [
@@ -103,8 +118,14 @@ impl Descriptor {
     /// index ordered them after the producer's stores).
     #[inline]
     pub(crate) fn load(entry: &[AtomicU32; 4]) -> Descriptor {
+        Descriptor::from_words(Descriptor::load_words(entry))
+    }
+
+    /// The four words of a ring entry, loaded once (see [`Self::load`]).
+    #[inline(always)]
+    pub(crate) fn load_words(entry: &[AtomicU32; 4]) -> [u32; 4] {
         let w = |i: usize| u32::from_le(entry[i].load(Ordering::Relaxed));
-        Descriptor::from_words([w(0), w(1), w(2), w(3)])
+        [w(0), w(1), w(2), w(3)]
     }
 
     /// Checks the fields that do not depend on other descriptors: segment numbering, length

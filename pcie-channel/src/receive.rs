@@ -151,6 +151,7 @@ impl<'a> Message<'a> {
     }
 
     /// Copies the payload to the front of `out`; returns its length.
+    #[inline]
     pub fn copy_to(&self, out: &mut [u8]) -> Result<usize, ChannelError> {
         let Some(out) = out.get_mut(..self.len) else {
             return Err(ChannelError::BufferTooSmall { len: self.len });
@@ -199,6 +200,11 @@ pub struct Receiver<'c> {
     cursor: [u32; MAX_ENGINES],
     expected: [u32; MAX_LANES as usize],
     next_engine: usize,
+    /// Entries released since the credits were last returned.
+    unpublished: u32,
+    /// [`Receiver::poll`] returns credits whenever this many entries wait (a quarter of a
+    /// ring), so the sender refills while a batch of large messages is still being read.
+    publish_every: u32,
     parked: bool,
     progress: bool,
     chain: [Segment; MAX_SEGMENTS],
@@ -234,6 +240,8 @@ impl<'c> Receiver<'c> {
             cursor,
             expected: [0; MAX_LANES as usize],
             next_engine: 0,
+            unpublished: 0,
+            publish_every: (g.ring_entries / 4).max(1),
             parked: false,
             progress: false,
             chain: [NO_SEGMENT; MAX_SEGMENTS],
@@ -257,23 +265,30 @@ impl<'c> Receiver<'c> {
         let mut delivered = 0;
         let mut outcome = Ok(());
         while delivered < max {
-            if let Some(ready) = self.front() {
-                deliver(self.message(&ready));
-                self.release(&ready);
-                delivered += 1;
+            let run = self.deliver_run(max - delivered, &mut deliver);
+            if run != 0 {
+                delivered += run;
+                if self.unpublished >= self.publish_every {
+                    self.publish();
+                }
                 continue;
             }
-            match self.next_ready() {
-                Ok(Some(ready)) => {
-                    deliver(self.message(&ready));
-                    self.release(&ready);
-                    delivered += 1;
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    outcome = Err(error);
-                    break;
-                }
+            let ready = match self.front_at(self.next_engine) {
+                Some(ready) => ready,
+                None => match self.next_ready() {
+                    Ok(Some(ready)) => ready,
+                    Ok(None) => break,
+                    Err(error) => {
+                        outcome = Err(error);
+                        break;
+                    }
+                },
+            };
+            deliver(self.message(&ready));
+            self.release(&ready);
+            delivered += 1;
+            if self.unpublished >= self.publish_every {
+                self.publish();
             }
         }
         self.publish();
@@ -285,7 +300,7 @@ impl<'c> Receiver<'c> {
 
     /// Borrows the next message; it is released (and its credit returned) when the guard drops.
     pub fn recv(&mut self) -> Result<Option<Received<'_, 'c>>, ChannelError> {
-        Ok(self.next_ready()?.map(|ready| Received {
+        Ok(self.next()?.map(|ready| Received {
             receiver: self,
             ready,
         }))
@@ -294,7 +309,7 @@ impl<'c> Receiver<'c> {
     /// Copies the next message into `out`; returns its flow and length. A message larger than
     /// `out` stays queued and the error says its length.
     pub fn recv_into(&mut self, out: &mut [u8]) -> Result<Option<(u32, usize)>, ChannelError> {
-        let Some(ready) = self.next_ready()? else {
+        let Some(ready) = self.next()? else {
             return Ok(None);
         };
         if ready.len > out.len() {
@@ -313,6 +328,17 @@ impl<'c> Receiver<'c> {
     pub fn publish(&mut self) {
         for ring in self.rings[..self.engines].iter_mut().flatten() {
             ring.index.publish();
+        }
+        self.unpublished = 0;
+    }
+
+    /// The next deliverable message: the fast path, else the general one.
+    #[inline]
+    fn next(&mut self) -> Result<Option<Ready>, ChannelError> {
+        self.channel.health()?;
+        match self.front_at(self.next_engine) {
+            Some(ready) => Ok(Some(ready)),
+            None => self.next_ready(),
         }
     }
 
@@ -390,40 +416,104 @@ impl<'c> Receiver<'c> {
         result.map_err(|error| self.fail(engine, error))
     }
 
-    /// The common case, kept short: the front entry of the current ring is a whole one-segment
-    /// message and the next of its lane. Anything else goes the general way ([`Self::next_ready`]).
+    /// The common case of [`Self::poll`], kept short: the current ring's oldest entries are whole
+    /// one-segment messages, each the next of its lane, and nothing behind them was released
+    /// out of order. Delivers that run (at most `budget` and the credit-return interval) in
+    /// place, then releases it with one move of the consumer index. Each entry is decided on
+    /// one private copy of its descriptor words; the run stops at the first entry that is not
+    /// of this kind, which the general way ([`Self::next_ready`]) then reads afresh.
     #[inline]
-    fn front(&mut self) -> Option<Ready> {
+    fn deliver_run<F>(&mut self, budget: usize, deliver: &mut F) -> usize
+    where
+        F: FnMut(Message<'_>),
+    {
         let engine = self.next_engine;
-        let ring = self.rings[engine].as_ref()?;
-        let position = self.cursor[engine];
+        let Some(Some(ring)) = self.rings.get(engine) else {
+            return 0;
+        };
+        let tail = ring.index.tail();
+        if self.cursor[engine] != tail || self.done_count[engine] != 0 {
+            return 0;
+        }
+        let room = self.publish_every.saturating_sub(self.unpublished).max(1);
+        let count = ring.index.head().wrapping_sub(tail).min(room) as usize;
+        let end = tail.wrapping_add(count.min(budget) as u32);
+        let lane_mask = self.lane_mask as usize & (MAX_LANES as usize - 1);
+        let mut position = tail;
+        let mut bytes = 0u64;
+        while position != end {
+            let [flow, seq, shape, link] = Descriptor::load_words(ring.memory.descriptor(position));
+            // Segment 0 of 1, no next segment, reserved byte 0, length within the slot.
+            let len = shape & 0xffff;
+            if shape >> 16 != 1 << 8 || link != 0 || len > self.slot_bytes {
+                break;
+            }
+            let lane = flow as usize & lane_mask;
+            if seq != self.expected[lane] {
+                break;
+            }
+            let segment = Segment {
+                data: ring.memory.slot(position),
+                len: len as u16,
+                engine: engine as u8,
+                position,
+            };
+            deliver(Message {
+                flow,
+                seq,
+                len: len as usize,
+                segments: core::slice::from_ref(&segment),
+            });
+            self.expected[lane] = seq.wrapping_add(1);
+            bytes += u64::from(len);
+            position = position.wrapping_add(1);
+        }
+        let delivered = position.wrapping_sub(tail);
+        if delivered != 0 {
+            self.ring_mut(engine).index.release_to(position);
+            self.cursor[engine] = position;
+            self.unpublished += delivered;
+            self.progress = true;
+            self.stats.messages += u64::from(delivered);
+            self.stats.bytes += bytes;
+        }
+        delivered as usize
+    }
+
+    /// One message of the common kind ([`Self::deliver_run`]): the entry at `engine`'s cursor is that ring's oldest, holds
+    /// a whole one-segment message, and is the next of its lane. It is checked on one private
+    /// copy of its descriptor words; anything else is left to the general way
+    /// ([`Self::next_ready`]), which reads the entry afresh and decides on that copy alone.
+    #[inline]
+    fn front_at(&mut self, engine: usize) -> Option<Ready> {
+        let ring = self.rings.get(engine)?.as_ref()?;
+        let position = *self.cursor.get(engine)?;
         if position != ring.index.tail() || position == ring.index.head() {
             return None;
         }
-        let d = Descriptor::load(ring.memory.descriptor(position));
-        let lane = (d.flow & self.lane_mask) as usize;
-        let whole = d.segments == 1
-            && d.segment == 0
-            && d.next_slot == 0
-            && d.next_engine == 0
-            && d.reserved == 0
-            && u32::from(d.len) <= self.slot_bytes;
-        if !whole || d.seq != self.expected[lane] {
+        let [flow, seq, shape, link] = Descriptor::load_words(ring.memory.descriptor(position));
+        // Segment 0 of 1, no next segment, reserved byte 0, length within the slot.
+        let len = shape & 0xffff;
+        if shape >> 16 != 1 << 8 || link != 0 || len > self.slot_bytes {
+            return None;
+        }
+        let lane = (flow & self.lane_mask) as usize;
+        if seq != *self.expected.get(lane)? {
             return None;
         }
         self.chain[0] = Segment {
             data: ring.memory.slot(position),
-            len: d.len,
+            len: len as u16,
             engine: engine as u8,
             position,
         };
         self.cursor[engine] = position.wrapping_add(1);
         Some(Ready {
-            flow: d.flow,
-            seq: d.seq,
+            flow,
+            seq,
             lane,
             segments: 1,
-            len: usize::from(d.len),
+            len: len as usize,
         })
     }
 
@@ -437,6 +527,10 @@ impl<'c> Receiver<'c> {
             let mut engine = self.next_engine;
             for _ in 0..self.engines {
                 while self.cursor[engine] != self.ring(engine).index.head() {
+                    if let Some(ready) = self.front_at(engine) {
+                        self.next_engine = engine;
+                        return Ok(Some(ready));
+                    }
                     let position = self.cursor[engine];
                     self.cursor[engine] = position.wrapping_add(1);
                     if self.is_done(engine, position) {
@@ -591,6 +685,7 @@ impl<'c> Receiver<'c> {
             let segment = self.chain[i];
             self.release_entry(usize::from(segment.engine), segment.position);
         }
+        self.unpublished += ready.segments as u32;
         self.expected[ready.lane] = self.expected[ready.lane].wrapping_add(1);
         self.stats.messages += 1;
         self.stats.bytes += ready.len as u64;

@@ -50,6 +50,13 @@ pub struct Sender<'c> {
     slot_shift: u32,
     lane_mask: u32,
     max_message: usize,
+    /// Whether this sender owns every engine of its direction, and so the lane counters.
+    exclusive: bool,
+    /// Segments written since the last publication.
+    unpublished: u32,
+    /// [`Self::send_batch`] publishes whenever this many segments are waiting (a quarter of a
+    /// ring), so that the receiver starts on a batch of large messages before it is complete.
+    publish_every: u32,
     stats: SendStats,
 }
 
@@ -99,6 +106,9 @@ impl<'c> Sender<'c> {
             slot_shift: g.slot_bytes.trailing_zeros(),
             lane_mask: g.lanes - 1,
             max_message: max_segments * g.slot_bytes as usize,
+            exclusive: engines == EngineSet::first(g.engines as usize),
+            unpublished: 0,
+            publish_every: (g.ring_entries / 4).max(1),
             stats: SendStats::default(),
         }
     }
@@ -156,20 +166,26 @@ impl<'c> Sender<'c> {
         self.write(flow, data)
     }
 
-    /// Sends messages until one does not fit, publishing once at the end; returns how many were
-    /// sent. An error is returned only when the first message could not be sent.
+    /// Sends messages until one does not fit, publishing once at the end (and whenever a
+    /// quarter of a ring's worth of segments waits, so large messages flow while the batch is
+    /// written); returns how many were sent. An error is returned only when the first message
+    /// could not be sent.
     pub fn send_batch<'m, I>(&mut self, messages: I) -> Result<usize, ChannelError>
     where
         I: IntoIterator<Item = (u32, &'m [u8])>,
     {
+        self.channel.health()?;
         let mut sent = 0;
         let mut outcome = Ok(());
         for (flow, data) in messages {
-            if let Err(error) = self.write(flow, data) {
+            if let Err(error) = self.write_healthy(flow, data) {
                 outcome = Err(error);
                 break;
             }
             sent += 1;
+            if self.unpublished >= self.publish_every {
+                self.publish();
+            }
         }
         self.publish();
         match outcome {
@@ -178,9 +194,122 @@ impl<'c> Sender<'c> {
         }
     }
 
+    /// Zero-copy batch send: writes up to `max` one-slot messages straight into their shared
+    /// slots and publishes them once. `fill(i, slot)` writes message `i` into `slot` (the whole
+    /// slot, [`Self::slot_bytes`] long) and returns its flow and length, or `None` to end the
+    /// batch there. Stops early when the credit runs out; returns how many messages were sent.
+    /// An error is returned only when none was (a `fill` that returns a length beyond the slot
+    /// ends the batch with [`ChannelError::TooLarge`], its slot unused).
+    pub fn send_with<F>(&mut self, max: usize, mut fill: F) -> Result<usize, ChannelError>
+    where
+        F: FnMut(usize, &mut [u8]) -> Option<(u32, usize)>,
+    {
+        self.channel.health()?;
+        let mut sent = 0;
+        let mut outcome = Ok(());
+        while sent < max {
+            let run = match self.run_credits(max - sent) {
+                Ok(run) => run,
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
+            };
+            let (written, end) = self.fill_run(sent, run, &mut fill);
+            sent += written;
+            if let Err(error) = end {
+                outcome = Err(error);
+                break;
+            }
+            if written < run {
+                break;
+            }
+            self.publish();
+        }
+        self.publish();
+        match outcome {
+            Err(error) if sent == 0 => Err(error),
+            _ => Ok(sent),
+        }
+    }
+
+    /// Positions the current engine can take without waiting (at most `want` and the
+    /// publication interval), moving to another engine when it has none.
+    #[inline]
+    fn run_credits(&mut self, want: usize) -> Result<usize, ChannelError> {
+        let want = want.min(self.publish_every as usize) as u32;
+        let cached = match self.rings.get(self.cursor) {
+            Some(Some(ring)) => ring.index.cached_credits(),
+            _ => 0,
+        };
+        if cached != 0 {
+            return Ok(cached.min(want) as usize);
+        }
+        // Let `plan` pick (and refresh) an engine with credit, then count what it has.
+        let Placement { ring, .. } = self.claim_one()?;
+        let ring = self.ring(usize::from(ring));
+        ring.index.unclaim();
+        Ok(ring.index.cached_credits().min(want) as usize)
+    }
+
+    /// Fills `run` consecutive positions of the current engine (which has that much credit)
+    /// through `fill`; returns how many messages it wrote, and the error that ended it early.
+    #[inline]
+    fn fill_run<F>(
+        &mut self,
+        first: usize,
+        run: usize,
+        fill: &mut F,
+    ) -> (usize, Result<(), ChannelError>)
+    where
+        F: FnMut(usize, &mut [u8]) -> Option<(u32, usize)>,
+    {
+        let cursor = self.cursor;
+        let slot_bytes = self.slot_bytes;
+        let mut written = 0;
+        let mut bytes = 0;
+        let mut end = Ok(());
+        while written < run {
+            let Some(Some(ring)) = self.rings.get(cursor) else {
+                break;
+            };
+            let position = ring.index.head();
+            // SAFETY: `position` is the next claim of a ring with credit: its slot is this
+            // sender's alone until published, `slot_bytes` long, and the borrow ends with `fill`.
+            let slot =
+                unsafe { core::slice::from_raw_parts_mut(ring.memory.slot(position), slot_bytes) };
+            let Some((flow, len)) = fill(first + written, slot) else {
+                break;
+            };
+            if len > slot_bytes {
+                end = Err(ChannelError::TooLarge {
+                    len,
+                    max: slot_bytes,
+                });
+                break;
+            }
+            let seq = self.next_seq(flow);
+            let Some(Some(ring)) = self.rings.get_mut(cursor) else {
+                break;
+            };
+            if ring.index.claim().is_none() {
+                unreachable!("run_credits counted this position's credit");
+            }
+            Descriptor::whole(flow, seq, len as u16).store(ring.memory.descriptor(position));
+            written += 1;
+            bytes += len;
+        }
+        self.unpublished += written as u32;
+        self.stats.messages += written as u64;
+        self.stats.segments += written as u64;
+        self.stats.bytes += bytes as u64;
+        (written, end)
+    }
+
     /// Reserves one slot for a message of at most `len` bytes (at most [`Self::slot_bytes`]):
-    /// write it in place, then [`Reservation::commit`]. Dropping the reservation gives the slot
-    /// back.
+    /// write it in place, then [`Reservation::commit`] (or [`Reservation::queue`] and
+    /// [`Self::publish`] once for a batch). Dropping the reservation gives the slot back.
+    #[inline]
     pub fn reserve(&mut self, flow: u32, len: usize) -> Result<Reservation<'_, 'c>, ChannelError> {
         self.channel.health()?;
         if len > self.slot_bytes {
@@ -189,11 +318,9 @@ impl<'c> Sender<'c> {
                 max: self.slot_bytes,
             });
         }
-        let mut plan = [Placement::default(); 1];
-        self.plan(&mut plan)?;
-        let Placement { ring, position } = plan[0];
+        let Placement { ring, position } = self.claim_one()?;
         Ok(Reservation {
-            sender: self,
+            sender: Some(self),
             flow,
             ring: ring as usize,
             position,
@@ -210,11 +337,18 @@ impl<'c> Sender<'c> {
         for ring in self.rings[..self.count].iter_mut().flatten() {
             ring.index.publish();
         }
+        self.unpublished = 0;
     }
 
     /// Writes one message without publishing it.
     fn write(&mut self, flow: u32, data: &[u8]) -> Result<(), ChannelError> {
         self.channel.health()?;
+        self.write_healthy(flow, data)
+    }
+
+    /// [`Self::write`] once the channel's health has been checked.
+    #[inline]
+    fn write_healthy(&mut self, flow: u32, data: &[u8]) -> Result<(), ChannelError> {
         if data.len() > self.max_message {
             return Err(ChannelError::TooLarge {
                 len: data.len(),
@@ -235,47 +369,54 @@ impl<'c> Sender<'c> {
     /// The common case, kept short: a message that fits one slot.
     #[inline]
     fn write_one(&mut self, flow: u32, data: &[u8]) -> Result<(), ChannelError> {
-        let ring = self.pick_one()?;
-        let channel = self.channel;
-        let lane_mask = self.lane_mask;
-        let Some(target) = self.rings[ring].as_mut() else {
-            unreachable!("pick_one returns a ring below the count")
-        };
-        let Some(position) = target.index.claim() else {
-            unreachable!("pick_one saw credit on this ring")
+        let Placement { ring, position } = self.claim_one()?;
+        let seq = self.next_seq(flow);
+        let Some(target) = self.rings[usize::from(ring)].as_ref() else {
+            unreachable!("claim_one returns a ring below the count")
         };
         // SAFETY: the slot of a claimed, unpublished position is ours and `slot_bytes` long;
         // `data` is at most `slot_bytes` (checked by the caller).
         unsafe { copy_to_shared(data, target.memory.slot(position)) };
-        Descriptor {
-            flow,
-            seq: channel.next_seq((flow & lane_mask) as usize),
-            len: data.len() as u16,
-            segment: 0,
-            segments: 1,
-            ..Descriptor::default()
-        }
-        .store(target.memory.descriptor(position));
-        self.stats.messages += 1;
-        self.stats.bytes += data.len() as u64;
-        self.stats.segments += 1;
+        Descriptor::whole(flow, seq, data.len() as u16).store(target.memory.descriptor(position));
+        self.count_message(data.len(), 1);
         Ok(())
     }
 
-    /// The ring for a one-segment message: the current one if it has credit, else the next one
-    /// that has (reading consumer indices only when the cached credits are spent).
+    /// Claims a position for a one-segment message: on the current engine while its cached
+    /// credits last (no shared memory read), else on the next engine that has credit.
     #[inline]
-    fn pick_one(&mut self) -> Result<usize, ChannelError> {
-        if let Some(ring) = self.rings[self.cursor].as_ref() {
-            if ring.index.cached_credits() > 0 {
-                return Ok(self.cursor);
+    fn claim_one(&mut self) -> Result<Placement, ChannelError> {
+        let cursor = self.cursor;
+        if let Some(Some(ring)) = self.rings.get_mut(cursor) {
+            if let Some(position) = ring.index.claim() {
+                return Ok(Placement {
+                    ring: cursor as u8,
+                    position,
+                });
             }
         }
         let mut plan = [Placement::default(); 1];
         self.plan(&mut plan)?;
-        // `plan` claimed the position; give it back for `write_one` to claim it again.
-        self.ring(plan[0].ring as usize).index.unclaim();
-        Ok(plan[0].ring as usize)
+        Ok(plan[0])
+    }
+
+    /// The next sequence number of `flow`'s lane.
+    #[inline]
+    fn next_seq(&self, flow: u32) -> u32 {
+        let lane = (flow & self.lane_mask) as usize;
+        if self.exclusive {
+            self.channel.next_seq_exclusive(lane)
+        } else {
+            self.channel.next_seq(lane)
+        }
+    }
+
+    #[inline]
+    fn count_message(&mut self, len: usize, segments: u32) {
+        self.unpublished += segments;
+        self.stats.messages += 1;
+        self.stats.bytes += len as u64;
+        self.stats.segments += u64::from(segments);
     }
 
     /// Claims positions for every segment of `data` (one per entry of `plan`), fills them and
@@ -288,7 +429,7 @@ impl<'c> Sender<'c> {
     ) -> Result<(), ChannelError> {
         let segments = plan.len();
         self.plan(plan)?;
-        let seq = self.channel.next_seq((flow & self.lane_mask) as usize);
+        let seq = self.next_seq(flow);
         for (i, place) in plan.iter().enumerate() {
             let start = i * self.slot_bytes;
             let chunk = &data[start..data.len().min(start + self.slot_bytes)];
@@ -315,9 +456,7 @@ impl<'c> Sender<'c> {
             }
             .store(ring.memory.descriptor(place.position));
         }
-        self.stats.messages += 1;
-        self.stats.bytes += data.len() as u64;
-        self.stats.segments += segments as u64;
+        self.count_message(data.len(), segments as u32);
         Ok(())
     }
 
@@ -384,19 +523,23 @@ impl Drop for Sender<'_> {
 
 /// One reserved slot: write the message into [`Reservation::buffer`], then commit.
 pub struct Reservation<'s, 'c> {
-    sender: &'s mut Sender<'c>,
+    /// `None` once committed or queued.
+    sender: Option<&'s mut Sender<'c>>,
     flow: u32,
     ring: usize,
     position: u32,
     len: usize,
 }
 
-impl Reservation<'_, '_> {
+impl<'s, 'c> Reservation<'s, 'c> {
     /// The reserved bytes, in the shared slot.
     ///
     /// The slot is shared memory the peer can see; it only reads it after the commit.
     pub fn buffer(&mut self) -> &mut [u8] {
-        let slot = self.sender.ring(self.ring).memory.slot(self.position);
+        let Some(sender) = self.sender.as_mut() else {
+            unreachable!("the sender is taken only by `finish`, which consumes the reservation")
+        };
+        let slot = sender.ring(self.ring).memory.slot(self.position);
         // SAFETY: the slot of a claimed, unpublished position belongs to this sender alone, is
         // `slot_bytes >= len` long, and the returned borrow ends before the commit or drop.
         unsafe { core::slice::from_raw_parts_mut(slot, self.len) }
@@ -404,35 +547,45 @@ impl Reservation<'_, '_> {
 
     /// Publishes the first `len` bytes of the buffer as one message.
     pub fn commit(self, len: usize) -> Result<(), ChannelError> {
+        let (sender, ring) = self.finish(len)?;
+        if let Some(ring) = sender.rings[ring].as_mut() {
+            ring.index.publish();
+        }
+        Ok(())
+    }
+
+    /// Writes the message's descriptor (the first `len` bytes of the buffer) without publishing
+    /// it: it becomes visible at the next [`Sender::publish`] or publishing call, so a batch of
+    /// reservations costs one Release store.
+    pub fn queue(self, len: usize) -> Result<(), ChannelError> {
+        self.finish(len).map(|_| ())
+    }
+
+    /// Takes the sequence number and stores the descriptor; returns the sender and the ring.
+    #[inline]
+    fn finish(self, len: usize) -> Result<(&'s mut Sender<'c>, usize), ChannelError> {
         if len > self.len {
             return Err(ChannelError::TooLarge { len, max: self.len });
         }
-        let mut this = core::mem::ManuallyDrop::new(self);
-        let lane = (this.flow & this.sender.lane_mask) as usize;
-        let seq = this.sender.channel.next_seq(lane);
+        let mut this = self;
         let (flow, position, ring) = (this.flow, this.position, this.ring);
-        let sender = &mut *this.sender;
+        let Some(sender) = this.sender.take() else {
+            unreachable!("only `finish` takes the sender, and it consumes the reservation")
+        };
+        let seq = sender.next_seq(flow);
         let target = sender.ring(ring);
-        Descriptor {
-            flow,
-            seq,
-            len: len as u16,
-            segment: 0,
-            segments: 1,
-            ..Descriptor::default()
-        }
-        .store(target.memory.descriptor(position));
-        target.index.publish();
-        sender.stats.messages += 1;
-        sender.stats.bytes += len as u64;
-        sender.stats.segments += 1;
-        Ok(())
+        Descriptor::whole(flow, seq, len as u16).store(target.memory.descriptor(position));
+        sender.count_message(len, 1);
+        Ok((sender, ring))
     }
 }
 
 impl Drop for Reservation<'_, '_> {
     fn drop(&mut self) {
-        // Abandoned: give the position back (nothing was claimed after it, we hold the sender).
-        self.sender.ring(self.ring).index.unclaim();
+        // Abandoned (not committed or queued): give the position back (nothing was claimed
+        // after it, we hold the sender).
+        if let Some(sender) = self.sender.take() {
+            sender.ring(self.ring).index.unclaim();
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! A hostile peer: while the honest host keeps sending and receiving, the "NIC" scribbles random
-//! words over descriptors, slots and finally indices. The honest side must never panic or touch
+//! A hostile peer: while the honest host keeps sending and receiving (by every path: copied and
+//! in place, polled, borrowed and copied out), the "NIC" scribbles random words over
+//! descriptors, slots and finally indices. The honest side must never panic or touch
 //! memory outside the region; it counts what it refused and, once an index is out of its
 //! window, stops with `Failed`.
 
@@ -115,9 +116,32 @@ fn honest_host(
         rounds.fetch_add(1, Ordering::Relaxed);
         let len = rng.below(body.len() as u64) as usize;
         body[..len].fill(len as u8);
-        match tx.send(rng.next() as u32, &body[..len]) {
+        let flow = rng.next() as u32;
+        let sent = if len <= 128 && rng.below(2) == 0 {
+            // In place, a small batch (the slots are 128 bytes).
+            tx.send_with(1 + len % 4, |_, slot| {
+                slot[..len].copy_from_slice(&body[..len]);
+                Some((flow, len))
+            })
+            .map(drop)
+        } else {
+            tx.send(flow, &body[..len])
+        };
+        match sent {
             Ok(()) | Err(ChannelError::WouldBlock) | Err(ChannelError::Failed(_)) => {}
             Err(other) => panic!("unexpected send error {other}"),
+        }
+        match rx.recv() {
+            Ok(Some(received)) => {
+                let message = received.message();
+                bytes_seen += message
+                    .segments()
+                    .flatten()
+                    .map(|&b| u64::from(b))
+                    .sum::<u64>();
+            }
+            Ok(None) | Err(ChannelError::Failed(_)) => {}
+            Err(other) => panic!("unexpected receive error {other}"),
         }
         let polled = rx.poll(8, |m| {
             // Whatever arrives is in bounds: read every byte.

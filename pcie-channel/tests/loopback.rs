@@ -1,33 +1,13 @@
 //! The channel end to end in one process: both sides over one heap region.
 
+mod common;
+
+use common::{drain, SMALL};
 use pcie_channel::message::{MessageHeader, UdpAddressing};
 use pcie_channel::{
     AttachError, Channel, ChannelError, ClaimError, EngineSet, Geometry, Loopback, PeerStatus,
     PeerWatch, Role, SideState,
 };
-
-const SMALL: Geometry = Geometry {
-    engines: 4,
-    ring_entries: 8,
-    slot_bytes: 256,
-    lanes: 16,
-};
-
-fn drain(rx: &mut pcie_channel::Receiver<'_>) -> Vec<(u32, Vec<u8>)> {
-    let mut out = Vec::new();
-    loop {
-        let n = rx
-            .poll(64, |m| {
-                let mut buf = vec![0; m.len()];
-                m.copy_to(&mut buf).unwrap();
-                out.push((m.flow(), buf));
-            })
-            .unwrap();
-        if n == 0 {
-            return out;
-        }
-    }
-}
 
 #[test]
 fn a_udp_request_travels_nic_to_host_and_the_reply_back() {
