@@ -119,10 +119,13 @@ pub enum DropReason {
     ReplyTooLarge,
     /// The port refused a frame for transmission.
     TransmitFailed,
+    /// No free frame buffer for a reply (not reached while the pool holds
+    /// [`frames_needed`](crate::runtime::frames_needed) buffers).
+    NoBuffer,
 }
 
 impl DropReason {
-    const FIXED: [DropReason; 14] = [
+    const FIXED: [DropReason; 15] = [
         DropReason::NotOurMac,
         DropReason::UnknownEtherType,
         DropReason::ArpNotForUs,
@@ -137,6 +140,7 @@ impl DropReason {
         DropReason::HostDatagramUnroutable,
         DropReason::ReplyTooLarge,
         DropReason::TransmitFailed,
+        DropReason::NoBuffer,
     ];
     const MALFORMED_COUNT: usize = Layer::ALL.len() * WIRE_ERRORS.len();
     /// How many distinct reasons there are (the length of a drop-counter array).
@@ -188,6 +192,7 @@ impl fmt::Display for DropReason {
             DropReason::HostDatagramUnroutable => "host datagram too large or no next hop",
             DropReason::ReplyTooLarge => "reply too large for a frame",
             DropReason::TransmitFailed => "port refused the frame",
+            DropReason::NoBuffer => "no free frame buffer for the reply",
         };
         f.write_str(text)
     }
@@ -300,8 +305,17 @@ impl CoreCounters {
     /// Counts one drop.
     #[inline]
     pub fn drop(&self, reason: DropReason) {
+        self.drop_many(reason, 1);
+    }
+
+    /// Counts `n` drops for one reason.
+    #[inline]
+    pub fn drop_many(&self, reason: DropReason, n: u64) {
+        if n == 0 {
+            return;
+        }
         if let Some(counter) = self.drops.get(reason.index()) {
-            counter.increment();
+            counter.add(n);
         }
     }
 }

@@ -15,13 +15,14 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Range;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use microservices::engines::Engines;
 use microservices::{Context, Service};
 
 use crate::agent::{Agent, AgentConfig, Measurements};
-use crate::counters::{CoreCounters, CounterTotals, DropReason};
+use crate::counters::{CoreCounters, CounterTotals, DropReason, Layer};
 use crate::demux::{self, Addresses, Datagram, Verdict};
 use crate::neighbours::{LastLearned, Neighbours, NextHop};
 use crate::platform::{Board, DatagramMeta, Devices, Endpoint, HostPath, HostPathError, Port};
@@ -30,8 +31,8 @@ use crate::tm::pool::{FramePool, FrameToken, FRAME_CAPACITY};
 use crate::tm::steering::{self, Steering};
 use crate::tm::{Descriptor, TrafficManager, BURST, QUEUE_DEPTH};
 use crate::wire::{
-    ethernet, ipv4, udp, ArpRepr, EtherType, EthernetRepr, IcmpRepr, IpProtocol, Ipv4Address,
-    Ipv4Repr, MacAddress, TcpRepr, UdpRepr,
+    self, ethernet, ipv4, udp, ArpRepr, EtherType, EthernetRepr, IcmpRepr, IpProtocol, Ipv4Address,
+    Ipv4Repr, MacAddress, TcpRepr, UdpFrameRepr, UdpRepr,
 };
 
 /// Offset of the IPv4 header in a frame.
@@ -39,7 +40,7 @@ const IP_OFFSET: usize = ethernet::HEADER_LEN;
 /// Offset of the transport header in a frame the runtime builds (no IP options).
 const L4_OFFSET: usize = IP_OFFSET + ipv4::HEADER_LEN;
 /// Offset of the UDP data in a frame the runtime builds.
-const UDP_PAYLOAD_OFFSET: usize = L4_OFFSET + udp::HEADER_LEN;
+const UDP_PAYLOAD_OFFSET: usize = udp::FRAME_PAYLOAD_OFFSET;
 /// Largest UDP payload in one 1500-byte IP packet.
 pub const MAX_UDP_PAYLOAD: usize = 1500 - ipv4::HEADER_LEN - udp::HEADER_LEN;
 
@@ -53,7 +54,7 @@ pub struct Config {
     pub engines: &'static dyn Engines,
     /// Services deployed at start-up, each with the UDP port of the NIC IP it serves.
     pub services: Vec<(u16, Box<dyn Service>)>,
-    /// Frame buffers in the pool; at least enough to fill every core queue once.
+    /// Frame buffers in the pool; at least [`frames_needed`].
     pub frames: usize,
     /// Where datagrams from the host go when their destination was never heard from (the
     /// top-of-rack switch's MAC, on port 0).
@@ -144,21 +145,29 @@ pub struct Runtime<B: Board> {
 /// Requests held for stopped services, at most.
 pub const PARKING: usize = 256;
 
+/// The frame buffers a runtime of `cores` cores and `ports` ports can hold at once, which is
+/// the least `Config::frames` it starts with, so that no core ever waits for a buffer: per
+/// core its queue, its cache (two bursts), its batch, the replies of its batch and the buffer
+/// it builds in; per port a held-back burst; and the parking queue.
+pub const fn frames_needed(cores: usize, ports: usize) -> usize {
+    cores * (QUEUE_DEPTH + 4 * BURST + 1) + ports * BURST + PARKING
+}
+
 impl<B: Board> Runtime<B> {
     /// Takes the board's devices, allocates the frame pool and queues, deploys the start-up
     /// services. The only allocations the runtime makes happen here.
     pub fn new(config: Config, mut board: B) -> Result<Self, RuntimeError> {
         let cores = board.core_count().max(1);
-        let needed = cores * (QUEUE_DEPTH + 2 * BURST) + PARKING;
+        let Devices { ports, host } = board.take_devices();
+        if ports.is_empty() {
+            return Err(RuntimeError::NoPort);
+        }
+        let needed = frames_needed(cores, ports.len());
         if config.frames < needed {
             return Err(RuntimeError::TooFewFrames {
                 frames: config.frames,
                 needed,
             });
-        }
-        let Devices { ports, host } = board.take_devices();
-        if ports.is_empty() {
-            return Err(RuntimeError::NoPort);
         }
         let ports = ports
             .into_iter()
@@ -225,7 +234,9 @@ impl<B: Board> Runtime<B> {
             id: core_id,
             free: heapless::Vec::new(),
             batch: heapless::Deque::new(),
-            tx: Box::new([0; FRAME_CAPACITY]),
+            tx: None,
+            outgoing: heapless::Vec::new(),
+            calls: heapless::Deque::new(),
             now_ns: 0,
             learned: LastLearned::default(),
         })
@@ -277,25 +288,65 @@ impl<B: Board> Runtime<B> {
     }
 }
 
-/// One core's private state: its free-buffer cache, its batch, its transmit buffer.
+/// One core's private state: its free-buffer cache, its batch, the buffer its next frame is
+/// built in, the frames it has built and not yet sent, and the service requests of its batch.
 pub struct Core<'r, B: Board> {
     runtime: &'r Runtime<B>,
     id: usize,
     free: heapless::Vec<FrameToken, { 2 * BURST }>,
     batch: heapless::Deque<Descriptor, BURST>,
-    tx: Box<[u8; FRAME_CAPACITY]>,
+    /// The pool buffer the next frame this core sends is built in; sending it moves it to
+    /// `outgoing` and puts a fresh buffer here.
+    tx: Option<FrameToken>,
+    /// Frames built and not yet handed to their port, oldest first (one port call per burst).
+    outgoing: heapless::Vec<Outgoing, BURST>,
+    /// The requests of this batch for local services, run by service after the batch is
+    /// classified.
+    calls: heapless::Deque<Call, BURST>,
     /// The time at the start of this poll (what services see as "now").
     now_ns: u64,
     /// The sender this core last taught the neighbour table.
     learned: LastLearned,
 }
 
+/// A frame built for a port and not yet handed to it.
+struct Outgoing {
+    frame: FrameToken,
+    len: u16,
+    port: u8,
+}
+
+/// A request for a local service, waiting for its service's turn in the batch.
+struct Call {
+    /// The request frame.
+    request: Descriptor,
+    /// The buffer its reply is built in.
+    reply: FrameToken,
+    slot: usize,
+    /// Its reply's addressing: back to where the request came from.
+    reply_to: Datagram<'static>,
+    /// Where the UDP data lies in the request frame.
+    payload: Range<usize>,
+    /// The UDP data length of the reply (a response or an error response); `None` when the
+    /// service was gone by the time its turn came.
+    answered: Option<usize>,
+}
+
 impl<B: Board> Drop for Core<'_, B> {
     fn drop(&mut self) {
-        self.runtime.pool.give_all(&mut self.free);
-        while let Some(descriptor) = self.batch.pop_front() {
-            self.runtime.pool.give(descriptor.frame);
+        self.flush();
+        let pool = &self.runtime.pool;
+        while let Some(call) = self.calls.pop_front() {
+            pool.give(call.request.frame);
+            pool.give(call.reply);
         }
+        while let Some(descriptor) = self.batch.pop_front() {
+            pool.give(descriptor.frame);
+        }
+        if let Some(tx) = self.tx.take() {
+            pool.give(tx);
+        }
+        pool.give_all(&mut self.free);
     }
 }
 
@@ -329,6 +380,7 @@ impl<'r, B: Board> Core<'r, B> {
         let received = self.receive();
         let from_host = self.receive_from_host();
         let processed = self.run_to_completion();
+        self.flush();
         received + from_host + processed
     }
 
@@ -338,6 +390,15 @@ impl<'r, B: Board> Core<'r, B> {
             self.runtime.pool.take(BURST, &mut self.free);
         }
         self.free.pop()
+    }
+
+    /// Refills this core's cache to at least a burst of buffers if the pool has them; returns
+    /// how many buffers the cache holds.
+    fn top_up(&mut self) -> usize {
+        if self.free.len() < BURST {
+            self.runtime.pool.take(BURST, &mut self.free);
+        }
+        self.free.len()
     }
 
     /// Gives a buffer back to this core's cache, spilling half to the pool when full.
@@ -357,7 +418,18 @@ impl<'r, B: Board> Core<'r, B> {
         }
     }
 
-    /// The traffic manager's input: frames from every port this core can take, to the queues.
+    /// The buffer the next frame is built in.
+    fn tx_bytes(&mut self) -> &mut [u8] {
+        if self.tx.is_none() {
+            self.tx = self.take_buffer();
+        }
+        match &mut self.tx {
+            Some(token) => self.runtime.pool.bytes_mut(token),
+            None => &mut [],
+        }
+    }
+
+    /// The traffic manager's input: a burst from every port this core can take, to the queues.
     fn receive(&mut self) -> usize {
         let runtime = self.runtime;
         let mut moved = 0;
@@ -365,58 +437,68 @@ impl<'r, B: Board> Core<'r, B> {
             let Some(mut backlog) = port.backlog.try_lock() else {
                 continue;
             };
-            while let Some(descriptor) = backlog.pop_front() {
-                match self.dispatch(descriptor) {
-                    Ok(()) => moved += 1,
-                    Err(back) => {
-                        let _ = backlog.push_front(back);
-                        break;
-                    }
-                }
-            }
             if !backlog.is_empty() {
-                continue;
-            }
-            let mut received: heapless::Vec<Descriptor, BURST> = heapless::Vec::new();
-            {
-                let mut device = port.device.lock();
-                while !received.is_full() {
-                    let Some(mut token) = self.take_buffer() else {
-                        break;
-                    };
-                    let buffer = runtime.pool.bytes_mut(&mut token);
-                    let Some(len) = device.receive(buffer).filter(|&len| len <= FRAME_CAPACITY)
-                    else {
-                        self.release(token);
-                        break;
-                    };
-                    let _ = received.push(Descriptor {
-                        frame: token,
-                        len: len as u16,
-                        port: index as u8,
-                    });
-                }
-            }
-            let counters = self.counters();
-            counters.rx_frames[index].add(received.len() as u64);
-            let bytes: u64 = received.iter().map(|d| u64::from(d.len)).sum();
-            counters.rx_bytes[index].add(bytes);
-            let mut held_back = false;
-            for descriptor in received {
-                if held_back {
-                    let _ = backlog.push_back(descriptor);
+                moved += self.dispatch_burst(&mut backlog);
+                if !backlog.is_empty() {
                     continue;
                 }
-                match self.dispatch(descriptor) {
-                    Ok(()) => moved += 1,
-                    Err(back) => {
-                        // The backlog was empty and holds a burst: this cannot fail.
-                        let _ = backlog.push_back(back);
-                        held_back = true;
-                    }
-                }
             }
+            let room = self.top_up().min(BURST);
+            let mut lengths = [0usize; BURST];
+            let received = {
+                // The last `room` buffers of the cache, newest first, so that the frames
+                // received come off its end in order.
+                let mut buffers: heapless::Vec<&mut [u8], BURST> = self
+                    .free
+                    .iter_mut()
+                    .rev()
+                    .take(room)
+                    .map(|token| &mut runtime.pool.bytes_mut(token)[..])
+                    .collect();
+                let received = port
+                    .device
+                    .lock()
+                    .receive_burst(&mut buffers, &mut lengths[..room]);
+                received.min(room)
+            };
+            let counters = self.counters();
+            let mut bytes = 0;
+            for &len in &lengths[..received] {
+                let Some(frame) = self.free.pop() else {
+                    break;
+                };
+                if len > FRAME_CAPACITY {
+                    // The port broke its contract: count the frame, keep the buffer.
+                    counters.drop(DropReason::Malformed(
+                        Layer::Ethernet,
+                        wire::Error::BadLength,
+                    ));
+                    self.release(frame);
+                    continue;
+                }
+                bytes += len as u64;
+                // Cannot fail: the backlog is empty and holds a burst.
+                let _ = backlog.push_back(Descriptor {
+                    frame,
+                    len: len as u16,
+                    port: index as u8,
+                });
+            }
+            counters.rx_frames[index].add(received as u64);
+            counters.rx_bytes[index].add(bytes);
+            moved += self.dispatch_burst(&mut backlog);
         }
+        moved
+    }
+
+    /// Steers what `frames` holds to the core queues; what does not fit stays, in order.
+    fn dispatch_burst(&self, frames: &mut heapless::Deque<Descriptor, BURST>) -> usize {
+        let runtime = self.runtime;
+        let moved = runtime.tm.dispatch_burst(frames, |descriptor| {
+            let bytes = runtime.pool.bytes(&descriptor.frame);
+            steering::flow_hash(bytes.get(..usize::from(descriptor.len)).unwrap_or_default())
+        });
+        self.counters().dispatched.add(moved as u64);
         moved
     }
 
@@ -435,26 +517,30 @@ impl<'r, B: Board> Core<'r, B> {
     }
 
     /// Runs a burst of this core's queue (or, when it is empty, of the busiest one) to
-    /// completion.
+    /// completion: classifies every frame, answering what the runtime answers itself, then
+    /// runs the service requests service by service, then queues their replies in order.
     fn run_to_completion(&mut self) -> usize {
         let runtime = self.runtime;
-        runtime.tm.pull(self.id, &mut self.batch);
+        // Every frame of the batch takes at most one buffer from the cache (its reply): take
+        // no more frames than the cache holds, so that none waits for a buffer.
+        let room = self.top_up().min(BURST);
+        runtime.tm.pull(self.id, &mut self.batch, room);
         if self.batch.is_empty() {
-            let stolen = runtime.tm.steal(self.id, &mut self.batch);
+            let stolen = runtime.tm.steal(self.id, &mut self.batch, room);
             self.counters().stolen.add(stolen as u64);
         }
-        let mut done = 0;
+        let done = self.batch.len();
+        self.counters().processed.add(done as u64);
         while let Some(descriptor) = self.batch.pop_front() {
             self.process(descriptor);
-            done += 1;
         }
+        self.run_calls();
         done
     }
 
     fn process(&mut self, descriptor: Descriptor) {
         let runtime = self.runtime;
         let counters = self.counters();
-        counters.processed.increment();
         let port = usize::from(descriptor.port);
         let bytes = runtime.pool.bytes(&descriptor.frame);
         let frame = bytes.get(..usize::from(descriptor.len)).unwrap_or_default();
@@ -474,13 +560,15 @@ impl<'r, B: Board> Core<'r, B> {
                 };
                 self.answer_echo(port, source_mac, source, &reply);
             }
-            Verdict::Nic(datagram) => {
-                self.learn(port, &datagram);
-                if self.serve(port, &datagram) == Disposition::Park {
-                    self.park(descriptor);
-                    return;
+            Verdict::Nic(datagram) => match self.serve(port, &datagram) {
+                Disposition::Done => {}
+                Disposition::Park => return self.park(descriptor),
+                Disposition::Call(slot) => {
+                    let payload = offset_in(frame, datagram.payload);
+                    let addressing = reversed(&datagram);
+                    return self.defer_call(descriptor, slot, addressing, payload);
                 }
-            }
+            },
             Verdict::Host(datagram) => self.forward_to_host(port, &datagram),
             Verdict::TcpReset {
                 source_mac,
@@ -502,7 +590,7 @@ impl<'r, B: Board> Core<'r, B> {
             ethertype: EtherType::Arp,
         };
         let built = ethernet
-            .emit(&mut self.tx[..])
+            .emit(self.tx_bytes())
             .and_then(|rest| reply.emit(rest));
         if let Ok(len) = built {
             self.counters().arp_replies.increment();
@@ -520,7 +608,7 @@ impl<'r, B: Board> Core<'r, B> {
         reply: &IcmpRepr<'_>,
     ) {
         let Some(len) = self
-            .tx
+            .tx_bytes()
             .get_mut(L4_OFFSET..)
             .and_then(|area| reply.emit(area).ok())
         else {
@@ -543,7 +631,7 @@ impl<'r, B: Board> Core<'r, B> {
     ) {
         let source = self.runtime.addresses.nic_ip;
         let reset = segment.reset_for(payload_len);
-        let area = self.tx.get_mut(L4_OFFSET..).unwrap_or_default();
+        let area = self.tx_bytes().get_mut(L4_OFFSET..).unwrap_or_default();
         let Ok(len) = reset.emit_in_place(area, 0, source, destination) else {
             self.counters().drop(DropReason::ReplyTooLarge);
             return;
@@ -553,17 +641,149 @@ impl<'r, B: Board> Core<'r, B> {
         }
     }
 
-    /// A datagram for the NIC: to the service routed on its port, the host, or the agent.
+    /// A datagram for the NIC: to the service routed on its port (later, with the rest of the
+    /// batch's requests to it), the host, or the agent.
     fn serve(&mut self, port: usize, datagram: &Datagram<'_>) -> Disposition {
         let runtime = self.runtime;
+        self.learn(port, datagram);
         match runtime.services.route(datagram.destination.port) {
-            Some(Route::Local(slot)) => self.call_service(port, slot, datagram),
+            Some(Route::Local(slot)) => return Disposition::Call(slot),
             Some(Route::Host) => self.forward_to_host(port, datagram),
             Some(Route::Agent) => self.command(port, datagram),
             Some(Route::Parked(_)) => return Disposition::Park,
             None => self.counters().drop(DropReason::PortClosed),
         }
         Disposition::Done
+    }
+
+    /// Sets a request aside for its service's turn, with a buffer for its reply.
+    fn defer_call(
+        &mut self,
+        request: Descriptor,
+        slot: usize,
+        reply_to: Datagram<'static>,
+        payload: Range<usize>,
+    ) {
+        if self.calls.is_full() {
+            self.run_calls();
+        }
+        let Some(reply) = self.take_buffer() else {
+            // Not reached while the pool is sized as `Runtime::new` demands.
+            self.counters().drop(DropReason::NoBuffer);
+            self.release(request.frame);
+            return;
+        };
+        let call = Call {
+            request,
+            reply,
+            slot,
+            reply_to,
+            payload,
+            answered: None,
+        };
+        if let Err(call) = self.calls.push_back(call) {
+            self.release(call.request.frame);
+            self.release(call.reply);
+        }
+    }
+
+    /// Runs the deferred requests, every service's in arrival order, one service after the
+    /// other; then queues the replies in arrival order.
+    fn run_calls(&mut self) {
+        let mut ran: u64 = 0;
+        for first in 0..self.calls.len() {
+            if ran & (1 << first) == 0 {
+                ran |= self.run_service(first);
+            }
+        }
+        while let Some(call) = self.calls.pop_front() {
+            self.reply(call);
+        }
+    }
+
+    /// Runs, under one hold of the service's lock, every deferred request from `first` on that
+    /// is for the service of request `first`, and counts them with the board cycles the whole
+    /// run took (two reads of the cycle counter per run, not per request). Returns the set of
+    /// requests it ran, as a bit mask of their indices.
+    fn run_service(&mut self, first: usize) -> u64 {
+        let runtime = self.runtime;
+        let Some(slot) = self.calls.iter().nth(first).map(|call| call.slot) else {
+            return 0;
+        };
+        let mut mine: u64 = 0;
+        for (index, call) in self.calls.iter().enumerate().skip(first) {
+            if call.slot == slot {
+                mine |= 1 << index;
+            }
+        }
+        let mut context = Context {
+            engines: runtime.engines,
+            now_ns: self.now_ns,
+            core: self.id as u16,
+        };
+        let calls = &mut self.calls;
+        let outcome = runtime.services.with_service(slot, |service| {
+            let (mut requests, mut errors) = (0u64, 0u64);
+            let started = runtime.board.cycles();
+            for (_, call) in calls
+                .iter_mut()
+                .enumerate()
+                .filter(|(index, _)| mine & (1 << index) != 0)
+            {
+                let bytes = runtime.pool.bytes(&call.request.frame);
+                let request = bytes.get(call.payload.clone()).unwrap_or_default();
+                let response = runtime
+                    .pool
+                    .bytes_mut(&mut call.reply)
+                    .get_mut(UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + MAX_UDP_PAYLOAD)
+                    .unwrap_or_default();
+                let len = match service.handle(&mut context, request, response) {
+                    Ok(len) => len.min(MAX_UDP_PAYLOAD),
+                    Err(error) => {
+                        errors += 1;
+                        error.write_response(response)
+                    }
+                };
+                call.answered = Some(len);
+                requests += 1;
+            }
+            let elapsed = runtime.board.cycles().wrapping_sub(started);
+            (requests, errors, elapsed)
+        });
+        if let Some((requests, errors, elapsed)) = outcome {
+            self.counters().service_requests.add(requests);
+            runtime
+                .services
+                .record(self.id, slot, requests, errors, elapsed);
+        }
+        mine
+    }
+
+    /// Builds and queues the reply of a request that has run; gives its request buffer back.
+    fn reply(&mut self, call: Call) {
+        let Call {
+            request,
+            mut reply,
+            reply_to,
+            answered,
+            ..
+        } = call;
+        let port = usize::from(request.port);
+        self.release(request.frame);
+        let Some(len) = answered else {
+            // The service was removed between the route lookup and its turn.
+            self.counters().drop(DropReason::PortClosed);
+            self.release(reply);
+            return;
+        };
+        let buffer = self.runtime.pool.bytes_mut(&mut reply);
+        match build_udp(buffer, &self.runtime.addresses, &reply_to, len) {
+            Ok(len) => self.queue(port, reply, len),
+            Err(reason) => {
+                self.counters().drop(reason);
+                self.release(reply);
+            }
+        }
     }
 
     /// Holds a request for a stopped service until its port is routed again.
@@ -600,13 +820,16 @@ impl<'r, B: Board> Core<'r, B> {
             self.counters().drop(DropReason::PortClosed);
             return;
         };
-        let answer = &mut self.tx[UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + MAX_UDP_PAYLOAD];
+        let answer = self
+            .tx_bytes()
+            .get_mut(UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + MAX_UDP_PAYLOAD)
+            .unwrap_or_default();
         let (len, release) = agent.execute(&runtime.services, datagram.payload, answer);
         self.counters().commands.increment();
         if release {
             self.release_parked();
         }
-        self.answer(port, datagram, len);
+        self.send_udp(port, &reversed(datagram), len);
     }
 
     /// Core 0's agent duty: the heartbeat, when due.
@@ -640,7 +863,13 @@ impl<'r, B: Board> Core<'r, B> {
             return;
         };
         let bytes = beat.encode();
-        self.tx[UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + bytes.len()].copy_from_slice(&bytes);
+        let Some(area) = self
+            .tx_bytes()
+            .get_mut(UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + bytes.len())
+        else {
+            return;
+        };
+        area.copy_from_slice(&bytes);
         let datagram = Datagram {
             source_mac: hop.mac,
             source: Endpoint {
@@ -651,38 +880,6 @@ impl<'r, B: Board> Core<'r, B> {
             payload: &[],
         };
         self.send_udp(usize::from(hop.port), &datagram, bytes.len());
-    }
-
-    fn call_service(&mut self, port: usize, slot: usize, datagram: &Datagram<'_>) {
-        let runtime = self.runtime;
-        let core = self.id as u16;
-        let response = &mut self.tx[UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + MAX_UDP_PAYLOAD];
-        let now_ns = self.now_ns;
-        let outcome = runtime.services.with_service(slot, |service| {
-            let started = runtime.board.cycles();
-            let mut context = Context {
-                engines: runtime.engines,
-                now_ns,
-                core,
-            };
-            let result = service.handle(&mut context, datagram.payload, response);
-            let elapsed = runtime.board.cycles().wrapping_sub(started);
-            let len = match result {
-                Ok(len) => Ok(len.min(MAX_UDP_PAYLOAD)),
-                Err(error) => Err(error.write_response(response)),
-            };
-            (len, elapsed)
-        });
-        let Some((result, elapsed)) = outcome else {
-            self.counters().drop(DropReason::PortClosed);
-            return;
-        };
-        self.counters().service_requests.increment();
-        runtime
-            .services
-            .record(self.id, slot, elapsed, result.is_err());
-        let len = result.unwrap_or_else(|len| len);
-        self.answer(port, datagram, len);
     }
 
     /// Remembers where the sender of a datagram for the NIC or the host is: the next hop of
@@ -723,7 +920,10 @@ impl<'r, B: Board> Core<'r, B> {
         };
         let mut sent = 0;
         while sent < BURST {
-            let area = &mut self.tx[UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + MAX_UDP_PAYLOAD];
+            let area = self
+                .tx_bytes()
+                .get_mut(UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + MAX_UDP_PAYLOAD)
+                .unwrap_or_default();
             let Some((meta, len)) = host.receive_from_host(area) else {
                 break;
             };
@@ -746,36 +946,21 @@ impl<'r, B: Board> Core<'r, B> {
         sent
     }
 
-    /// Answers `request` with the `len` bytes of UDP data already in the transmit buffer.
-    fn answer(&mut self, port: usize, request: &Datagram<'_>, len: usize) {
-        let reply = Datagram {
-            source_mac: request.source_mac,
-            source: request.destination,
-            destination: request.source,
-            payload: &[],
-        };
-        self.send_udp(port, &reply, len);
-    }
-
     /// Sends the `len` bytes of UDP data already in the transmit buffer from
     /// `datagram.source` to `datagram.destination` at `datagram.source_mac`.
     fn send_udp(&mut self, port: usize, datagram: &Datagram<'_>, len: usize) -> bool {
-        let repr = UdpRepr {
-            source_port: datagram.source.port,
-            destination_port: datagram.destination.port,
-        };
-        let (source, destination) = (datagram.source.ip, datagram.destination.ip);
-        let area = self.tx.get_mut(L4_OFFSET..).unwrap_or_default();
-        let Ok(udp_len) = repr.emit_in_place(area, len, source, destination) else {
-            self.counters().drop(DropReason::ReplyTooLarge);
-            return false;
-        };
-        let mac = datagram.source_mac;
-        self.send_ipv4(port, mac, source, destination, IpProtocol::Udp, udp_len)
+        let addresses = self.runtime.addresses;
+        match build_udp(self.tx_bytes(), &addresses, datagram, len) {
+            Ok(len) => self.transmit(port, len),
+            Err(reason) => {
+                self.counters().drop(reason);
+                false
+            }
+        }
     }
 
-    /// Puts Ethernet and IPv4 headers in front of the `l4_len` bytes at [`L4_OFFSET`] and
-    /// sends the frame.
+    /// Puts Ethernet and IPv4 headers in front of the `l4_len` bytes at [`L4_OFFSET`] of the
+    /// transmit buffer and sends the frame.
     fn send_ipv4(
         &mut self,
         port: usize,
@@ -785,11 +970,6 @@ impl<'r, B: Board> Core<'r, B> {
         protocol: IpProtocol,
         l4_len: usize,
     ) -> bool {
-        let ethernet = EthernetRepr {
-            source: self.runtime.addresses.mac,
-            destination: mac,
-            ethertype: EtherType::Ipv4,
-        };
         let ip = Ipv4Repr {
             source,
             destination,
@@ -797,33 +977,143 @@ impl<'r, B: Board> Core<'r, B> {
             payload_len: l4_len,
             ttl: ipv4::DEFAULT_TTL,
         };
-        let built = ethernet
-            .emit(&mut self.tx[..])
-            .and_then(|rest| ip.emit(rest));
-        if built.is_err() {
-            self.counters().drop(DropReason::ReplyTooLarge);
-            return false;
+        let our_mac = self.runtime.addresses.mac;
+        match build_ipv4(self.tx_bytes(), our_mac, mac, &ip) {
+            Ok(len) => self.transmit(port, len),
+            Err(reason) => {
+                self.counters().drop(reason);
+                false
+            }
         }
-        self.transmit(port, L4_OFFSET + l4_len)
     }
 
-    /// Sends the first `len` bytes of the transmit buffer on `port`, padded to the minimum.
+    /// Sends the first `len` bytes of the transmit buffer on `port` (with the next burst).
     fn transmit(&mut self, port: usize, len: usize) -> bool {
-        let len = ethernet::pad_to_minimum(&mut self.tx[..], len);
-        let frame = self.tx.get(..len).unwrap_or_default();
-        let counters = self.counters();
-        let sent = match self.runtime.ports.get(port) {
-            Some(state) => state.device.lock().transmit(frame).is_ok(),
-            None => false,
+        let Some(frame) = self.tx.take() else {
+            self.counters().drop(DropReason::NoBuffer);
+            return false;
         };
-        if sent {
-            counters.tx_frames[port].increment();
-            counters.tx_bytes[port].add(len as u64);
-        } else {
-            counters.drop(DropReason::TransmitFailed);
-        }
-        sent
+        self.queue(port, frame, len);
+        true
     }
+
+    /// Queues the first `len` bytes of `frame` for `port`, padded to the minimum frame.
+    fn queue(&mut self, port: usize, mut frame: FrameToken, len: usize) {
+        let len = ethernet::pad_to_minimum(self.runtime.pool.bytes_mut(&mut frame), len);
+        if self.outgoing.is_full() {
+            self.flush();
+        }
+        let outgoing = Outgoing {
+            frame,
+            len: len as u16,
+            port: port as u8,
+        };
+        if let Err(outgoing) = self.outgoing.push(outgoing) {
+            self.release(outgoing.frame);
+        }
+    }
+
+    /// Hands the queued frames to their ports, one burst per port, and takes their buffers
+    /// back.
+    fn flush(&mut self) {
+        if self.outgoing.is_empty() {
+            return;
+        }
+        let runtime = self.runtime;
+        let counters = self.counters();
+        for (index, state) in runtime.ports.iter().enumerate() {
+            let frames: heapless::Vec<&[u8], BURST> = self
+                .outgoing
+                .iter()
+                .filter(|outgoing| usize::from(outgoing.port) == index)
+                .map(|outgoing| {
+                    let bytes = runtime.pool.bytes(&outgoing.frame);
+                    bytes.get(..usize::from(outgoing.len)).unwrap_or_default()
+                })
+                .collect();
+            if frames.is_empty() {
+                continue;
+            }
+            let sent = state
+                .device
+                .lock()
+                .transmit_burst(&frames)
+                .min(frames.len());
+            let bytes: usize = frames[..sent].iter().map(|frame| frame.len()).sum();
+            counters.tx_frames[index].add(sent as u64);
+            counters.tx_bytes[index].add(bytes as u64);
+            counters.drop_many(DropReason::TransmitFailed, (frames.len() - sent) as u64);
+        }
+        let ports = runtime.ports.len();
+        let nowhere = self
+            .outgoing
+            .iter()
+            .filter(|outgoing| usize::from(outgoing.port) >= ports)
+            .count();
+        counters.drop_many(DropReason::TransmitFailed, nowhere as u64);
+        while let Some(outgoing) = self.outgoing.pop() {
+            self.release(outgoing.frame);
+        }
+    }
+}
+
+/// Builds a UDP frame around the `len` bytes of data already at [`UDP_PAYLOAD_OFFSET`] of
+/// `buffer`, from `datagram.source` to `datagram.destination` at `datagram.source_mac`;
+/// returns the frame length.
+fn build_udp(
+    buffer: &mut [u8],
+    addresses: &Addresses,
+    datagram: &Datagram<'_>,
+    len: usize,
+) -> Result<usize, DropReason> {
+    let repr = UdpFrameRepr {
+        source_mac: addresses.mac,
+        destination_mac: datagram.source_mac,
+        source: datagram.source.ip,
+        destination: datagram.destination.ip,
+        udp: UdpRepr {
+            source_port: datagram.source.port,
+            destination_port: datagram.destination.port,
+        },
+    };
+    repr.emit_in_place(buffer, len)
+        .map_err(|_| DropReason::ReplyTooLarge)
+}
+
+/// Puts Ethernet and IPv4 headers in front of the transport bytes at [`L4_OFFSET`] of
+/// `buffer`; returns the frame length.
+fn build_ipv4(
+    buffer: &mut [u8],
+    source_mac: MacAddress,
+    destination_mac: MacAddress,
+    ip: &Ipv4Repr,
+) -> Result<usize, DropReason> {
+    let ethernet = EthernetRepr {
+        source: source_mac,
+        destination: destination_mac,
+        ethertype: EtherType::Ipv4,
+    };
+    ethernet
+        .emit(buffer)
+        .and_then(|rest| ip.emit(rest))
+        .map_err(|_| DropReason::ReplyTooLarge)?;
+    Ok(L4_OFFSET + ip.payload_len)
+}
+
+/// The addressing of the reply to `request`: from where it went, back to where it came from.
+fn reversed(request: &Datagram<'_>) -> Datagram<'static> {
+    Datagram {
+        source_mac: request.source_mac,
+        source: request.destination,
+        destination: request.source,
+        payload: &[],
+    }
+}
+
+/// Where `part`, a sub-slice of `whole`, lies in it.
+fn offset_in(whole: &[u8], part: &[u8]) -> Range<usize> {
+    let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+    start..start + part.len()
 }
 
 /// Whether a request is finished with or must wait for its service.
@@ -833,6 +1123,8 @@ enum Disposition {
     Done,
     /// Its service is stopped: hold the frame.
     Park,
+    /// For the local service in this slot: run it with the rest of the batch's requests.
+    Call(usize),
 }
 
 /// The flow id of a datagram between two end points (symmetric).

@@ -112,7 +112,9 @@ pub struct ServiceStats {
     pub requests: u64,
     /// Of those, requests answered with an error.
     pub errors: u64,
-    /// Board cycles ([`Board::cycles`](crate::platform::Board::cycles)) spent in the service.
+    /// Board cycles ([`Board::cycles`](crate::platform::Board::cycles)) spent in the service,
+    /// measured around each run of consecutive requests a core gives it (so
+    /// `busy_cycles / requests` is the mean time per request).
     pub busy_cycles: u64,
 }
 
@@ -241,17 +243,19 @@ impl ServiceTable {
         guard.as_deref_mut().map(f)
     }
 
-    /// Counts one request of the service in `slot`, run by `core`: `busy_cycles` in the
-    /// service, answered with an error or not. Only `core` may call this for its index.
+    /// Counts `requests` requests of the service in `slot` run by `core` back to back,
+    /// `errors` of them answered with an error, which took `busy_cycles` together (the core
+    /// times a run of requests to one service, not each request: see docs/nic-runtime.md).
+    /// Only `core` may call this for its index.
     #[inline]
-    pub fn record(&self, core: usize, slot: usize, busy_cycles: u64, error: bool) {
+    pub fn record(&self, core: usize, slot: usize, requests: u64, errors: u64, busy_cycles: u64) {
         let Some(stats) = self.stats.get(core).and_then(|c| c.0.get(slot)) else {
             return;
         };
-        stats.requests.increment();
+        stats.requests.add(requests);
         stats.busy_cycles.add(busy_cycles);
-        if error {
-            stats.errors.increment();
+        if errors != 0 {
+            stats.errors.add(errors);
         }
     }
 
@@ -319,7 +323,7 @@ mod tests {
         assert_eq!(table.route(7002), Some(Route::Host));
         assert!(table.with_service(slot, |_| ()).is_none());
         let before = table.stats(slot).unwrap();
-        table.record(0, slot, 100, true);
+        table.record(0, slot, 1, 1, 100);
         let after = table.stats(slot).unwrap();
         assert_eq!(
             (after.requests, after.errors, after.busy_cycles),

@@ -2,8 +2,7 @@
 //! queues. Tests and benchmarks push raw frames in and read raw frames out; nothing else
 //! differs from a board.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 use std::vec::Vec;
@@ -14,95 +13,9 @@ use crate::runtime::{Config, Runtime, RuntimeError};
 use crate::tm::pool::FRAME_CAPACITY;
 use crate::wire::MacAddress;
 
-/// A bounded queue of byte strings of at most [`FRAME_CAPACITY`] bytes, each with a small
-/// `Copy` tag, in slots allocated once: pushing and popping copy bytes and never allocate.
-pub struct SlotQueue<T: Copy + Default> {
-    inner: Mutex<Slots<T>>,
-    pushed: AtomicU64,
-}
+mod slot_queue;
 
-struct Slots<T> {
-    tags: Vec<T>,
-    lens: Vec<usize>,
-    bytes: Vec<u8>,
-    head: usize,
-    len: usize,
-}
-
-impl<T: Copy + Default> SlotQueue<T> {
-    /// A queue of `capacity` slots.
-    pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        SlotQueue {
-            inner: Mutex::new(Slots {
-                tags: vec![T::default(); capacity],
-                lens: vec![0; capacity],
-                bytes: vec![0; capacity * FRAME_CAPACITY],
-                head: 0,
-                len: 0,
-            }),
-            pushed: AtomicU64::new(0),
-        }
-    }
-
-    /// Appends a copy of `bytes` with `tag`; false (and nothing queued) when full or when
-    /// `bytes` is longer than a slot.
-    pub fn push(&self, tag: T, bytes: &[u8]) -> bool {
-        let Ok(mut slots) = self.inner.lock() else {
-            return false;
-        };
-        let capacity = slots.lens.len();
-        if bytes.len() > FRAME_CAPACITY || slots.len == capacity {
-            return false;
-        }
-        let index = (slots.head + slots.len) % capacity;
-        slots.tags[index] = tag;
-        slots.lens[index] = bytes.len();
-        slots.bytes[index * FRAME_CAPACITY..][..bytes.len()].copy_from_slice(bytes);
-        slots.len += 1;
-        self.pushed.fetch_add(1, Ordering::Relaxed);
-        true
-    }
-
-    /// Copies the oldest entry into `out` (truncated to `out`'s length) and removes it;
-    /// returns its tag and full length.
-    pub fn pop_into(&self, out: &mut [u8]) -> Option<(T, usize)> {
-        let mut slots = self.inner.lock().ok()?;
-        if slots.len == 0 {
-            return None;
-        }
-        let index = slots.head;
-        let len = slots.lens[index];
-        let copy = len.min(out.len());
-        out[..copy].copy_from_slice(&slots.bytes[index * FRAME_CAPACITY..][..copy]);
-        slots.head = (index + 1) % slots.lens.len();
-        slots.len -= 1;
-        Some((slots.tags[index], len))
-    }
-
-    /// The oldest entry as an owned vector (test convenience; allocates).
-    pub fn pop(&self) -> Option<(T, Vec<u8>)> {
-        let mut buffer = vec![0; FRAME_CAPACITY];
-        let (tag, len) = self.pop_into(&mut buffer)?;
-        buffer.truncate(len);
-        Some((tag, buffer))
-    }
-
-    /// Entries waiting.
-    pub fn len(&self) -> usize {
-        self.inner.lock().map_or(0, |slots| slots.len)
-    }
-
-    /// Whether nothing is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Entries ever pushed.
-    pub fn pushed(&self) -> u64 {
-        self.pushed.load(Ordering::Relaxed)
-    }
-}
+pub use slot_queue::SlotQueue;
 
 /// A frame queue (no tag).
 pub type FrameQueue = SlotQueue<()>;
@@ -155,13 +68,32 @@ impl Port for MemoryPort {
     }
 
     fn receive(&mut self, buffer: &mut [u8]) -> Option<usize> {
-        loop {
-            let ((), len) = self.wire.to_nic.pop_into(buffer)?;
-            // Like a MAC, drop what does not fit the receive buffer.
-            if len <= buffer.len() {
-                return Some(len);
+        let mut lengths = [0];
+        let received = self.receive_burst(&mut [buffer], &mut lengths);
+        (received == 1).then_some(lengths[0])
+    }
+
+    fn receive_burst(&mut self, buffers: &mut [&mut [u8]], lengths: &mut [usize]) -> usize {
+        let room = buffers.len().min(lengths.len());
+        let mut received = 0;
+        while received < room {
+            let popped = self.wire.to_nic.pop_with(room - received, |(), frame| {
+                let area = buffers
+                    .get_mut(received)
+                    .and_then(|buffer| buffer.get_mut(..frame.len()));
+                // Like a MAC, drop what does not fit the receive buffer.
+                if let (Some(area), Some(length)) = (area, lengths.get_mut(received)) {
+                    area.copy_from_slice(frame);
+                    *length = frame.len();
+                    received += 1;
+                }
+                true
+            });
+            if popped == 0 {
+                break;
             }
         }
+        received
     }
 
     fn transmit(&mut self, frame: &[u8]) -> Result<(), PortError> {
@@ -170,6 +102,16 @@ impl Port for MemoryPort {
         } else {
             Err(PortError::Full)
         }
+    }
+
+    fn transmit_burst(&mut self, frames: &[&[u8]]) -> usize {
+        let mut next = frames.iter();
+        self.wire.from_nic.push_with(frames.len(), |slot| {
+            let frame = next.next()?;
+            let area = slot.get_mut(..frame.len())?;
+            area.copy_from_slice(frame);
+            Some(((), frame.len()))
+        })
     }
 
     fn link_bits_per_second(&self) -> u64 {
@@ -381,5 +323,46 @@ impl SoftwareNic {
             }
         }
         self.runtime.counters()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::fixtures;
+
+    fn port(queue_frames: usize) -> (MemoryPort, Wire) {
+        let (mut board, mut wires, _host) =
+            SoftwareBoard::new(1, 1, fixtures::NIC_MAC, queue_frames);
+        (board.take_devices().ports.remove(0), wires.remove(0))
+    }
+
+    #[test]
+    fn bursts_receive_in_order_and_drop_what_does_not_fit() {
+        let (mut port, wire) = port(8);
+        for frame in [&[1u8; 10][..], &[2; 40], &[3; 20], &[4; 5]] {
+            assert!(wire.send(frame));
+        }
+        let mut buffers = [[0u8; 32]; 2];
+        let mut into = buffers.each_mut().map(|b| &mut b[..]);
+        let mut lengths = [0; 2];
+        // The 40-byte frame does not fit a 32-byte buffer: dropped, like a MAC would.
+        assert_eq!(port.receive_burst(&mut into, &mut lengths), 2);
+        assert_eq!(lengths, [10, 20]);
+        assert_eq!(buffers[0][..10], [1; 10]);
+        assert_eq!(buffers[1][..20], [3; 20]);
+        let mut one = [0u8; 8];
+        assert_eq!(port.receive(&mut one), Some(5));
+        assert_eq!(port.receive(&mut one), None);
+    }
+
+    #[test]
+    fn bursts_transmit_until_the_wire_is_full() {
+        let (mut port, wire) = port(3);
+        let frames: [&[u8]; 4] = [b"one", b"two", b"three", b"four"];
+        assert_eq!(port.transmit_burst(&frames), 3);
+        assert_eq!(port.transmit(b"five"), Err(PortError::Full));
+        let sent: Vec<Vec<u8>> = std::iter::from_fn(|| wire.from_nic.pop().map(|f| f.1)).collect();
+        assert_eq!(sent, [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
     }
 }

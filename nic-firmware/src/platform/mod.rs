@@ -26,8 +26,34 @@ pub trait Port: Send {
     /// (and counted there): the runtime's buffers hold the largest Ethernet frame.
     fn receive(&mut self, buffer: &mut [u8]) -> Option<usize>;
 
+    /// Receives up to `buffers.len()` frames in one go, the `i`-th into `buffers[i]` with its
+    /// length in `lengths[i]`, and returns how many. The runtime calls this once per poll of the
+    /// port with a burst of buffers; the default calls [`Port::receive`] once per frame, and a
+    /// driver whose queue works in bursts (one index update for many frames) overrides it.
+    fn receive_burst(&mut self, buffers: &mut [&mut [u8]], lengths: &mut [usize]) -> usize {
+        let mut received = 0;
+        for (buffer, length) in buffers.iter_mut().zip(lengths.iter_mut()) {
+            let Some(len) = self.receive(buffer) else {
+                break;
+            };
+            *length = len;
+            received += 1;
+        }
+        received
+    }
+
     /// Queues `frame` for transmission.
     fn transmit(&mut self, frame: &[u8]) -> Result<(), PortError>;
+
+    /// Queues `frames` for transmission in order and returns how many the port took: the
+    /// first refusal ends the burst, and the frames from there on are counted as dropped by the
+    /// runtime. The default calls [`Port::transmit`] once per frame.
+    fn transmit_burst(&mut self, frames: &[&[u8]]) -> usize {
+        frames
+            .iter()
+            .take_while(|frame| self.transmit(frame).is_ok())
+            .count()
+    }
 
     /// Line rate in bits per second, for link utilisation.
     fn link_bits_per_second(&self) -> u64;

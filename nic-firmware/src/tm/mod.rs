@@ -113,9 +113,108 @@ impl TrafficManager {
         Ok(())
     }
 
-    /// Moves up to [`BURST`] frames (as many as fit) from `core`'s queue to the back of `out`,
-    /// oldest first.
-    pub fn pull<const N: usize>(&self, core: usize, out: &mut heapless::Deque<Descriptor, N>) {
+    /// Steers a burst of received frames, oldest first, taking each core's queue lock once:
+    /// round-robin gives the frames to the cores in turn and then hands what did not fit to any
+    /// queue with room; flow-affine gives each frame to its flow's core (`flow` is the frame's
+    /// [`steering::flow_hash`]) and keeps a frame whose queue is full, with every later frame
+    /// of that core, so that no flow is reordered. What no queue took stays in `frames`, in
+    /// order. Returns how many frames were steered.
+    pub fn dispatch_burst(
+        &self,
+        frames: &mut heapless::Deque<Descriptor, BURST>,
+        mut flow: impl FnMut(&Descriptor) -> u32,
+    ) -> usize {
+        let cores = self.queues.len();
+        let count = frames.len();
+        if count == 0 {
+            return 0;
+        }
+        if let [queue] = &self.queues[..] {
+            // One core: every policy gives it every frame, in order.
+            let mut queued = queue.frames.lock();
+            let moved = move_oldest(frames, &mut queued, count);
+            queue.depth.store(queued.len(), Ordering::Relaxed);
+            return moved;
+        }
+        let mut held: [Option<Descriptor>; BURST] = [const { None }; BURST];
+        let mut target = [0usize; BURST];
+        let start = match self.steering {
+            Steering::RoundRobin => self.cursor.fetch_add(count, Ordering::Relaxed) % cores,
+            Steering::FlowAffine => 0,
+        };
+        let mut turn = start;
+        for (slot, core) in held.iter_mut().zip(target.iter_mut()) {
+            let Some(descriptor) = frames.pop_front() else {
+                break;
+            };
+            *core = match self.steering {
+                Steering::FlowAffine => flow(&descriptor) as usize % cores,
+                Steering::RoundRobin => {
+                    let core = turn;
+                    turn = if turn + 1 == cores { 0 } else { turn + 1 };
+                    core
+                }
+            };
+            *slot = Some(descriptor);
+        }
+        let (held, target) = (&mut held[..count], &target[..count]);
+        let mut moved = 0;
+        for core in 0..cores {
+            let mine = |i: &usize| target[*i] == core;
+            if (0..count).any(|i| mine(&i)) {
+                moved += self.push_held(core, held, mine);
+            }
+        }
+        if self.steering == Steering::RoundRobin {
+            for offset in 0..cores {
+                if moved == count {
+                    break;
+                }
+                moved += self.push_held((start + offset) % cores, held, |_| true);
+            }
+        }
+        for descriptor in held.iter_mut().rev().filter_map(Option::take) {
+            // Cannot fail: these came out of `frames`.
+            let _ = frames.push_front(descriptor);
+        }
+        moved
+    }
+
+    /// Pushes the held frames `chosen` picks, in order, onto `core`'s queue under one lock,
+    /// until the queue is full; returns how many it pushed.
+    fn push_held(
+        &self,
+        core: usize,
+        held: &mut [Option<Descriptor>],
+        chosen: impl Fn(&usize) -> bool,
+    ) -> usize {
+        let Some(queue) = self.queues.get(core) else {
+            return 0;
+        };
+        let mut frames = queue.frames.lock();
+        let mut pushed = 0;
+        for (_, slot) in held.iter_mut().enumerate().filter(|(i, _)| chosen(i)) {
+            let Some(descriptor) = slot.take() else {
+                continue;
+            };
+            if let Err(back) = frames.push_back(descriptor) {
+                *slot = Some(back);
+                break;
+            }
+            pushed += 1;
+        }
+        queue.depth.store(frames.len(), Ordering::Relaxed);
+        pushed
+    }
+
+    /// Moves up to `max` frames (at most [`BURST`], as many as fit) from `core`'s queue to the
+    /// back of `out`, oldest first.
+    pub fn pull<const N: usize>(
+        &self,
+        core: usize,
+        out: &mut heapless::Deque<Descriptor, N>,
+        max: usize,
+    ) {
         let Some(queue) = self.queues.get(core) else {
             return;
         };
@@ -123,17 +222,19 @@ impl TrafficManager {
             return;
         }
         let mut frames = queue.frames.lock();
-        move_oldest(&mut frames, out, BURST);
+        move_oldest(&mut frames, out, max.min(BURST));
         queue.depth.store(frames.len(), Ordering::Relaxed);
     }
 
     /// Work conservation for an idle `thief`: takes up to half of the deepest other queue
-    /// (oldest frames first). Only under round-robin steering; flow-affine steering keeps each
-    /// flow on its core so that it stays in order. Returns how many frames it took.
+    /// (oldest frames first, at most `max`). Only under round-robin steering; flow-affine
+    /// steering keeps each flow on its core so that it stays in order. Returns how many frames
+    /// it took.
     pub fn steal<const N: usize>(
         &self,
         thief: usize,
         out: &mut heapless::Deque<Descriptor, N>,
+        max: usize,
     ) -> usize {
         if self.steering != Steering::RoundRobin {
             return 0;
@@ -151,7 +252,7 @@ impl TrafficManager {
         let Some(mut frames) = queue.frames.try_lock() else {
             return 0;
         };
-        let half = frames.len().div_ceil(2).min(BURST);
+        let half = frames.len().div_ceil(2).min(BURST).min(max);
         let taken = move_oldest(&mut frames, out, half);
         queue.depth.store(frames.len(), Ordering::Relaxed);
         taken
@@ -305,7 +406,7 @@ mod tests {
             let mut out: heapless::Deque<Descriptor, 256> = heapless::Deque::new();
             loop {
                 let before = out.len();
-                tm.pull(core, &mut out);
+                tm.pull(core, &mut out, BURST);
                 if out.len() == before {
                     break;
                 }
@@ -319,7 +420,10 @@ mod tests {
         }
         assert_eq!(next_sequence, [10; 10]);
         // Flow-affine steering never steals: that would reorder a flow.
-        assert_eq!(tm.steal(0, &mut heapless::Deque::<Descriptor, 8>::new()), 0);
+        assert_eq!(
+            tm.steal(0, &mut heapless::Deque::<Descriptor, 8>::new(), BURST),
+            0
+        );
     }
 
     #[test]
@@ -335,6 +439,83 @@ mod tests {
         assert!(back.is_err());
     }
 
+    /// `n` descriptors as one burst (their lengths number them).
+    fn burst(pool: &FramePool, n: usize) -> heapless::Deque<Descriptor, BURST> {
+        let mut out = heapless::Deque::new();
+        for (i, mut descriptor) in descriptors(pool, n).into_iter().enumerate() {
+            descriptor.len = i as u16;
+            out.push_back(descriptor).unwrap();
+        }
+        out
+    }
+
+    fn drain_core(tm: &TrafficManager, core: usize, pool: &FramePool) -> Vec<u16> {
+        let mut out: heapless::Deque<Descriptor, 256> = heapless::Deque::new();
+        while tm.depth(core) > 0 {
+            tm.pull(core, &mut out, BURST);
+        }
+        out.into_iter()
+            .map(|d| {
+                pool.give(d.frame);
+                d.len
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bursts_are_dealt_round_robin_and_fill_every_queue() {
+        let pool = FramePool::new(4 * QUEUE_DEPTH + BURST);
+        let tm = TrafficManager::new(Steering::RoundRobin, 3, 1);
+        let mut frames = burst(&pool, 30);
+        assert_eq!(tm.dispatch_burst(&mut frames, |_| 0), 30);
+        assert!(frames.is_empty());
+        assert_eq!([tm.depth(0), tm.depth(1), tm.depth(2)], [10, 10, 10]);
+        // The next burst starts where the last one left off: still even.
+        let mut frames = burst(&pool, 2);
+        tm.dispatch_burst(&mut frames, |_| 0);
+        let mut frames = burst(&pool, 1);
+        tm.dispatch_burst(&mut frames, |_| 0);
+        assert_eq!([tm.depth(0), tm.depth(1), tm.depth(2)], [11, 11, 11]);
+        // Full queues are skipped, and a burst no queue can take stays, in order.
+        let mut total = tm.total_depth();
+        while total < 3 * QUEUE_DEPTH {
+            let mut frames = burst(&pool, BURST.min(3 * QUEUE_DEPTH - total));
+            total += tm.dispatch_burst(&mut frames, |_| 0);
+            assert!(frames.is_empty());
+        }
+        let mut frames = burst(&pool, 5);
+        assert_eq!(tm.dispatch_burst(&mut frames, |_| 0), 0);
+        let kept: Vec<u16> = frames.iter().map(|d| d.len).collect();
+        assert_eq!(kept, [0, 1, 2, 3, 4]);
+        for d in frames {
+            pool.give(d.frame);
+        }
+        for core in 0..3 {
+            drain_core(&tm, core, &pool);
+        }
+    }
+
+    #[test]
+    fn a_burst_keeps_each_flow_in_order_when_its_queue_fills() {
+        let pool = FramePool::new(2 * QUEUE_DEPTH + BURST);
+        let tm = TrafficManager::new(Steering::FlowAffine, 2, 1);
+        // Fill core 1 to two short of full; even-numbered frames are flow 1 (core 1),
+        // odd-numbered ones flow 0 (core 0).
+        for descriptor in descriptors(&pool, QUEUE_DEPTH - 2) {
+            tm.push(1, descriptor).unwrap();
+        }
+        let flow = |d: &Descriptor| u32::from(d.len.is_multiple_of(2));
+        let mut frames = burst(&pool, 10);
+        assert_eq!(tm.dispatch_burst(&mut frames, flow), 5 + 2);
+        let kept: Vec<u16> = frames.iter().map(|d| d.len).collect();
+        assert_eq!(kept, [4, 6, 8], "the rest of flow 1, in order");
+        assert_eq!(drain_core(&tm, 0, &pool), [1, 3, 5, 7, 9]);
+        let on_one = drain_core(&tm, 1, &pool);
+        assert_eq!(on_one[QUEUE_DEPTH - 2..], [0, 2]);
+        assert_eq!(tm.dispatch_burst(&mut frames, flow), 3);
+        assert_eq!(drain_core(&tm, 1, &pool), [4, 6, 8]);
+    }
+
     #[test]
     fn an_idle_core_steals_half_of_the_busiest_queue() {
         let pool = FramePool::new(20);
@@ -343,10 +524,10 @@ mod tests {
             tm.push(1, descriptor).unwrap();
         }
         let mut out: heapless::Deque<Descriptor, 64> = heapless::Deque::new();
-        assert_eq!(tm.steal(0, &mut out), 10);
+        assert_eq!(tm.steal(0, &mut out, BURST), 10);
         assert_eq!(tm.depth(1), 10);
         assert_eq!(
-            tm.steal(1, &mut out),
+            tm.steal(1, &mut out, BURST),
             0,
             "nothing to take from the empty others"
         );

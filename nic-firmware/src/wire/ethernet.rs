@@ -143,9 +143,19 @@ impl EthernetRepr {
 }
 
 /// Pads a frame of `len` bytes in `buffer` with zeros to [`MIN_FRAME_LEN`], as a MAC does;
-/// returns the length to send.
+/// returns the length to send. A short frame may have up to [`MIN_FRAME_LEN`] bytes after it
+/// zeroed (bytes past the length to send).
 pub fn pad_to_minimum(buffer: &mut [u8], len: usize) -> usize {
-    let padded = len.max(MIN_FRAME_LEN).min(buffer.len());
+    if len >= MIN_FRAME_LEN {
+        return len;
+    }
+    // A fixed-size write (a few vector stores, no call) where the buffer has room past the
+    // minimum, as frame buffers do: what lies past the frame is not sent.
+    if let Some(tail) = buffer.get_mut(len..len + MIN_FRAME_LEN) {
+        tail.copy_from_slice(&[0; MIN_FRAME_LEN]);
+        return MIN_FRAME_LEN;
+    }
+    let padded = MIN_FRAME_LEN.min(buffer.len());
     if let Some(tail) = buffer.get_mut(len..padded) {
         tail.fill(0);
     }

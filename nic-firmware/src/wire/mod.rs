@@ -31,7 +31,7 @@ pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, MacAddress};
 pub use icmp::{IcmpPacket, IcmpRepr};
 pub use ipv4::{IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr};
 pub use tcp::{TcpFlags, TcpPacket, TcpRepr};
-pub use udp::{UdpPacket, UdpRepr};
+pub use udp::{UdpFrameRepr, UdpPacket, UdpRepr};
 
 /// Why bytes are not a valid packet of a layer. Small and `Copy`: the receive path maps it to a
 /// drop reason and counts it.

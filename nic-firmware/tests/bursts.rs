@@ -1,0 +1,216 @@
+//! The burst path of one core, polled by hand: a burst mixing services, ARP and ICMP is
+//! answered in order within every flow; flow-affine steering keeps flows in order across cores;
+//! per-service statistics count every request of a burst; a port that refuses frames costs a
+//! counted drop per frame; the pool must be large enough for every core.
+
+use microservices::engines::SoftwareEngines;
+use microservices::services::count::{self, Count, CountConfig};
+use microservices::services::Echo;
+use microservices::ServiceId;
+use nic_firmware::counters::DropReason;
+use nic_firmware::demux::Addresses;
+use nic_firmware::platform::host::{SoftwareBoard, Wire};
+use nic_firmware::platform::Endpoint;
+use nic_firmware::runtime::frames_needed;
+use nic_firmware::service_table::Route;
+use nic_firmware::testing::{parse_udp_frame, udp_frame};
+use nic_firmware::tm::steering::Steering;
+use nic_firmware::wire::fixtures;
+use nic_firmware::{Config, Runtime, RuntimeError};
+
+const ECHO_PORT: u16 = 7001;
+const COUNT_PORT: u16 = 7002;
+
+fn addresses() -> Addresses {
+    Addresses {
+        mac: fixtures::NIC_MAC,
+        nic_ip: fixtures::NIC_IP,
+        host_ip: Some(fixtures::HOST_IP),
+    }
+}
+
+fn config() -> Config {
+    Config::new(addresses(), &SoftwareEngines)
+        .with_service(ECHO_PORT, Box::new(Echo::new(ServiceId(1))))
+        .with_service(
+            COUNT_PORT,
+            Box::new(Count::new(ServiceId(2), CountConfig { items: 16 })),
+        )
+}
+
+fn runtime(config: Config, cores: usize, queue_frames: usize) -> (Runtime<SoftwareBoard>, Wire) {
+    let (board, mut wires, _host) = SoftwareBoard::new(cores, 1, fixtures::NIC_MAC, queue_frames);
+    let runtime = Runtime::new(config, board).expect("runtime starts");
+    (runtime, wires.remove(0))
+}
+
+/// A request from client port `client` to the NIC's `port`.
+fn request(client: u16, port: u16, payload: &[u8]) -> Vec<u8> {
+    udp_frame(
+        fixtures::PEER_MAC,
+        fixtures::NIC_MAC,
+        Endpoint::new(fixtures::PEER_IP, client),
+        Endpoint::new(fixtures::NIC_IP, port),
+        payload,
+    )
+}
+
+fn sent_frames(wire: &Wire) -> Vec<Vec<u8>> {
+    std::iter::from_fn(|| wire.from_nic.pop().map(|(_, frame)| frame)).collect()
+}
+
+fn slot_of(runtime: &Runtime<SoftwareBoard>, port: u16) -> usize {
+    match runtime.services().route(port) {
+        Some(Route::Local(slot)) => slot,
+        other => panic!("port {port} routed to {other:?}"),
+    }
+}
+
+#[test]
+fn a_mixed_burst_is_answered_in_order_within_every_flow() {
+    let (runtime, wire) = runtime(config(), 1, 64);
+    let echo = |n: u8| request(40000, ECHO_PORT, &[b'a', b'0' + n]);
+    let count_add = |item: u32| request(40001, COUNT_PORT, &count::request::add(&[item]));
+    let burst = [
+        echo(1),
+        count_add(3),
+        fixtures::ARP_REQUEST_FRAME.to_vec(),
+        echo(2),
+        count_add(3),
+        fixtures::ICMP_ECHO_REQUEST_FRAME.to_vec(),
+        echo(3),
+        request(40002, 7999, b"nobody listens"),
+    ];
+    for frame in &burst {
+        assert!(wire.send(frame));
+    }
+    let mut core = runtime.core(0).unwrap();
+    while core.poll() != 0 {}
+    drop(core);
+    let mut echoes = Vec::new();
+    let mut counts = Vec::new();
+    let mut others = 0;
+    for frame in sent_frames(&wire) {
+        match parse_udp_frame(&frame) {
+            Some((_, from, to, data)) if from.port == ECHO_PORT => {
+                assert_eq!(to, Endpoint::new(fixtures::PEER_IP, 40000));
+                echoes.push(data);
+            }
+            Some((_, from, _, data)) if from.port == COUNT_PORT => counts.push(data),
+            _ => others += 1,
+        }
+    }
+    assert_eq!(
+        echoes,
+        [b"\0a1".to_vec(), b"\0a2".to_vec(), b"\0a3".to_vec()]
+    );
+    // Count answers ADD with the number of items seen for the first time: 1, then 0.
+    assert_eq!(counts, [vec![0, 1, 0], vec![0, 0, 0]]);
+    assert_eq!(others, 2, "one ARP reply and one echo reply");
+    let counters = runtime.counters();
+    assert_eq!(counters.service_requests, 5);
+    assert_eq!(counters.dropped(DropReason::PortClosed), 1);
+    assert_eq!(counters.total_dropped(), 1);
+    assert_eq!(counters.tx_frames[0], 7);
+    let echo_stats = runtime
+        .services()
+        .stats(slot_of(&runtime, ECHO_PORT))
+        .unwrap();
+    let count_stats = runtime
+        .services()
+        .stats(slot_of(&runtime, COUNT_PORT))
+        .unwrap();
+    assert_eq!((echo_stats.requests, echo_stats.errors), (3, 0));
+    assert_eq!((count_stats.requests, count_stats.errors), (2, 0));
+}
+
+#[test]
+fn service_errors_are_answered_and_counted_per_service() {
+    let (runtime, wire) = runtime(config(), 1, 64);
+    // Item 99 is outside Count's 16 items: an error response, counted as an error.
+    for item in [1, 99, 2] {
+        wire.send(&request(40001, COUNT_PORT, &count::request::add(&[item])));
+    }
+    let mut core = runtime.core(0).unwrap();
+    while core.poll() != 0 {}
+    drop(core);
+    let statuses: Vec<u8> = sent_frames(&wire)
+        .iter()
+        .map(|frame| parse_udp_frame(frame).unwrap().3[0])
+        .collect();
+    assert_eq!(statuses.len(), 3);
+    assert_eq!((statuses[0], statuses[2]), (0, 0));
+    assert_ne!(statuses[1], 0);
+    let stats = runtime
+        .services()
+        .stats(slot_of(&runtime, COUNT_PORT))
+        .unwrap();
+    assert_eq!((stats.requests, stats.errors), (3, 1));
+}
+
+#[test]
+fn flow_affine_steering_keeps_every_flow_in_order_across_cores() {
+    let mut config = config();
+    config.steering = Steering::FlowAffine;
+    let (runtime, wire) = runtime(config, 3, 1024);
+    const FLOWS: u16 = 8;
+    const EACH: u8 = 40;
+    let mut cores: Vec<_> = (0..3).map(|id| runtime.core(id).unwrap()).collect();
+    let mut next = vec![0u8; usize::from(FLOWS)];
+    let mut replies = 0;
+    // Every reply on the wire must be its flow's next one.
+    let mut check = |wire: &Wire| {
+        for frame in sent_frames(wire) {
+            let (_, _, to, data) = parse_udp_frame(&frame).expect("a UDP reply");
+            let flow = usize::from(to.port - 41000);
+            assert_eq!(data, [0, b'a', next[flow]], "flow {flow} out of order");
+            next[flow] += 1;
+            replies += 1;
+        }
+    };
+    for sequence in 0..EACH {
+        for flow in 0..FLOWS {
+            assert!(wire.send(&request(41000 + flow, ECHO_PORT, &[b'a', sequence])));
+        }
+        // Poll the cores in a different order each time.
+        for turn in 0..3 {
+            cores[(usize::from(sequence) + turn) % 3].poll();
+        }
+        check(&wire);
+    }
+    while cores.iter_mut().map(|core| core.poll()).sum::<usize>() != 0 {}
+    check(&wire);
+    assert!(next.iter().all(|&n| n == EACH));
+    assert_eq!(replies, usize::from(FLOWS) * usize::from(EACH));
+    assert_eq!(runtime.counters().total_dropped(), 0);
+}
+
+#[test]
+fn a_port_that_refuses_frames_costs_one_counted_drop_per_frame() {
+    let (runtime, wire) = runtime(config(), 1, 4);
+    let mut core = runtime.core(0).unwrap();
+    for round in 0..2 {
+        for n in 0..4 {
+            assert!(wire.send(&request(40000, ECHO_PORT, &[round, n])));
+        }
+        while core.poll() != 0 {}
+    }
+    drop(core);
+    let counters = runtime.counters();
+    assert_eq!(counters.service_requests, 8);
+    assert_eq!(counters.tx_frames[0], 4, "the wire held four");
+    assert_eq!(counters.dropped(DropReason::TransmitFailed), 4);
+    assert_eq!(sent_frames(&wire).len(), 4);
+}
+
+#[test]
+fn the_pool_must_hold_what_every_core_may_hold() {
+    let mut config = config();
+    config.frames = frames_needed(2, 1) - 1;
+    let (board, _wires, _host) = SoftwareBoard::new(2, 1, fixtures::NIC_MAC, 8);
+    match Runtime::new(config, board) {
+        Err(RuntimeError::TooFewFrames { needed, .. }) => assert_eq!(needed, frames_needed(2, 1)),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("started with too few frames"),
+    }
+}
