@@ -87,6 +87,7 @@ fn malformed(layer: Layer) -> impl Fn(wire::Error) -> DropReason {
 }
 
 /// Classifies one received frame.
+#[inline]
 pub fn classify<'a>(frame: &'a [u8], addresses: &Addresses) -> Verdict<'a> {
     match classify_checked(frame, addresses) {
         Ok(verdict) => verdict,
@@ -94,6 +95,7 @@ pub fn classify<'a>(frame: &'a [u8], addresses: &Addresses) -> Verdict<'a> {
     }
 }
 
+#[inline]
 fn classify_checked<'a>(frame: &'a [u8], addresses: &Addresses) -> Result<Verdict<'a>, DropReason> {
     let ethernet = EthernetFrame::parse(frame).map_err(malformed(Layer::Ethernet))?;
     let destination = ethernet.header.destination;
@@ -118,6 +120,7 @@ fn classify_arp<'a>(bytes: &[u8], addresses: &Addresses) -> Result<Verdict<'a>, 
     }
 }
 
+#[inline]
 fn classify_ipv4<'a>(
     bytes: &'a [u8],
     source_mac: MacAddress,

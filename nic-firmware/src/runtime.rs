@@ -15,7 +15,6 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
-use core::ops::Range;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use microservices::engines::Engines;
@@ -236,7 +235,7 @@ impl<B: Board> Runtime<B> {
             batch: heapless::Deque::new(),
             tx: None,
             outgoing: heapless::Vec::new(),
-            calls: heapless::Deque::new(),
+            calls: heapless::Vec::new(),
             now_ns: 0,
             learned: LastLearned::default(),
         })
@@ -302,7 +301,7 @@ pub struct Core<'r, B: Board> {
     outgoing: heapless::Vec<Outgoing, BURST>,
     /// The requests of this batch for local services, run by service after the batch is
     /// classified.
-    calls: heapless::Deque<Call, BURST>,
+    calls: heapless::Vec<Call, BURST>,
     /// The time at the start of this poll (what services see as "now").
     now_ns: u64,
     /// The sender this core last taught the neighbour table.
@@ -322,21 +321,24 @@ struct Call {
     request: Descriptor,
     /// The buffer its reply is built in.
     reply: FrameToken,
-    slot: usize,
-    /// Its reply's addressing: back to where the request came from.
-    reply_to: Datagram<'static>,
+    slot: u16,
     /// Where the UDP data lies in the request frame.
-    payload: Range<usize>,
+    payload: (u16, u16),
     /// The UDP data length of the reply (a response or an error response); `None` when the
     /// service was gone by the time its turn came.
-    answered: Option<usize>,
+    answered: Option<u16>,
+    /// Who sent the request (its reply goes back there, from `service`).
+    client_mac: MacAddress,
+    client: Endpoint,
+    /// The service's port on the NIC IP.
+    service: u16,
 }
 
 impl<B: Board> Drop for Core<'_, B> {
     fn drop(&mut self) {
         self.flush();
         let pool = &self.runtime.pool;
-        while let Some(call) = self.calls.pop_front() {
+        for call in core::mem::take(&mut self.calls) {
             pool.give(call.request.frame);
             pool.give(call.reply);
         }
@@ -565,8 +567,13 @@ impl<'r, B: Board> Core<'r, B> {
                 Disposition::Park => return self.park(descriptor),
                 Disposition::Call(slot) => {
                     let payload = offset_in(frame, datagram.payload);
-                    let addressing = reversed(&datagram);
-                    return self.defer_call(descriptor, slot, addressing, payload);
+                    let addressing: Datagram<'static> = Datagram {
+                        payload: &[],
+                        source_mac: datagram.source_mac,
+                        source: datagram.source,
+                        destination: datagram.destination,
+                    };
+                    return self.defer_call(descriptor, slot, &addressing, payload);
                 }
             },
             Verdict::Host(datagram) => self.forward_to_host(port, &datagram),
@@ -661,8 +668,8 @@ impl<'r, B: Board> Core<'r, B> {
         &mut self,
         request: Descriptor,
         slot: usize,
-        reply_to: Datagram<'static>,
-        payload: Range<usize>,
+        datagram: &Datagram<'_>,
+        payload: (u16, u16),
     ) {
         if self.calls.is_full() {
             self.run_calls();
@@ -676,12 +683,14 @@ impl<'r, B: Board> Core<'r, B> {
         let call = Call {
             request,
             reply,
-            slot,
-            reply_to,
+            slot: slot as u16,
             payload,
             answered: None,
+            client_mac: datagram.source_mac,
+            client: datagram.source,
+            service: datagram.destination.port,
         };
-        if let Err(call) = self.calls.push_back(call) {
+        if let Err(call) = self.calls.push(call) {
             self.release(call.request.frame);
             self.release(call.reply);
         }
@@ -696,7 +705,7 @@ impl<'r, B: Board> Core<'r, B> {
                 ran |= self.run_service(first);
             }
         }
-        while let Some(call) = self.calls.pop_front() {
+        for call in core::mem::take(&mut self.calls) {
             self.reply(call);
         }
     }
@@ -707,7 +716,7 @@ impl<'r, B: Board> Core<'r, B> {
     /// requests it ran, as a bit mask of their indices.
     fn run_service(&mut self, first: usize) -> u64 {
         let runtime = self.runtime;
-        let Some(slot) = self.calls.iter().nth(first).map(|call| call.slot) else {
+        let Some(slot) = self.calls.get(first).map(|call| call.slot) else {
             return 0;
         };
         let mut mine: u64 = 0;
@@ -721,17 +730,18 @@ impl<'r, B: Board> Core<'r, B> {
             now_ns: self.now_ns,
             core: self.id as u16,
         };
-        let calls = &mut self.calls;
-        let outcome = runtime.services.with_service(slot, |service| {
+        let calls = &mut self.calls[first..];
+        let mine_here = mine >> first;
+        let outcome = runtime.services.with_service(usize::from(slot), |service| {
             let (mut requests, mut errors) = (0u64, 0u64);
             let started = runtime.board.cycles();
-            for (_, call) in calls
-                .iter_mut()
-                .enumerate()
-                .filter(|(index, _)| mine & (1 << index) != 0)
-            {
+            for (index, call) in calls.iter_mut().enumerate() {
+                if mine_here & (1 << index) == 0 {
+                    continue;
+                }
+                let (start, len) = (usize::from(call.payload.0), usize::from(call.payload.1));
                 let bytes = runtime.pool.bytes(&call.request.frame);
-                let request = bytes.get(call.payload.clone()).unwrap_or_default();
+                let request = bytes.get(start..start + len).unwrap_or_default();
                 let response = runtime
                     .pool
                     .bytes_mut(&mut call.reply)
@@ -744,7 +754,7 @@ impl<'r, B: Board> Core<'r, B> {
                         error.write_response(response)
                     }
                 };
-                call.answered = Some(len);
+                call.answered = Some(len as u16);
                 requests += 1;
             }
             let elapsed = runtime.board.cycles().wrapping_sub(started);
@@ -754,7 +764,7 @@ impl<'r, B: Board> Core<'r, B> {
             self.counters().service_requests.add(requests);
             runtime
                 .services
-                .record(self.id, slot, requests, errors, elapsed);
+                .record(self.id, usize::from(slot), requests, errors, elapsed);
         }
         mine
     }
@@ -764,8 +774,10 @@ impl<'r, B: Board> Core<'r, B> {
         let Call {
             request,
             mut reply,
-            reply_to,
             answered,
+            client_mac,
+            client,
+            service,
             ..
         } = call;
         let port = usize::from(request.port);
@@ -776,11 +788,22 @@ impl<'r, B: Board> Core<'r, B> {
             self.release(reply);
             return;
         };
+        let addresses = &self.runtime.addresses;
+        let repr = UdpFrameRepr {
+            source_mac: addresses.mac,
+            destination_mac: client_mac,
+            source: addresses.nic_ip,
+            destination: client.ip,
+            udp: UdpRepr {
+                source_port: service,
+                destination_port: client.port,
+            },
+        };
         let buffer = self.runtime.pool.bytes_mut(&mut reply);
-        match build_udp(buffer, &self.runtime.addresses, &reply_to, len) {
+        match repr.emit_in_place(buffer, usize::from(len)) {
             Ok(len) => self.queue(port, reply, len),
-            Err(reason) => {
-                self.counters().drop(reason);
+            Err(_) => {
+                self.counters().drop(DropReason::ReplyTooLarge);
                 self.release(reply);
             }
         }
@@ -1110,10 +1133,11 @@ fn reversed(request: &Datagram<'_>) -> Datagram<'static> {
     }
 }
 
-/// Where `part`, a sub-slice of `whole`, lies in it.
-fn offset_in(whole: &[u8], part: &[u8]) -> Range<usize> {
+/// Where `part`, a sub-slice of `whole` (a frame buffer, so shorter than 64 KiB), starts in it
+/// and how long it is.
+fn offset_in(whole: &[u8], part: &[u8]) -> (u16, u16) {
     let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
-    start..start + part.len()
+    (start as u16, part.len() as u16)
 }
 
 /// Whether a request is finished with or must wait for its service.

@@ -96,6 +96,7 @@ impl FramePool {
     }
 
     /// The buffer `token` stands for.
+    #[inline]
     pub fn bytes<'a>(&'a self, token: &'a FrameToken) -> &'a [u8; FRAME_CAPACITY] {
         let slot = &self.slots[usize::from(token.index)];
         // SAFETY: the caller holds the slot's only token, so no `&mut` to these bytes exists
@@ -104,6 +105,7 @@ impl FramePool {
     }
 
     /// The buffer `token` stands for, writable.
+    #[inline]
     pub fn bytes_mut<'a>(&'a self, token: &'a mut FrameToken) -> &'a mut [u8; FRAME_CAPACITY] {
         let slot = &self.slots[usize::from(token.index)];
         // SAFETY: the caller holds the slot's only token, mutably borrowed for as long as the

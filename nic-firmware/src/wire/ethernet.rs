@@ -108,6 +108,7 @@ pub struct EthernetFrame<'a> {
 
 impl<'a> EthernetFrame<'a> {
     /// Checks that `bytes` hold a whole header.
+    #[inline]
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
         let (header, payload) = header::<EthernetHeader>(bytes)?;
         Ok(EthernetFrame { header, payload })

@@ -146,6 +146,7 @@ pub struct Ipv4Packet<'a> {
 impl<'a> Ipv4Packet<'a> {
     /// Checks version, header length, total length, header checksum and options, and refuses
     /// fragments.
+    #[inline]
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
         let (header, _) = header::<Ipv4Header>(bytes)?;
         if header.version_ihl >> 4 != 4 {

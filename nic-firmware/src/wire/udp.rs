@@ -37,6 +37,7 @@ pub struct UdpPacket<'a> {
 impl<'a> UdpPacket<'a> {
     /// Checks the length field against `bytes` (the IPv4 payload) and, unless it is zero, the
     /// checksum with the IPv4 pseudo-header of `source` and `destination`.
+    #[inline]
     pub fn parse(bytes: &'a [u8], source: Ipv4Address, destination: Ipv4Address) -> Result<Self> {
         let (header, _) = header::<UdpHeader>(bytes)?;
         let length = usize::from(header.length.get());
@@ -130,6 +131,7 @@ impl UdpFrameRepr {
     /// Writes the three headers, both checksums included, in front of the `payload_len` bytes
     /// already at [`FRAME_PAYLOAD_OFFSET`] of `frame`; returns the frame length. Gives the same
     /// bytes as emitting the three layers one by one, in one pass over the headers.
+    #[inline]
     pub fn emit_in_place(&self, frame: &mut [u8], payload_len: usize) -> Result<usize> {
         let udp_len = HEADER_LEN + payload_len;
         let ip_len = ipv4::HEADER_LEN + udp_len;
@@ -161,23 +163,27 @@ impl UdpFrameRepr {
         } else {
             udp_checksum
         };
-        let mut bytes = [0u8; FRAME_PAYLOAD_OFFSET];
-        bytes[0..6].copy_from_slice(&self.destination_mac.0);
-        bytes[6..12].copy_from_slice(&self.source_mac.0);
-        bytes[12..14].copy_from_slice(&u16::from(ethernet::EtherType::Ipv4).to_be_bytes());
-        bytes[14] = 0x45;
-        bytes[16..18].copy_from_slice(&total_length.to_be_bytes());
-        bytes[20..22].copy_from_slice(&ipv4::DONT_FRAGMENT.to_be_bytes());
-        bytes[22] = ipv4::DEFAULT_TTL;
-        bytes[23] = protocol;
-        bytes[24..26].copy_from_slice(&ip_checksum.to_be_bytes());
-        bytes[26..30].copy_from_slice(&source.0);
-        bytes[30..34].copy_from_slice(&destination.0);
-        bytes[34..36].copy_from_slice(&self.udp.source_port.to_be_bytes());
-        bytes[36..38].copy_from_slice(&self.udp.destination_port.to_be_bytes());
-        bytes[38..40].copy_from_slice(&udp_length.to_be_bytes());
-        bytes[40..42].copy_from_slice(&udp_checksum.to_be_bytes());
-        headers.copy_from_slice(&bytes);
+        // Written in place, as whole words where the layout allows (the split above makes the
+        // header area exactly this long, so none of these writes can fail).
+        let Ok(bytes) = <&mut [u8; FRAME_PAYLOAD_OFFSET]>::try_from(headers) else {
+            return Err(Error::BufferTooSmall);
+        };
+        let [ethertype_high, ethertype_low] = u16::from(ethernet::EtherType::Ipv4).to_be_bytes();
+        let mut put = |at: usize, value: &[u8]| bytes[at..at + value.len()].copy_from_slice(value);
+        put(0, &self.destination_mac.0);
+        put(6, &self.source_mac.0);
+        put(12, &[ethertype_high, ethertype_low, 0x45, 0]);
+        put(16, &total_length.to_be_bytes());
+        put(18, &[0, 0]);
+        put(20, &ipv4::DONT_FRAGMENT.to_be_bytes());
+        put(22, &[ipv4::DEFAULT_TTL, protocol]);
+        put(24, &ip_checksum.to_be_bytes());
+        put(26, &source.0);
+        put(30, &destination.0);
+        put(34, &self.udp.source_port.to_be_bytes());
+        put(36, &self.udp.destination_port.to_be_bytes());
+        put(38, &udp_length.to_be_bytes());
+        put(40, &udp_checksum.to_be_bytes());
         Ok(FRAME_PAYLOAD_OFFSET + payload.len())
     }
 }
