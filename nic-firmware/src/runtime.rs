@@ -3,14 +3,17 @@
 //! One [`Runtime`] is shared by all cores; each core calls [`Runtime::run_core`] (or drives a
 //! [`Core`] by hand with [`Core::poll`]). One poll of a core:
 //! 1. samples the traffic manager's queue depth if a sample is due;
-//! 2. receives a burst from each port no other core is receiving from, and steers each frame
-//!    to a core queue (the traffic manager);
+//! 2. receives a burst from each port no other core is receiving from (one port call), and
+//!    steers it to the core queues (one lock per queue: the traffic manager);
 //! 3. sends on the wire what the host queued for it, if no other core is doing so;
-//! 4. runs a burst of its own queue to completion (or, idle, of the busiest queue):
-//!    demux, then ARP, ICMP echo, a service, the host path, or a counted drop.
+//! 4. runs a burst of its own queue to completion (or, idle, of the busiest queue): demux,
+//!    then ARP, ICMP echo, the host path, the agent or a counted drop at once, and the requests
+//!    for local services service by service (one lock hold and two cycle-counter reads per
+//!    service per burst), each response written straight into the buffer of its reply;
+//! 5. hands every frame it built to its port, one port call per port.
 //!
-//! After [`Runtime::new`] nothing allocates: frames live in the pool, replies are built in a
-//! per-core buffer, every queue is bounded.
+//! After [`Runtime::new`] nothing allocates: frames and replies live in the pool, every queue
+//! is bounded.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;

@@ -2,7 +2,8 @@
 //! frames of its queue to completion.
 //!
 //! Layers: [`pool`] lends the frame buffers, [`steering`] picks a core, this module keeps the
-//! per-core queues (bounded `heapless` deques, one lock each) and [`depth`] samples how full
+//! per-core queues (bounded `heapless` deques, one lock each, taken once per burst:
+//! [`TrafficManager::dispatch_burst`], [`TrafficManager::pull`]) and [`depth`] samples how full
 //! they are over time. The manager is work-conserving: round-robin steering skips full queues,
 //! an idle core takes frames from the busiest queue ([`TrafficManager::steal`]), and under
 //! flow-affine steering a full queue holds its frame back at the port (no drop) until it
