@@ -259,7 +259,7 @@ mod tests {
             },
         };
         let mut frame = [0xaau8; 64];
-        frame[42..52].copy_from_slice(b"\0HELLO, E3");
+        frame[42..52].copy_from_slice(b"\0hello, e3");
         assert_eq!(repr.emit_in_place(&mut frame, 10), Ok(52));
         assert_eq!(frame[..52], fixtures::UDP_REPLY_FRAME);
         // Every payload length, against Ethernet + IPv4 + UDP emitted one by one.
