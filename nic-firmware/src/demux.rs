@@ -89,14 +89,17 @@ fn malformed(layer: Layer) -> impl Fn(wire::Error) -> DropReason {
 /// Classifies one received frame.
 #[inline]
 pub fn classify<'a>(frame: &'a [u8], addresses: &Addresses) -> Verdict<'a> {
-    match classify_checked(frame, addresses) {
+    match try_classify(frame, addresses) {
         Ok(verdict) => verdict,
         Err(reason) => Verdict::Drop(reason),
     }
 }
 
+/// [`classify`] with the drop reason as the error: what the packet path matches on, so that
+/// the verdict is read where it was built instead of being moved into a [`Verdict::Drop`]-able
+/// value first (a move the compiler makes piecewise, which stalls the loads that follow).
 #[inline]
-fn classify_checked<'a>(frame: &'a [u8], addresses: &Addresses) -> Result<Verdict<'a>, DropReason> {
+pub fn try_classify<'a>(frame: &'a [u8], addresses: &Addresses) -> Result<Verdict<'a>, DropReason> {
     let ethernet = EthernetFrame::parse(frame).map_err(malformed(Layer::Ethernet))?;
     let destination = ethernet.header.destination;
     if destination != addresses.mac && destination != MacAddress::BROADCAST {

@@ -549,15 +549,15 @@ impl<'r, B: Board> Core<'r, B> {
         let port = usize::from(descriptor.port);
         let bytes = runtime.pool.bytes(&descriptor.frame);
         let frame = bytes.get(..usize::from(descriptor.len)).unwrap_or_default();
-        match demux::classify(frame, &runtime.addresses) {
-            Verdict::Arp(request) => self.answer_arp(port, &request),
-            Verdict::Echo {
+        match demux::try_classify(frame, &runtime.addresses) {
+            Ok(Verdict::Arp(request)) => self.answer_arp(port, &request),
+            Ok(Verdict::Echo {
                 source_mac,
                 source,
                 identifier,
                 sequence,
                 data,
-            } => {
+            }) => {
                 let reply = IcmpRepr::EchoReply {
                     identifier,
                     sequence,
@@ -565,7 +565,7 @@ impl<'r, B: Board> Core<'r, B> {
                 };
                 self.answer_echo(port, source_mac, source, &reply);
             }
-            Verdict::Nic(datagram) => match self.serve(port, &datagram) {
+            Ok(Verdict::Nic(ref datagram)) => match self.serve(port, datagram) {
                 Disposition::Done => {}
                 Disposition::Park => return self.park(descriptor),
                 Disposition::Call(slot) => {
@@ -579,14 +579,14 @@ impl<'r, B: Board> Core<'r, B> {
                     return self.defer_call(descriptor, slot, &addressing, payload);
                 }
             },
-            Verdict::Host(datagram) => self.forward_to_host(port, &datagram),
-            Verdict::TcpReset {
+            Ok(Verdict::Host(ref datagram)) => self.forward_to_host(port, datagram),
+            Ok(Verdict::TcpReset {
                 source_mac,
                 source,
                 segment,
                 payload_len,
-            } => self.reset(port, source_mac, source, &segment, payload_len),
-            Verdict::Drop(reason) => counters.drop(reason),
+            }) => self.reset(port, source_mac, source, &segment, payload_len),
+            Ok(Verdict::Drop(reason)) | Err(reason) => counters.drop(reason),
         }
         self.release(descriptor.frame);
     }
