@@ -43,11 +43,18 @@ impl Neighbours {
 
     /// Remembers that `ip` was heard through `hop`, unless `last` says this core already did
     /// and the table has not changed since.
+    /// The check is inlined into the packet path; the lock and the table are not.
+    #[inline]
     pub fn learn_once(&self, last: &mut LastLearned, ip: Ipv4Address, hop: NextHop) {
         let generation = self.generation.load(Ordering::Relaxed);
-        if last.0 == Some((ip, hop, generation)) {
-            return;
+        if last.0 != Some((ip, hop, generation)) {
+            self.learn_and_remember(last, ip, hop);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn learn_and_remember(&self, last: &mut LastLearned, ip: Ipv4Address, hop: NextHop) {
         let generation = self.learn(ip, hop);
         *last = LastLearned(Some((ip, hop, generation)));
     }

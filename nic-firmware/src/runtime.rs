@@ -407,20 +407,28 @@ impl<'r, B: Board> Core<'r, B> {
     }
 
     /// Gives a buffer back to this core's cache, spilling half to the pool when full.
+    #[inline]
     fn release(&mut self, token: FrameToken) {
         if let Err(token) = self.free.push(token) {
-            let mut spill: heapless::Vec<FrameToken, BURST> = heapless::Vec::new();
-            while spill.len() < BURST {
-                match self.free.pop() {
-                    Some(t) => {
-                        let _ = spill.push(t);
-                    }
-                    None => break,
-                }
-            }
-            self.runtime.pool.give_all(&mut spill);
-            let _ = self.free.push(token);
+            self.spill_and_release(token);
         }
+    }
+
+    /// [`Core::release`] into a full cache: half of it goes back to the pool first.
+    #[cold]
+    #[inline(never)]
+    fn spill_and_release(&mut self, token: FrameToken) {
+        let mut spill: heapless::Vec<FrameToken, BURST> = heapless::Vec::new();
+        while spill.len() < BURST {
+            match self.free.pop() {
+                Some(t) => {
+                    let _ = spill.push(t);
+                }
+                None => break,
+            }
+        }
+        self.runtime.pool.give_all(&mut spill);
+        let _ = self.free.push(token);
     }
 
     /// The buffer the next frame is built in.

@@ -146,6 +146,7 @@ impl EthernetRepr {
 /// Pads a frame of `len` bytes in `buffer` with zeros to [`MIN_FRAME_LEN`], as a MAC does;
 /// returns the length to send. A short frame may have up to [`MIN_FRAME_LEN`] bytes after it
 /// zeroed (bytes past the length to send).
+#[inline]
 pub fn pad_to_minimum(buffer: &mut [u8], len: usize) -> usize {
     if len >= MIN_FRAME_LEN {
         return len;
