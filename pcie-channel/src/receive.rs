@@ -7,12 +7,12 @@
 //! over the released prefix. Everything read from the ring is read once into a local copy and
 //! checked before use; bad descriptors are counted and skipped.
 
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::channel::{Channel, ChannelError, Failure};
 use crate::descriptor::{Descriptor, DescriptorError};
 use crate::layout::{MAX_ENGINES, MAX_LANES, MAX_RING_ENTRIES, MAX_SEGMENTS};
-use crate::region::{copy_from_shared, RingMemory};
+use crate::region::{copy_from_shared, prefetch, RingMemory};
 use crate::ring::{ConsumerIndex, IndexCell, RingError};
 
 const DONE_WORDS: usize = MAX_RING_ENTRIES as usize / 64;
@@ -188,7 +188,8 @@ impl core::fmt::Debug for Message<'_> {
 /// stacks.
 pub struct Receiver<'c> {
     channel: &'c Channel,
-    rings: [Option<ReceiveRing<'c>>; MAX_ENGINES],
+    /// One ring per engine; those past the engine count repeat ring 0 and are never used.
+    rings: [ReceiveRing<'c>; MAX_ENGINES],
     engines: usize,
     mask: u32,
     slot_bytes: u32,
@@ -215,18 +216,21 @@ impl<'c> Receiver<'c> {
     pub(crate) fn new(channel: &'c Channel) -> Receiver<'c> {
         let layout = *channel.layout();
         let g = layout.geometry;
-        let mut rings: [Option<ReceiveRing<'c>>; MAX_ENGINES] = Default::default();
+        let engines = g.engines as usize;
         let mut cursor = [0u32; MAX_ENGINES];
-        for (engine, slot) in rings.iter_mut().enumerate().take(g.engines as usize) {
-            let memory = RingMemory::new(channel.region(), &layout, channel.inbound(), engine);
+        // Rings past the engine count are never used; they repeat ring 0 so that every slot of
+        // the array holds a ring (no `Option` on the hot path).
+        let rings = core::array::from_fn(|engine| {
+            let real = if engine < engines { engine } else { 0 };
+            let memory = RingMemory::new(channel.region(), &layout, channel.inbound(), real);
             // Start where the ring stands (0 on a fresh region).
-            let start = IndexCell::load(memory.consumer, core::sync::atomic::Ordering::Relaxed);
+            let start = IndexCell::load(memory.consumer, Ordering::Relaxed);
             cursor[engine] = start;
-            *slot = Some(ReceiveRing {
+            ReceiveRing {
                 memory,
                 index: ConsumerIndex::new(memory.producer, memory.consumer, g.ring_entries, start),
-            });
-        }
+            }
+        });
         Receiver {
             channel,
             rings,
@@ -326,7 +330,7 @@ impl<'c> Receiver<'c> {
 
     /// Returns released entries to the sender as credits.
     pub fn publish(&mut self) {
-        for ring in self.rings[..self.engines].iter_mut().flatten() {
+        for ring in &mut self.rings[..self.engines] {
             ring.index.publish();
         }
         self.unpublished = 0;
@@ -336,10 +340,56 @@ impl<'c> Receiver<'c> {
     #[inline]
     fn next(&mut self) -> Result<Option<Ready>, ChannelError> {
         self.channel.health()?;
-        match self.front_at(self.next_engine) {
-            Some(ready) => Ok(Some(ready)),
-            None => self.next_ready(),
+        if let Some(ready) = self.front_at(self.next_engine) {
+            return Ok(Some(ready));
         }
+        if self.parked || !self.scanned() {
+            return self.next_ready();
+        }
+        // Every ring is scanned up to the producer index it last read and nothing waits: take
+        // new snapshots (as the general way would next) and serve the first ring, from the
+        // current one on, that has entries; the general way takes over at any other kind of
+        // entry.
+        if !self.refresh_all()? {
+            return Ok(None);
+        }
+        let mut engine = self.next_engine;
+        for _ in 0..self.engines {
+            if let Some(ready) = self.front_at(engine) {
+                self.next_engine = engine;
+                return Ok(Some(ready));
+            }
+            if self.cursor[engine] != self.ring(engine).index.head() {
+                break;
+            }
+            engine = wrap_next(engine, self.engines);
+        }
+        self.next_ready()
+    }
+
+    /// Whether every ring is scanned up to the producer index it last read.
+    #[inline]
+    fn scanned(&self) -> bool {
+        let mut unscanned = 0;
+        for (ring, cursor) in self.rings.iter().zip(&self.cursor).take(self.engines) {
+            unscanned |= cursor ^ ring.index.head();
+        }
+        unscanned == 0
+    }
+
+    /// Reads every ring's producer index once (C1) and checks it; returns whether one moved.
+    #[inline]
+    fn refresh_all(&mut self) -> Result<bool, ChannelError> {
+        let mut moved = 0;
+        for engine in 0..self.engines.min(MAX_ENGINES) {
+            let index = &mut self.rings[engine].index;
+            let old = index.head();
+            match index.available() {
+                Ok(head) => moved |= head ^ old,
+                Err(error) => return Err(self.fail(engine, error)),
+            }
+        }
+        Ok(moved != 0)
     }
 
     fn message(&self, ready: &Ready) -> Message<'_> {
@@ -351,18 +401,14 @@ impl<'c> Receiver<'c> {
         }
     }
 
+    #[inline(always)]
     fn ring(&self, engine: usize) -> &ReceiveRing<'c> {
-        match self.rings[engine].as_ref() {
-            Some(ring) => ring,
-            None => unreachable!("rings below the engine count are always present"),
-        }
+        &self.rings[engine]
     }
 
+    #[inline(always)]
     fn ring_mut(&mut self, engine: usize) -> &mut ReceiveRing<'c> {
-        match self.rings[engine].as_mut() {
-            Some(ring) => ring,
-            None => unreachable!("rings below the engine count are always present"),
-        }
+        &mut self.rings[engine]
     }
 
     fn is_done(&self, engine: usize, position: u32) -> bool {
@@ -428,7 +474,7 @@ impl<'c> Receiver<'c> {
         F: FnMut(Message<'_>),
     {
         let engine = self.next_engine;
-        let Some(Some(ring)) = self.rings.get(engine) else {
+        let Some(ring) = self.rings.get(engine) else {
             return 0;
         };
         let tail = ring.index.tail();
@@ -486,11 +532,13 @@ impl<'c> Receiver<'c> {
     /// ([`Self::next_ready`]), which reads the entry afresh and decides on that copy alone.
     #[inline]
     fn front_at(&mut self, engine: usize) -> Option<Ready> {
-        let ring = self.rings.get(engine)?.as_ref()?;
+        let ring = self.rings.get(engine)?;
         let position = *self.cursor.get(engine)?;
         if position != ring.index.tail() || position == ring.index.head() {
             return None;
         }
+        let data = ring.memory.slot(position);
+        prefetch(data);
         let [flow, seq, shape, link] = Descriptor::load_words(ring.memory.descriptor(position));
         // Segment 0 of 1, no next segment, reserved byte 0, length within the slot.
         let len = shape & 0xffff;
@@ -502,7 +550,7 @@ impl<'c> Receiver<'c> {
             return None;
         }
         self.chain[0] = Segment {
-            data: ring.memory.slot(position),
+            data,
             len: len as u16,
             engine: engine as u8,
             position,
@@ -554,11 +602,7 @@ impl<'c> Receiver<'c> {
                 return Ok(None);
             }
             refreshed = true;
-            let mut new = false;
-            for engine in 0..self.engines {
-                let old = self.ring(engine).index.head();
-                new |= self.refresh(engine)? != old;
-            }
+            let new = self.refresh_all()?;
             if self.parked && (self.progress || new) {
                 for engine in 0..self.engines {
                     self.cursor[engine] = self.ring(engine).index.tail();

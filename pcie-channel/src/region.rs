@@ -148,6 +148,21 @@ impl<'a> RingMemory<'a> {
     }
 }
 
+/// Asks the CPU to start fetching the cache line at `line` (a hint: no access, no fault, no
+/// effect on what any load returns). The receiver issues it for a slot as soon as a new entry
+/// is visible, so the slot's line travels from the producer's cache while the descriptor's does,
+/// instead of after it.
+#[inline(always)]
+pub(crate) fn prefetch(line: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86-64 baseline; a prefetch never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(line.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = line;
+}
+
 /// Copies `len` bytes out of shared memory at `src` into `dst`.
 ///
 /// # Safety

@@ -13,6 +13,7 @@ use std::process::Command;
 use crossbeam::queue::ArrayQueue;
 use pcie_channel::{EngineSet, Loopback};
 
+use crate::round_trip::Path as Trip;
 use crate::throughput::Path;
 use crate::{geometry, round_trip, throughput, BATCH};
 
@@ -38,6 +39,9 @@ enum Work {
     Memcpy,
     RoundTrip(round_trip::Path),
     CrossbeamRoundTrip,
+    /// One look for a reply that is not there yet (what a spinning round-trip thread repeats).
+    EmptyLook(round_trip::Path),
+    CrossbeamEmptyLook,
 }
 
 pub const KERNELS: &[Kernel] = &[
@@ -54,17 +58,12 @@ pub const KERNELS: &[Kernel] = &[
         Work::Channel(Path::InPlace),
     ),
     Kernel::new("memcpy-65536", 65536, Work::Memcpy),
-    Kernel::new(
-        "round-trip-copy-64",
-        64,
-        Work::RoundTrip(round_trip::Path::Copy),
-    ),
-    Kernel::new(
-        "round-trip-in-place-64",
-        64,
-        Work::RoundTrip(round_trip::Path::InPlace),
-    ),
+    Kernel::new("round-trip-copy-64", 64, Work::RoundTrip(Trip::Copy)),
+    Kernel::new("round-trip-in-place-64", 64, Work::RoundTrip(Trip::InPlace)),
     Kernel::new("round-trip-crossbeam-64", 64, Work::CrossbeamRoundTrip),
+    Kernel::new("empty-look-copy", 64, Work::EmptyLook(Trip::Copy)),
+    Kernel::new("empty-look-in-place", 64, Work::EmptyLook(Trip::InPlace)),
+    Kernel::new("empty-look-crossbeam", 64, Work::CrossbeamEmptyLook),
 ];
 
 impl Kernel {
@@ -88,6 +87,15 @@ impl Kernel {
             Work::CrossbeamRoundTrip => {
                 "crossbeam round trip: push, pop, push, pop (per round trip)".to_owned()
             }
+            Work::EmptyLook(round_trip::Path::Copy) => {
+                "channel, empty look: recv_into finds nothing (per look)".to_owned()
+            }
+            Work::EmptyLook(round_trip::Path::InPlace) => {
+                "channel, empty look: recv finds nothing (per look)".to_owned()
+            }
+            Work::CrossbeamEmptyLook => {
+                "crossbeam, empty look: pop finds nothing (per look)".to_owned()
+            }
         }
     }
 
@@ -108,6 +116,8 @@ impl Kernel {
             Work::Memcpy => memcpy(size, count),
             Work::RoundTrip(path) => channel_round_trip(count, path),
             Work::CrossbeamRoundTrip => crossbeam_round_trip(count),
+            Work::EmptyLook(path) => empty_look(count, path),
+            Work::CrossbeamEmptyLook => crossbeam_empty_look(count),
         }
     }
 }
@@ -206,6 +216,36 @@ fn crossbeam_round_trip(count: usize) {
             let message = there.pop().unwrap();
             let _ = back.push(message);
             black_box(back.pop().unwrap());
+        }
+        BATCH
+    });
+}
+
+/// Looks for a reply on a channel that has none (after a few round trips, as in the benchmark).
+fn empty_look(count: usize, path: round_trip::Path) {
+    let lo = Loopback::new(geometry(64)).unwrap();
+    let mut host_tx = lo.host().sender(EngineSet::single(0)).unwrap();
+    let mut host_rx = lo.host().receiver().unwrap();
+    let mut nic_tx = lo.nic().sender(EngineSet::single(0)).unwrap();
+    let mut nic_rx = lo.nic().receiver().unwrap();
+    for i in 0..BATCH {
+        round_trip::ask(&mut host_tx, i, path);
+        assert!(round_trip::echo(&mut nic_rx, &mut nic_tx, path));
+        assert!(round_trip::answer(&mut host_rx, path));
+    }
+    warm_then_measure(count, |_| {
+        for _ in 0..BATCH {
+            assert!(!round_trip::answer(&mut host_rx, path));
+        }
+        BATCH
+    });
+}
+
+fn crossbeam_empty_look(count: usize) {
+    let back = ArrayQueue::<[u8; 64]>::new(64);
+    warm_then_measure(count, |_| {
+        for _ in 0..BATCH {
+            assert!(back.pop().is_none());
         }
         BATCH
     });

@@ -8,7 +8,11 @@
 //!   operation), and one thread's `memcpy` of the same messages through a buffer of the
 //!   channel's size (large sizes: the most one copying core can do here).
 //! - Round trip: one 64-byte message there and back between two spinning threads (median,
-//!   p99), by both paths, against the same ping-pong over two `ArrayQueue`s.
+//!   p99 of all samples), by both paths, against the same ping-pong over two `ArrayQueue`s;
+//!   the three run in nine interleaved rounds.
+//! - References for what bounds these on the machine at hand (`bound.rs`): the same bytes
+//!   through a bare ring between the two threads (large sizes), and one cache line bounced
+//!   between them (round trip).
 //!
 //! Each figure is the best of nine short runs, channel and baseline interleaved (the machine is
 //! shared). Options: `--quick` runs a tenth of the work; `--instructions` counts instructions
@@ -18,6 +22,7 @@ use std::time::Duration;
 
 use pcie_channel::Geometry;
 
+mod bound;
 mod instructions;
 mod round_trip;
 mod throughput;
@@ -123,6 +128,7 @@ fn main() {
     throughput::channel(64, 100_000 / scale, Path::Copy);
 
     let mut rows = Vec::new();
+    let mut handoffs = Vec::new();
     for (size, target) in [(64, 1.5), (512, 0.0), (4096, 0.0), (65536, 0.8)] {
         let count = count_for(size);
         let copy = || throughput::channel(size, count, Path::Copy);
@@ -136,10 +142,16 @@ fn main() {
                 "crossbeam ArrayQueue",
                 best_of([&copy, &in_place, &|| throughput::crossbeam::<512>(count)]),
             ),
-            _ => (
-                "memcpy, 1 thread",
-                best_of([&copy, &in_place, &|| throughput::memcpy(size, count)]),
-            ),
+            _ => {
+                let [copy, in_place, memcpy, handoff] = best_of([
+                    &copy,
+                    &in_place,
+                    &|| throughput::memcpy(size, count),
+                    &|| bound::handoff(size, count),
+                ]);
+                handoffs.push((size, count, handoff, memcpy, in_place));
+                ("memcpy, 1 thread", [copy, in_place, memcpy])
+            }
         };
         for (path, channel) in [(Path::Copy, copy), (Path::InPlace, in_place)] {
             rows.push(Row {
@@ -153,10 +165,24 @@ fn main() {
             });
         }
     }
-    let trips = if quick { 20_000 } else { 200_000 };
-    let copy_rtt = round_trip::channel(trips, round_trip::Path::Copy);
-    let in_place_rtt = round_trip::channel(trips, round_trip::Path::InPlace);
-    let crossbeam_rtt = round_trip::crossbeam(trips);
+    // Round trips in interleaved rounds, so that all three see the same machine load.
+    let trips = if quick { 20_000 } else { 200_000 } / RUNS;
+    let (mut copy_rtt, mut in_place_rtt, mut crossbeam_rtt, mut line_rtt) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        copy_rtt.extend(round_trip::channel(trips, round_trip::Path::Copy));
+        in_place_rtt.extend(round_trip::channel(trips, round_trip::Path::InPlace));
+        crossbeam_rtt.extend(round_trip::crossbeam(trips));
+        line_rtt.extend(bound::line_round_trip(trips));
+    }
+    for samples in [
+        &mut copy_rtt,
+        &mut in_place_rtt,
+        &mut crossbeam_rtt,
+        &mut line_rtt,
+    ] {
+        samples.sort_unstable();
+    }
 
     println!(
         "pcie-channel between two threads (4 engines; slots = message size up to 4 KiB, 16 KiB above; batches of {BATCH}; best of {RUNS} runs)"
@@ -196,12 +222,29 @@ fn main() {
             &in_place_rtt,
         ),
         ("crossbeam ArrayQueue pair", &crossbeam_rtt),
+        ("(floor) one cache line there and back", &line_rtt),
     ] {
         println!(
             "| {name} | {} | {} | {} |",
             samples.len(),
             percentile(samples, 0.5),
             percentile(samples, 0.99)
+        );
+    }
+    println!();
+    println!("What bounds the large sizes here: the same bytes handed between the two threads through a bare ring (same footprint and slot size, copied in, read in place, one index each way, no descriptors or checks), best of {RUNS} in the same rounds:");
+    println!();
+    println!(
+        "| size | bare handoff GB/s | bare handoff / memcpy | channel in place / bare handoff |"
+    );
+    println!("|---|---|---|---|");
+    for &(size, count, handoff, memcpy, in_place) in &handoffs {
+        println!(
+            "| {} | {:.2} | {:.2}x | {:.2}x |",
+            size_name(size),
+            rate(count, size, handoff).1,
+            memcpy.as_secs_f64() / handoff.as_secs_f64(),
+            handoff.as_secs_f64() / in_place.as_secs_f64(),
         );
     }
     println!();
