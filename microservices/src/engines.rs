@@ -131,6 +131,38 @@ impl PatternSet {
         })
     }
 
+    /// Heap bytes compiling `patterns` takes, at most: the patterns; the automaton, a row of
+    /// 4-byte transitions per trie state (one per distinct pattern prefix) over the byte
+    /// classes the patterns' bytes split the alphabet into (rows padded to a power of two);
+    /// the NFA it is built from (about 64 bytes a state); and 32 KiB for the prefilters and
+    /// the builder's fixed tables.
+    pub fn footprint<P: AsRef<[u8]>>(patterns: &[P]) -> usize {
+        let mut sorted: Vec<&[u8]> = patterns.iter().map(AsRef::as_ref).collect();
+        sorted.sort_unstable();
+        let mut states = 2;
+        let mut used = [false; 256];
+        let mut previous: &[u8] = &[];
+        for pattern in &sorted {
+            let shared = pattern
+                .iter()
+                .zip(previous)
+                .take_while(|(a, b)| a == b)
+                .count();
+            states += pattern.len() - shared;
+            previous = pattern;
+            for &byte in pattern.iter() {
+                used[usize::from(byte)] = true;
+            }
+        }
+        let distinct = used.iter().filter(|&&u| u).count();
+        // Each distinct byte splits at most one range of unused bytes in two; one more class
+        // stands for the end of input.
+        let classes = (2 * distinct + 1).min(256) + 1;
+        let bytes: usize = sorted.iter().map(|p| p.len()).sum();
+        let patterns = bytes + sorted.len() * (16 + 16);
+        (32 << 10) + patterns + states * (classes.next_power_of_two() * size_of::<u32>() + 64)
+    }
+
     /// Number of patterns.
     pub fn len(&self) -> usize {
         self.patterns.len()

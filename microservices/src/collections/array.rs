@@ -17,6 +17,11 @@ pub struct ReliableArray<T> {
 }
 
 impl<T> ReliableArray<T> {
+    /// Heap bytes an array of `len` records allocates.
+    pub const fn bytes_for(len: usize) -> usize {
+        len * size_of::<T>()
+    }
+
     /// An array of `len` records, record `i` being `init(i)`.
     pub fn from_fn(len: usize, init: impl FnMut(usize) -> T) -> Self {
         Self {

@@ -42,12 +42,31 @@ pub struct ReliableMap<K, V> {
 /// Largest capacity a map accepts (entry indices are `u32` in the index).
 pub const MAX_CAPACITY: usize = 1 << 30;
 
+impl<K, V> ReliableMap<K, V> {
+    /// Heap bytes a map of `capacity` entries allocates (at construction, once for good).
+    pub const fn bytes_for(capacity: usize) -> usize {
+        let capacity = if capacity < MAX_CAPACITY {
+            capacity
+        } else {
+            MAX_CAPACITY
+        };
+        let slots = Self::slots_for(capacity);
+        capacity * (size_of::<(K, V)>() + size_of::<u32>()) + slots * size_of::<u32>()
+    }
+
+    /// Index slots for `capacity` entries: at most half full.
+    const fn slots_for(capacity: usize) -> usize {
+        let at_least = if capacity > 4 { capacity } else { 4 };
+        (at_least * 2).next_power_of_two()
+    }
+}
+
 impl<K: Hash + Eq, V> ReliableMap<K, V> {
     /// An empty map for up to `capacity` entries (at most [`MAX_CAPACITY`]), hashing with a
     /// hash function keyed by `seed`.
     pub fn with_capacity(capacity: usize, seed: u64) -> Self {
         let capacity = capacity.min(MAX_CAPACITY);
-        let slots = (capacity.max(4) * 2).next_power_of_two();
+        let slots = Self::slots_for(capacity);
         Self {
             entries: Vec::with_capacity(capacity),
             hashes: Vec::with_capacity(capacity),

@@ -107,6 +107,13 @@ pub struct ApiGateway {
 }
 
 impl ApiGateway {
+    /// Heap bytes an instance with `config` allocates.
+    pub fn footprint(config: &ApiGatewayConfig) -> usize {
+        config.key.len()
+            + ReliableMap::<u32, Bucket>::bytes_for(config.clients)
+            + ReliableArray::<u64>::bytes_for(3)
+    }
+
     /// A gateway with no client yet. A non-finite or negative rate or burst counts as 0.
     pub fn new(id: ServiceId, config: ApiGatewayConfig) -> Self {
         let sane = |x: f64| if x.is_finite() && x > 0.0 { x } else { 0.0 };

@@ -57,6 +57,13 @@ pub struct Bayes {
 }
 
 impl Bayes {
+    /// Heap bytes training a model of `classes` classes over `vocabulary` tokens takes (its
+    /// counts while it trains, then its log-likelihoods), besides the training documents.
+    pub const fn footprint(classes: usize, vocabulary: usize) -> usize {
+        let cells = classes * vocabulary;
+        cells * (size_of::<u64>() + size_of::<f64>()) + classes * 3 * size_of::<u64>()
+    }
+
     /// Trains on `documents` of `(class, tokens)`, classes `0..classes`, tokens
     /// `0..vocabulary`, with add-one smoothing.
     pub fn train(

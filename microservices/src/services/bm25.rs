@@ -99,6 +99,16 @@ pub struct Bm25 {
 }
 
 impl Bm25 {
+    /// Heap bytes indexing `documents` documents holding `terms` terms in all takes (the
+    /// vocabulary sized for every term being new, the term-document pairs, the postings and
+    /// the per-term and per-document arrays), besides the documents themselves.
+    pub const fn footprint(documents: usize, terms: usize) -> usize {
+        ReliableMap::<Term, u32>::bytes_for(terms)
+            + 2 * terms * size_of::<(u32, u32)>()
+            + (terms + 1) * (size_of::<u32>() + size_of::<f64>())
+            + documents * (3 * size_of::<f64>() + size_of::<(f64, u32)>())
+    }
+
     /// Indexes `documents` (document `i` is answered as id `i`).
     pub fn index(
         id: ServiceId,

@@ -73,6 +73,13 @@ pub struct Count {
 }
 
 impl Count {
+    /// Heap bytes an instance with `config` allocates.
+    pub const fn footprint(config: &CountConfig) -> usize {
+        let items = config.items as usize;
+        ReliableArray::<AtomicU64>::bytes_for(items)
+            + ReliableArray::<u64>::bytes_for(items.div_ceil(64))
+    }
+
     /// A Count instance with every counter at zero.
     pub fn new(id: ServiceId, config: CountConfig) -> Self {
         let items = config.items as usize;

@@ -83,6 +83,14 @@ pub struct Ddos {
 }
 
 impl Ddos {
+    /// Heap bytes an instance with `config` allocates.
+    pub fn footprint(config: &DdosConfig) -> usize {
+        let window = config.window.max(2);
+        (window + 1) * size_of::<f64>()
+            + ReliableArray::<u32>::bytes_for(window)
+            + ReliableMap::<u32, u32>::bytes_for(window)
+    }
+
     /// A detector with an empty window.
     pub fn new(id: ServiceId, config: DdosConfig) -> Self {
         let window = config.window.max(2);

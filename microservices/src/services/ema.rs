@@ -71,6 +71,11 @@ pub struct Ema {
 }
 
 impl Ema {
+    /// Heap bytes an instance with `config` allocates.
+    pub const fn footprint(config: &EmaConfig) -> usize {
+        ReliableMap::<u32, (f64, AtomicU64)>::bytes_for(config.streams)
+    }
+
     /// An EMA instance with no stream; `alpha` is clamped into (0, 1].
     pub fn new(id: ServiceId, config: EmaConfig) -> Self {
         let alpha = if config.alpha > 0.0 && config.alpha <= 1.0 {

@@ -113,6 +113,13 @@ pub struct FlowMonitor {
 }
 
 impl FlowMonitor {
+    /// Heap bytes an instance with `config` allocates.
+    pub fn footprint(config: &FlowMonitorConfig) -> usize {
+        let depth = config.depth.clamp(1, 16);
+        depth * size_of::<FixedState>()
+            + ReliableArray::<AtomicU64>::bytes_for(depth * config.width.max(1))
+    }
+
     /// An empty sketch.
     pub fn new(id: ServiceId, config: FlowMonitorConfig) -> Self {
         let depth = config.depth.clamp(1, 16);

@@ -115,6 +115,12 @@ fn key<'r>(request: &mut Request<'r>, len: u8) -> Result<&'r [u8], ServiceError>
 }
 
 impl Kvs {
+    /// Heap bytes an instance with `config` allocates.
+    pub const fn footprint(config: &KvsConfig) -> usize {
+        ReliableMap::<Key, Slot>::bytes_for(config.capacity)
+            + ReliableArray::<AtomicU64>::bytes_for(4)
+    }
+
     /// An empty store.
     pub fn new(id: ServiceId, config: KvsConfig) -> Self {
         Self {

@@ -10,6 +10,7 @@ pub mod bayes;
 pub mod bm25;
 pub mod count;
 pub mod ddos;
+pub mod deploy;
 pub mod echo;
 pub mod ema;
 pub mod flowmon;
@@ -25,7 +26,6 @@ pub mod recommend;
 pub mod spike;
 #[cfg(feature = "sql")]
 pub mod sql;
-#[cfg(feature = "std")]
 pub mod standard;
 pub mod topranker;
 

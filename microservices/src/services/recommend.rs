@@ -75,6 +75,16 @@ pub struct Recommend {
 }
 
 impl Recommend {
+    /// Heap bytes a recommender over the items named `names`, for up to `users` users, takes.
+    pub fn footprint<P: AsRef<[u8]>>(users: usize, names: &[P]) -> usize {
+        let items = names.len();
+        PatternSet::footprint(names)
+            + ReliableMap::<u32, u32>::bytes_for(users)
+            + ReliableArray::<f32>::bytes_for(users * items)
+            + users * size_of::<f64>()
+            + items * size_of::<(f64, u32)>()
+    }
+
     /// A recommender over the items named `names` (item `i` is `names[i]`, at most 65536),
     /// for up to `users` users.
     pub fn new<I, P>(id: ServiceId, names: I, users: usize, seed: u64) -> Result<Self, PatternError>

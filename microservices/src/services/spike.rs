@@ -81,6 +81,14 @@ pub struct Spike {
 }
 
 impl Spike {
+    /// Heap bytes an instance with `config` allocates.
+    pub fn footprint(config: &SpikeConfig) -> usize {
+        let (sensors, window) = (config.sensors.max(1), config.window.max(2));
+        ReliableMap::<u32, u32>::bytes_for(sensors)
+            + ReliableArray::<Ring>::bytes_for(sensors)
+            + ReliableArray::<f32>::bytes_for(sensors * window)
+    }
+
     /// A detector with no sensor.
     pub fn new(id: ServiceId, config: SpikeConfig) -> Self {
         let window = config.window.max(2);

@@ -1,7 +1,9 @@
-//! Standard instances: every service kind deployed with a realistic, reproducible deploy-time
-//! configuration (rule sets, training sets, corpora synthesised from fixed seeds), the shapes
-//! the request generators of [`crate::apps::traffic`] aim at and the benchmark measures.
-//! Needs the `std` feature (the synthesis uses `rand`); SQL also needs `sql`.
+//! The standard configuration of every service kind: realistic, reproducible deploy-time
+//! configuration (rule sets, training sets, corpora synthesised from seeds), the shapes the
+//! request generators of [`crate::apps::traffic`] aim at and the benchmark measures. The
+//! synthesis is `no_std` and seeded (ChaCha8): a NIC and a host given the same parameters build
+//! the same rules and models. [`super::deploy`] builds instances from these (empty deploy
+//! parameters) or from parameters of one's own; [`instantiate`] gives the benchmark's instances.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -12,21 +14,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Zipf};
 
-use super::apigw::{ApiGateway, ApiGatewayConfig};
-use super::bayes::Bayes;
-use super::bm25::{Bm25, Bm25Config};
-use super::count::{Count, CountConfig};
-use super::ddos::{Ddos, DdosConfig};
-use super::ema::{Ema, EmaConfig};
-use super::flowmon::{FlowMonitor, FlowMonitorConfig};
-use super::ipsec::{IpSec, SecurityAssociation};
-use super::knn::Knn;
+use super::ipsec::SecurityAssociation;
 use super::kvs::{Kvs, KvsConfig};
-use super::nat::{Nat, Rule};
-use super::nids::Nids;
-use super::recommend::Recommend;
-use super::spike::{Spike, SpikeConfig};
-use super::topranker::{TopRanker, TopRankerConfig};
+use super::nat::Rule;
 use crate::engines::SoftwareEngines;
 use crate::kind::ServiceKind;
 use crate::service::{Context, Service, ServiceId};
@@ -68,7 +58,8 @@ pub const NAT_NETWORK: u32 = 0x0a00_0000;
 /// Rules of the standard NAT.
 pub const NAT_RULES: usize = 1000;
 
-const SEED: u64 = 0x4533_5f73_7464;
+/// The seed of the standard models.
+pub const SEED: u64 = 0x4533_5f73_7464;
 
 fn rng(salt: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(SEED ^ salt)
@@ -146,24 +137,33 @@ pub fn nids_rules() -> Vec<Vec<u8>> {
 
 /// Names of the standard recommender's items.
 pub fn product_names() -> Vec<String> {
-    (0..RECOMMEND_ITEMS)
-        .map(|i| format!("product-{}", word(i)))
-        .collect()
+    product_names_of(RECOMMEND_ITEMS)
 }
 
-/// The KNN training set: `KNN_CLASSES` Gaussian clusters.
-pub fn knn_training() -> (Vec<f32>, Vec<u16>) {
-    let mut rng = rng(3);
-    let centres: Vec<Vec<f32>> = (0..KNN_CLASSES)
-        .map(|_| (0..KNN_DIMS).map(|_| rng.random_range(-4.0..4.0)).collect())
-        .collect();
-    knn_points(&mut rng, &centres, KNN_POINTS)
+/// Names of a recommender's `items` items: `product-` and [`word`] `i`.
+pub fn product_names_of(items: usize) -> Vec<String> {
+    (0..items).map(|i| format!("product-{}", word(i))).collect()
+}
+
+/// A KNN training set of `points` points with `dims` features around `classes` Gaussian
+/// clusters (centres uniform in [-4, 4) per feature, unit noise), from `seed`.
+pub fn knn_training(points: usize, dims: usize, classes: u16, seed: u64) -> (Vec<f32>, Vec<u16>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let centres = centres(&mut rng, dims, classes);
+    knn_points(&mut rng, &centres, points)
+}
+
+fn centres(rng: &mut ChaCha8Rng, dims: usize, classes: u16) -> Vec<Vec<f32>> {
+    (0..classes)
+        .map(|_| (0..dims).map(|_| rng.random_range(-4.0..4.0)).collect())
+        .collect()
 }
 
 /// `n` points around `centres` (labels are the centre index), unit noise.
 pub fn knn_points(rng: &mut impl Rng, centres: &[Vec<f32>], n: usize) -> (Vec<f32>, Vec<u16>) {
     let noise = Normal::new(0.0f32, 1.0).unwrap_or_else(|_| unreachable!("valid parameters"));
-    let mut points = Vec::with_capacity(n * KNN_DIMS);
+    let dims = centres.first().map_or(0, Vec::len);
+    let mut points = Vec::with_capacity(n * dims);
     let mut labels = Vec::with_capacity(n);
     for _ in 0..n {
         let class = rng.random_range(0..centres.len());
@@ -173,40 +173,62 @@ pub fn knn_points(rng: &mut impl Rng, centres: &[Vec<f32>], n: usize) -> (Vec<f3
     (points, labels)
 }
 
-/// The KNN clusters' centres (the same as the training set's).
+/// The standard KNN clusters' centres (those of the standard training set).
 pub fn knn_centres() -> Vec<Vec<f32>> {
-    let mut rng = rng(3);
-    (0..KNN_CLASSES)
-        .map(|_| (0..KNN_DIMS).map(|_| rng.random_range(-4.0..4.0)).collect())
-        .collect()
+    centres(
+        &mut ChaCha8Rng::seed_from_u64(KNN_SEED),
+        KNN_DIMS,
+        KNN_CLASSES,
+    )
 }
 
-/// Token `rank` (0-based) of class `class`'s Zipf-distributed vocabulary: each class favours
-/// its own slice of the shared vocabulary.
+/// The seed of the standard KNN training set.
+pub const KNN_SEED: u64 = SEED ^ 3;
+
+/// Token `rank` (0-based) of class `class`'s Zipf-distributed vocabulary in the standard
+/// model: each class favours its own slice of the shared vocabulary.
 pub fn bayes_token(class: usize, rank: usize) -> u32 {
-    ((class * 997 + rank) % BAYES_VOCABULARY) as u32
+    token(class, rank, BAYES_VOCABULARY)
 }
 
-fn bayes_training() -> Vec<(u16, Vec<u32>)> {
-    let mut rng = rng(4);
-    let zipf = Zipf::new(BAYES_VOCABULARY as f64, 1.1).unwrap_or_else(|_| unreachable!("valid"));
-    (0..4000)
+fn token(class: usize, rank: usize, vocabulary: usize) -> u32 {
+    ((class * 997 + rank) % vocabulary.max(1)) as u32
+}
+
+/// Naive Bayes training documents: `documents` documents of 50 to 199 tokens, classes in
+/// turn, each drawing Zipf-distributed ranks (exponent 1.1) of its class's slice of a
+/// `vocabulary`-token vocabulary ([`bayes_token`]), from `seed`.
+pub fn bayes_training(
+    classes: usize,
+    vocabulary: usize,
+    documents: usize,
+    seed: u64,
+) -> Vec<(u16, Vec<u32>)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let zipf = Zipf::new(vocabulary as f64, 1.1).unwrap_or_else(|_| unreachable!("valid"));
+    (0..documents)
         .map(|d| {
-            let class = d % BAYES_CLASSES;
+            let class = d % classes.max(1);
             let len = rng.random_range(50..200);
             let tokens = (0..len)
-                .map(|_| bayes_token(class, zipf.sample(&mut rng) as usize - 1))
+                .map(|_| token(class, zipf.sample(&mut rng) as usize - 1, vocabulary))
                 .collect();
             (class as u16, tokens)
         })
         .collect()
 }
 
-/// The BM25 corpus: documents of Zipf-distributed words.
-pub fn bm25_corpus() -> Vec<String> {
-    let mut rng = rng(5);
-    let zipf = Zipf::new(BM25_WORDS as f64, 1.0).unwrap_or_else(|_| unreachable!("valid"));
-    (0..BM25_DOCUMENTS)
+/// Naive Bayes training documents of the standard instance.
+pub const BAYES_DOCUMENTS: usize = 4000;
+/// The seed of the standard naive Bayes training set.
+pub const BAYES_SEED: u64 = SEED ^ 4;
+
+/// A BM25 corpus: `documents` documents of 40 to 159 words drawn Zipf-distributed (exponent
+/// 1.0) from a `words`-word vocabulary ([`word`]), from `seed`.
+pub fn bm25_corpus(documents: usize, words: usize, seed: u64) -> Vec<String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let zipf = Zipf::new(words as f64, 1.0).unwrap_or_else(|_| unreachable!("valid"));
+    (0..documents)
         .map(|_| {
             let len = rng.random_range(40..160);
             let words: Vec<String> = (0..len)
@@ -216,6 +238,9 @@ pub fn bm25_corpus() -> Vec<String> {
         })
         .collect()
 }
+
+/// The seed of the standard BM25 corpus.
+pub const BM25_SEED: u64 = SEED ^ 5;
 
 /// Keys the standard KVS is loaded with: `user:000000` up to this.
 pub const KVS_LOADED: u32 = KVS_CAPACITY as u32 - 100;
@@ -261,76 +286,12 @@ pub const SQL_STATEMENTS: [&str; 3] = [
     "SELECT count(*), avg(value) FROM readings WHERE sensor = ?1 AND at BETWEEN ?2 AND ?3",
 ];
 
-/// The standard instance of `kind`; `None` only for SQL without the `sql` feature.
+/// The benchmark's instance of `kind`: its standard configuration ([`super::deploy`] with
+/// empty parameters), the KVS loaded with [`KVS_LOADED`] keys; `None` only for SQL without the
+/// `sql` feature.
 pub fn instantiate(kind: ServiceKind, id: ServiceId) -> Option<Box<dyn Service>> {
-    let service: Box<dyn Service> = match kind {
-        ServiceKind::IpSec => Box::new(IpSec::new(id, &nat_rules(), security_association()).ok()?),
-        ServiceKind::Bm25 => {
-            let corpus = bm25_corpus();
-            let documents: Vec<&[u8]> = corpus.iter().map(|d| d.as_bytes()).collect();
-            Box::new(Bm25::index(id, &documents, Bm25Config::default()).ok()?)
-        }
-        ServiceKind::Nat => Box::new(Nat::new(id, &nat_rules()).ok()?),
-        ServiceKind::Nids => Box::new(Nids::new(id, nids_rules()).ok()?),
-        ServiceKind::Count => Box::new(Count::new(id, CountConfig { items: COUNT_ITEMS })),
-        ServiceKind::Ema => Box::new(Ema::new(
-            id,
-            EmaConfig {
-                streams: EMA_STREAMS,
-                ..EmaConfig::default()
-            },
-        )),
-        ServiceKind::Kvs => Box::new(loaded_kvs(id)),
-        ServiceKind::FlowMonitor => Box::new(FlowMonitor::new(id, FlowMonitorConfig::default())),
-        ServiceKind::Ddos => Box::new(Ddos::new(id, DdosConfig::default())),
-        ServiceKind::Recommend => {
-            Box::new(Recommend::new(id, product_names(), RECOMMEND_USERS, SEED).ok()?)
-        }
-        ServiceKind::Knn => {
-            let (points, labels) = knn_training();
-            Box::new(Knn::new(id, KNN_DIMS, points, labels).ok()?)
-        }
-        ServiceKind::Spike => Box::new(Spike::new(
-            id,
-            SpikeConfig {
-                sensors: SPIKE_SENSORS,
-                ..SpikeConfig::default()
-            },
-        )),
-        ServiceKind::Bayes => {
-            let training = bayes_training();
-            let documents: Vec<(u16, &[u32])> =
-                training.iter().map(|(c, t)| (*c, &t[..])).collect();
-            Box::new(Bayes::train(id, BAYES_CLASSES, BAYES_VOCABULARY, &documents).ok()?)
-        }
-        ServiceKind::ApiGateway => Box::new(ApiGateway::new(
-            id,
-            ApiGatewayConfig {
-                clients: GATEWAY_CLIENTS,
-                key: GATEWAY_KEY.to_vec(),
-                ..ApiGatewayConfig::default()
-            },
-        )),
-        ServiceKind::TopRanker => Box::new(TopRanker::new(
-            id,
-            TopRankerConfig {
-                items: TOP_ITEMS,
-                ..TopRankerConfig::default()
-            },
-        )),
-        ServiceKind::Sql => sql(id)?,
-    };
-    Some(service)
-}
-
-#[cfg(feature = "sql")]
-fn sql(id: ServiceId) -> Option<Box<dyn Service>> {
-    Some(Box::new(
-        super::sql::Sql::new(id, SQL_SCHEMA, &SQL_STATEMENTS).ok()?,
-    ))
-}
-
-#[cfg(not(feature = "sql"))]
-fn sql(_id: ServiceId) -> Option<Box<dyn Service>> {
-    None
+    if kind == ServiceKind::Kvs {
+        return Some(Box::new(loaded_kvs(id)));
+    }
+    super::deploy::build_on_host(kind, id, &[]).ok()
 }

@@ -89,6 +89,11 @@ pub struct TopRanker {
 }
 
 impl TopRanker {
+    /// Heap bytes an instance with `config` allocates.
+    pub const fn footprint(config: &TopRankerConfig) -> usize {
+        ReliableMap::<u32, f64>::bytes_for(config.items) + config.items * size_of::<(f64, u32)>()
+    }
+
     /// A ranker with no item.
     pub fn new(id: ServiceId, config: TopRankerConfig) -> Self {
         Self {

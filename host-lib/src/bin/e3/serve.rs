@@ -6,12 +6,12 @@
 //! maps it.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use host_lib::HostNode;
-use microservices::services::Echo;
-use microservices::services::{Count, CountConfig, Kvs, KvsConfig};
-use microservices::{Service, ServiceId};
+use microservices::services::{deploy, Echo};
+use microservices::{Service, ServiceId, ServiceKind};
 use pcie_channel::Geometry;
 use std::error::Error;
 
@@ -34,8 +34,8 @@ pub struct Args {
     /// With --create: a file whose bytes become the NIC's boot configuration.
     #[arg(long)]
     boot_config: Option<PathBuf>,
-    /// A service on a UDP port of the host IP, as PORT=KIND (kinds: kvs, count, echo);
-    /// repeatable.
+    /// A service on a UDP port of the host IP, as PORT=KIND (echo, or any catalogue kind in
+    /// its standard configuration: kvs, count, nat, sql, ...); repeatable.
     #[arg(long = "service", value_name = "PORT=KIND", required = true)]
     services: Vec<String>,
     /// Worker threads.
@@ -51,14 +51,17 @@ pub struct Args {
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
-/// A service instance for a kind name, with the kind's default configuration.
+/// A service instance for a kind name: `echo`, or a catalogue kind in its standard
+/// configuration (built by `microservices::services::deploy`, as a NIC's deploy builds it).
 fn service(kind: &str, id: u16) -> Result<Box<dyn Service>> {
-    Ok(match kind.to_ascii_lowercase().as_str() {
-        "kvs" => Box::new(Kvs::new(ServiceId(id), KvsConfig::default())),
-        "count" => Box::new(Count::new(ServiceId(id), CountConfig::default())),
-        "echo" => Box::new(Echo::new(ServiceId(id))),
-        other => return Err(format!("unknown service kind {other:?} (kvs, count, echo)").into()),
-    })
+    let name = kind.to_ascii_lowercase();
+    if name == "echo" {
+        return Ok(Box::new(Echo::new(ServiceId(id))));
+    }
+    let kind = ServiceKind::from_str(&name).map_err(|_| {
+        format!("unknown service kind {name:?} (echo, or a catalogue kind: kvs, count, nat, ...)")
+    })?;
+    Ok(deploy::build_on_host(kind, ServiceId(id), &[]).map_err(|e| e.to_string())?)
 }
 
 /// Entry point of the subcommand.

@@ -22,6 +22,8 @@ pub enum LpmError {
     BadValue,
     /// More than [`MAX_SEGMENTS`] /24s hold longer prefixes.
     TooManySegments,
+    /// The allocator could not give the table its memory.
+    NoMemory,
 }
 
 impl fmt::Display for LpmError {
@@ -30,6 +32,7 @@ impl fmt::Display for LpmError {
             LpmError::BadPrefix => "prefix longer than 32 bits or with host bits set",
             LpmError::BadValue => "route value out of range",
             LpmError::TooManySegments => "too many /24s with longer prefixes",
+            LpmError::NoMemory => "no memory for the table",
         })
     }
 }
@@ -42,6 +45,11 @@ pub const fn mask(len: u8) -> u32 {
         u32::MAX << (32 - len as u32)
     }
 }
+
+/// Bytes of the first level: 2^24 two-byte entries (32 MiB).
+pub const TBL24_BYTES: usize = (1 << 24) * size_of::<u16>();
+/// Bytes of one segment: 256 two-byte entries.
+pub const SEGMENT_BYTES: usize = 256 * size_of::<u16>();
 
 /// A built DIR-24-8 table. Entries hold `value + 1`, 0 meaning no route.
 pub struct Dir24_8 {
@@ -65,8 +73,15 @@ impl Dir24_8 {
         // later of two equal routes last).
         let mut order: Vec<usize> = (0..routes.len()).collect();
         order.sort_by_key(|&i| routes[i].1);
+        // The 32 MiB first level and every segment are allocated fallibly: on a NIC a table
+        // that does not fit is refused, not a crash.
+        let mut tbl24 = Vec::new();
+        tbl24
+            .try_reserve_exact(1 << 24)
+            .map_err(|_| LpmError::NoMemory)?;
+        tbl24.resize(1 << 24, 0);
         let mut table = Self {
-            tbl24: alloc::vec![0; 1 << 24],
+            tbl24,
             long: Vec::new(),
         };
         for i in order {
@@ -97,9 +112,22 @@ impl Dir24_8 {
             return Err(LpmError::TooManySegments);
         }
         let covering = *slot;
+        self.long.try_reserve(256).map_err(|_| LpmError::NoMemory)?;
         self.long.resize(self.long.len() + 256, covering);
         *slot = SEGMENT | segment as u16;
         Ok(segment)
+    }
+
+    /// Heap bytes a table of `routes` routes, `segments` of them under distinct /24s longer than
+    /// /24, takes while it is built and after: the first level, the segments (their array
+    /// doubles as it grows, so up to twice that), and the build's sort order and its scratch.
+    pub const fn footprint(routes: usize, segments: usize) -> usize {
+        let segments = if segments < MAX_SEGMENTS {
+            segments
+        } else {
+            MAX_SEGMENTS
+        };
+        TBL24_BYTES + 2 * segments * SEGMENT_BYTES + 2 * routes * size_of::<usize>()
     }
 
     /// The value of the longest prefix that contains `address`.

@@ -37,6 +37,21 @@ impl Rule {
     }
 }
 
+/// Heap bytes a NAT table of `rules` takes while it is built and after: the DIR-24-8 index
+/// (its 32 MiB first level and a segment per /24 holding a rule longer than /24), the rules
+/// and the build's route list.
+pub fn footprint(rules: &[Rule]) -> usize {
+    let mut long: Vec<u32> = rules
+        .iter()
+        .filter(|rule| rule.len > 24)
+        .map(|rule| rule.prefix >> 8)
+        .collect();
+    long.sort_unstable();
+    long.dedup();
+    let per_rule = size_of::<Rule>() + size_of::<(u32, u8, u16)>();
+    Dir24_8::footprint(rules.len(), long.len()) + rules.len() * per_rule
+}
+
 /// The translation table: rules and their DIR-24-8 index.
 pub struct NatTable {
     rules: Vec<Rule>,
