@@ -25,7 +25,9 @@ use core::str::FromStr;
 
 use microservices::{Service, ServiceId, ServiceKind};
 
-use crate::agent::{ServiceFactory, StandardFactory};
+use microservices::services::deploy::DeployError;
+
+use crate::agent::{self, FreeMemory};
 use crate::platform::Endpoint;
 use crate::wire::Ipv4Address;
 
@@ -141,17 +143,23 @@ impl fmt::Display for ConfigErrorKind {
 /// A service instance deployed at boot and the UDP port it serves.
 pub type BootService = (u16, Box<dyn Service>);
 
-/// A configured service kind this firmware cannot run at boot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Unavailable(pub ServiceKind);
+/// A configured service this firmware cannot deploy at boot, and why (a host-only kind, or
+/// not enough memory for it and the services before it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Unavailable {
+    /// The service's line among the `service` lines (0-based).
+    pub index: usize,
+    /// Why the deploy was refused.
+    pub error: DeployError,
+}
 
 impl fmt::Display for Unavailable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "boot configuration refused: service `{}` cannot be deployed at boot by this \
-             firmware (boot services: kvs, count)",
-            self.0
+            "boot configuration refused: service {} cannot be deployed: {}",
+            self.index + 1,
+            self.error
         )
     }
 }
@@ -208,16 +216,19 @@ impl BootConfig {
         draft.finish().map_err(whole)
     }
 
-    /// One instance of every configured service with its UDP port, ids 1.. in order, built
-    /// with their default configuration by the agent's [`StandardFactory`] (the same factory
-    /// that serves the orchestrator's deploy commands).
-    pub fn instantiate_services(&self) -> Result<Vec<BootService>, Unavailable> {
+    /// One instance of every configured service with its UDP port, ids 1.. in order, each in
+    /// its kind's standard configuration, built by [`agent::build_service`] (the function that
+    /// serves the orchestrator's DEPLOY commands) and refused, as a deploy would be, when
+    /// `free_memory` says it does not fit.
+    pub fn instantiate_services(
+        &self,
+        free_memory: Option<FreeMemory>,
+    ) -> Result<Vec<BootService>, Unavailable> {
         let mut out = Vec::with_capacity(self.services.len());
         for (index, binding) in self.services.iter().enumerate() {
             let id = ServiceId(index as u16 + 1);
-            let service = StandardFactory
-                .build(binding.kind, id, &[])
-                .map_err(|_| Unavailable(binding.kind))?;
+            let service = agent::build_service(binding.kind, id, &[], free_memory)
+                .map_err(|error| Unavailable { index, error })?;
             out.push((binding.udp_port, service));
         }
         Ok(out)
@@ -437,7 +448,7 @@ mod tests {
     #[test]
     fn instantiates_the_services_it_can_and_names_the_one_it_cannot() {
         let config = BootConfig::parse(GOOD.as_bytes()).unwrap();
-        let services = config.instantiate_services().unwrap();
+        let services = config.instantiate_services(None).unwrap();
         let kinds: std::vec::Vec<_> = services
             .iter()
             .map(|(port, s)| (*port, s.identity().kind))
@@ -448,9 +459,25 @@ mod tests {
         );
         let text = "nic_ip = 10.0.0.2\nhost_ip = 10.0.0.1\nservice = sql 5432\n";
         let config = BootConfig::parse(text.as_bytes()).unwrap();
-        let error = config.instantiate_services().err().unwrap();
-        assert_eq!(error, Unavailable(ServiceKind::Sql));
-        assert!(error.to_string().contains("`sql`"));
+        let error = config.instantiate_services(None).err().unwrap();
+        assert_eq!(error.index, 0);
+        assert_eq!(error.error, DeployError::HostOnly(ServiceKind::Sql));
+        assert!(error.to_string().contains("`sql`"), "{error}");
+        // The second service does not fit what is left: refused by the deploy's memory check.
+        let text = "nic_ip = 10.0.0.2\nhost_ip = 10.0.0.1\nservice = kvs 1\nservice = nat 2\n";
+        let config = BootConfig::parse(text.as_bytes()).unwrap();
+        let error = config
+            .instantiate_services(Some(|| 16 << 20))
+            .err()
+            .unwrap();
+        assert_eq!(error.index, 1);
+        assert!(matches!(
+            error.error,
+            DeployError::NoMemory {
+                kind: ServiceKind::Nat,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -354,3 +354,88 @@ fn heartbeats_find_a_controller_heard_from_without_a_gateway() {
     }
     nic.stop();
 }
+
+/// Sends one command to the agent; returns the answer's status.
+fn command_status(nic: &SoftwareNic, request: u16, command: Command<'_>) -> u8 {
+    let mut bytes = [0u8; 1500];
+    let len = command::encode(request, &command, &mut bytes).unwrap();
+    let answer = call(nic, 40000, AGENT_PORT, &bytes[..len]);
+    assert_eq!(u16::from_le_bytes([answer[2], answer[3]]), request);
+    answer[1]
+}
+
+#[test]
+fn deploys_are_built_by_kind_checked_for_memory_and_counted() {
+    use microservices::services::deploy::Params;
+    use nic_firmware::agent::{DeployCounts, DEPLOY_RESERVE};
+
+    let mut config = config();
+    let mut agent = AgentConfig::new(1, AGENT_PORT);
+    // A board with 8 MiB free: enough for a small Count, not for NAT's 32 MiB table.
+    agent.free_memory = Some(|| DEPLOY_RESERVE + (8 << 20));
+    config.agent = Some(agent);
+    let nic = SoftwareNic::start(config, 1, 1).unwrap();
+    let deploy = |service, kind, port, config| Command::Deploy {
+        service,
+        kind,
+        port,
+        config,
+    };
+
+    let count = Params::Count { items: 100 }.encode();
+    assert_eq!(
+        command_status(&nic, 1, deploy(1, ServiceKind::Count, COUNT_PORT, &count)),
+        0
+    );
+    assert_eq!(
+        call(&nic, 40001, COUNT_PORT, &count::request::add(&[99])),
+        [0, 1, 0]
+    );
+    let outside = call(&nic, 40001, COUNT_PORT, &count::request::add(&[100]));
+    assert_eq!(outside, [microservices::ServiceError::BadField.code()]);
+    // Empty parameters: the standard configuration (a Flow monitor is 128 KiB).
+    assert_eq!(
+        command_status(&nic, 2, deploy(2, ServiceKind::FlowMonitor, 7003, &[])),
+        0
+    );
+
+    let no_memory = command::CommandError::NoMemory.code();
+    assert_eq!(
+        command_status(&nic, 3, deploy(3, ServiceKind::Nat, 7004, &[])),
+        no_memory
+    );
+    let big_count = Params::Count { items: 1 << 24 }.encode();
+    assert_eq!(
+        command_status(&nic, 4, deploy(3, ServiceKind::Count, 7004, &big_count)),
+        no_memory
+    );
+    let bad_field = command::CommandError::BadField.code();
+    assert_eq!(
+        command_status(&nic, 5, deploy(3, ServiceKind::Count, 7004, &[0, 0, 0, 0])),
+        bad_field
+    );
+    assert_eq!(
+        command_status(&nic, 6, deploy(3, ServiceKind::Kvs, 7004, &[1, 2, 3])),
+        bad_field
+    );
+    assert_eq!(
+        command_status(&nic, 7, deploy(3, ServiceKind::Sql, 7004, &[])),
+        command::CommandError::Unsupported.code()
+    );
+    assert_eq!(
+        command_status(&nic, 8, deploy(1, ServiceKind::Count, 7004, &[])),
+        command::CommandError::DuplicateService.code()
+    );
+
+    assert_eq!(
+        nic.runtime().agent().unwrap().deploy_counts(),
+        DeployCounts {
+            deployed: 2,
+            no_memory: 2,
+            refused: 4,
+        }
+    );
+    // Nothing refused was installed: the agent's port and the two services' ports only.
+    assert_eq!(nic.runtime().services().routes().count(), 3);
+    nic.stop();
+}

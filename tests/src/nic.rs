@@ -146,7 +146,8 @@ pub fn port_mac(index: usize) -> String {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UartCounters {
     /// `rx`, `tx`, `served`, `to_host`, `from_host`, `arp`, `echo`, `dropped`, `channel`,
-    /// `channel_rejected`, `channel_corrupt`, as printed.
+    /// `channel_rejected`, `channel_corrupt`, `deployed`, `deploy_no_memory`,
+    /// `deploy_refused`, as printed.
     pub fields: BTreeMap<String, String>,
     /// Drops by reason, as the runtime's `DropReason` displays it.
     pub drops: BTreeMap<String, u64>,

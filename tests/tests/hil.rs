@@ -20,9 +20,12 @@ use e3_tests::nic::{port_mac, EmulatedNic, NicSpec};
 use e3_tests::qemu;
 use e3_tests::rack::{NicPlan, Rack, BOOT_TIMEOUT};
 use e3_tests::switch::Switch;
+use microservices::services::count::request as count_request;
+use microservices::services::deploy::Params;
 use microservices::services::kvs::request as kvs;
 use microservices::services::{Kvs, KvsConfig};
 use microservices::{Service, ServiceError, ServiceId, ServiceKind};
+use nic_firmware::agent::command::{self, Command, CommandError};
 use nic_firmware::agent::heartbeat::Heartbeat;
 use nic_firmware::boot_config::{BootConfig, ServiceBinding};
 use nic_firmware::counters::{DropReason, Layer};
@@ -624,8 +627,10 @@ fn corrupted_channel_is_counted_and_service_goes_on() {
     assert_eq!(reply.payload[0], 0);
 }
 
-/// The orchestrator agent on the firmware: a deploy command over UDP puts a new KVS on a new
-/// port, which then serves; heartbeats arrive at the configured controller.
+/// The orchestrator agent on the firmware: deploy commands over UDP put a KVS (standard
+/// configuration) and a Count (its own parameters) on new ports, which then serve; a deploy
+/// that does not fit the board's heap and a host-only kind are refused with their status and
+/// counted; heartbeats arrive at the configured controller.
 #[test]
 #[ignore = "hardware-in-loop: run with `cargo xtask hil`"]
 fn agent_deploys_a_service_and_sends_heartbeats() {
@@ -639,28 +644,78 @@ fn agent_deploys_a_service_and_sends_heartbeats() {
     rack.boot(nic_plan).unwrap();
     let agent = server(&rack, 0, 0, 7777);
 
-    // DEPLOY (docs/orchestrator-commands.md): version 1, opcode 1, request 42, service 7,
-    // kind 6 (KVS), UDP port 7002.
-    let deploy = [&[1u8, 1, 42, 0, 7, 0, 6][..], &7002u16.to_le_bytes()].concat();
-    // Heartbeats go to the same address as the answer: pick the answer by its request id.
-    assert!(rack
-        .port(0, 0)
-        .send(&frames::udp(controller, agent, &deploy))
-        .unwrap());
-    let answer = rack
-        .port(0, 0)
-        .recv_matching(REPLY_TIMEOUT, |f| {
-            frames::parse_udp(f).is_some_and(|d| d.payload.len() == 4 && d.payload[2] == 42)
-        })
-        .expect("an answer to DEPLOY");
-    let answer = frames::parse_udp(&answer).unwrap();
-    assert_eq!(answer.source, (agent.ip, 7777));
-    assert_eq!(answer.payload, [1, 0, 42, 0], "DEPLOY succeeded");
+    // One command, its answer's status (heartbeats go to the same address as the answers:
+    // pick the answer by its request id).
+    let command = |request: u16, command: Command<'_>| -> u8 {
+        let mut bytes = [0u8; 256];
+        let len = command::encode(request, &command, &mut bytes).unwrap();
+        assert!(rack
+            .port(0, 0)
+            .send(&frames::udp(controller, agent, &bytes[..len]))
+            .unwrap());
+        let answer = rack
+            .port(0, 0)
+            .recv_matching(REPLY_TIMEOUT, |f| {
+                frames::parse_udp(f).is_some_and(|d| {
+                    d.source == (agent.ip, 7777)
+                        && d.payload.len() == 4
+                        && d.payload[2..4] == request.to_le_bytes()
+                })
+            })
+            .unwrap_or_else(|| panic!("an answer to command {request}"));
+        frames::parse_udp(&answer).unwrap().payload[1]
+    };
+    let deploy = |service, kind, port, config| Command::Deploy {
+        service,
+        kind,
+        port,
+        config,
+    };
+
+    // The byte layout of docs/orchestrator-commands.md: version 1, opcode 1 (DEPLOY), request
+    // 42, service 7, kind 6 (KVS), UDP port 7002, no parameters.
+    let mut bytes = [0u8; 16];
+    let len = command::encode(42, &deploy(7, ServiceKind::Kvs, 7002, &[]), &mut bytes).unwrap();
+    assert_eq!(bytes[..len], [1, 1, 42, 0, 7, 0, 6, 0x5a, 0x1b]);
+    assert_eq!(command(42, deploy(7, ServiceKind::Kvs, 7002, &[])), 0);
+    let count = Params::Count { items: 100 }.encode();
+    assert_eq!(command(43, deploy(8, ServiceKind::Count, 7003, &count)), 0);
+    // 64 classes over 2^20 tokens: 1 GiB of model on a 256 MiB board.
+    let huge = Params::Bayes {
+        classes: 64,
+        vocabulary: 1 << 20,
+        documents: 10,
+        seed: 1,
+    }
+    .encode();
+    assert_eq!(
+        command(44, deploy(9, ServiceKind::Bayes, 7004, &huge)),
+        CommandError::NoMemory.code()
+    );
+    assert_eq!(
+        command(45, deploy(9, ServiceKind::Sql, 7004, &[])),
+        CommandError::Unsupported.code()
+    );
 
     let client = client(51, 5003);
     let deployed = server(&rack, 0, 0, 7002);
     let reply = ask(&rack, 0, client, deployed, &kvs::put(b"new", b"service"));
     assert_eq!(reply.payload, [&[0u8][..], &1u64.to_le_bytes()].concat());
+    let counter = server(&rack, 0, 0, 7003);
+    let reply = ask(&rack, 0, client, counter, &count_request::add(&[99, 99]));
+    assert_eq!(reply.payload[0], 0, "item 99 is in a 100-item space");
+    let reply = ask(&rack, 0, client, counter, &count_request::add(&[100]));
+    assert_eq!(reply.payload, [ServiceError::BadField.code()]);
+    let counters = rack.nics[0]
+        .nic
+        .wait_for_counters(REPLY_TIMEOUT, |c| c.total("deployed") == 2)
+        .unwrap();
+    assert_eq!(counters.total("deploy_no_memory"), 1, "{counters:?}");
+    assert_eq!(counters.total("deploy_refused"), 1, "{counters:?}");
+    rack.nics[0]
+        .nic
+        .wait_for_line("deploy of service 9 refused: `bayes` needs", REPLY_TIMEOUT)
+        .unwrap();
 
     // Heartbeats: 16 bytes from the agent's port to the controller, node 2, rising sequence.
     let mut sequences = Vec::new();

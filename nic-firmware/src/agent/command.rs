@@ -114,6 +114,8 @@ pub enum CommandError {
     BadState,
     /// A snapshot or restore out of sequence (offset not where the transfer stands).
     OutOfSequence,
+    /// The node has not the memory the service (or the state being restored) needs.
+    NoMemory,
 }
 
 impl CommandError {
@@ -130,6 +132,7 @@ impl CommandError {
             CommandError::Unsupported => 8,
             CommandError::BadState => 9,
             CommandError::OutOfSequence => 10,
+            CommandError::NoMemory => 11,
         }
     }
 
@@ -146,6 +149,7 @@ impl CommandError {
             CommandError::Unsupported,
             CommandError::BadState,
             CommandError::OutOfSequence,
+            CommandError::NoMemory,
         ]
         .into_iter()
         .find(|e| e.code() == code)
@@ -165,6 +169,7 @@ impl fmt::Display for CommandError {
             CommandError::Unsupported => "service kind not supported here",
             CommandError::BadState => "state could not be restored",
             CommandError::OutOfSequence => "chunk out of sequence",
+            CommandError::NoMemory => "not enough memory on the node",
         })
     }
 }
@@ -448,7 +453,11 @@ mod tests {
         assert_eq!(parse(&[1, 5, 5, 0, 1, 0, 9]).1, Err(CommandError::BadField));
         let restore_past_total = [1, 4, 5, 0, 7, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 2];
         assert_eq!(parse(&restore_past_total).1, Err(CommandError::BadField));
-        for error in [CommandError::Truncated, CommandError::OutOfSequence] {
+        for error in [
+            CommandError::Truncated,
+            CommandError::OutOfSequence,
+            CommandError::NoMemory,
+        ] {
             assert_eq!(CommandError::from_code(error.code()), Some(error));
         }
     }

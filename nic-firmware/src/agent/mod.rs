@@ -16,8 +16,9 @@ pub mod stats;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use microservices::services::count::{Count, CountConfig};
-use microservices::services::kvs::{Kvs, KvsConfig};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use microservices::services::deploy::{self, DeployError};
 use microservices::{Service, ServiceId, ServiceKind};
 
 use self::command::{Command, CommandError, RouteTarget, CHUNK};
@@ -33,57 +34,56 @@ pub const HEARTBEAT_INTERVAL_NS: u64 = 50_000_000;
 /// Largest state a restore accepts (bytes).
 pub const MAX_RESTORE: u32 = 64 << 20;
 
-/// Builds service instances for deploy commands.
-pub trait ServiceFactory: Sync {
-    /// An instance of `kind` as service `id`, configured by `config` (kind-specific bytes).
-    fn build(
-        &self,
-        kind: ServiceKind,
-        id: ServiceId,
-        config: &[u8],
-    ) -> Result<Box<dyn Service>, CommandError>;
+/// Free heap bytes as the board's allocator counts them (a board without a bounded heap, such
+/// as the software NIC, gives none).
+pub type FreeMemory = fn() -> usize;
+
+/// Heap bytes a deploy must leave free: the agent's own transfers and the runtime's control
+/// path need some, and an allocator's free total is not one contiguous block.
+pub const DEPLOY_RESERVE: usize = 1 << 20;
+
+/// Builds instance `id` of `kind` from its deploy parameters
+/// (`microservices::services::deploy`: empty parameters are the kind's standard
+/// configuration), refusing it unless it leaves [`DEPLOY_RESERVE`] bytes of the heap free.
+/// The agent's DEPLOY command and the boot configuration both build services here.
+pub fn build_service(
+    kind: ServiceKind,
+    id: ServiceId,
+    params: &[u8],
+    free_memory: Option<FreeMemory>,
+) -> Result<Box<dyn Service>, DeployError> {
+    let plan = deploy::plan(deploy::Node::Nic, kind, params)?;
+    if let Some(free) = free_memory {
+        plan.fits(free().saturating_sub(DEPLOY_RESERVE))?;
+    }
+    plan.build(id)
 }
 
-/// Builds the services whose configuration is a few numbers: Count (`u32` item space, little
-/// endian, optional) and KVS (`u32` capacity, optional).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StandardFactory;
-
-fn optional_u32(config: &[u8]) -> Result<Option<u32>, CommandError> {
-    match config.len() {
-        0 => Ok(None),
-        4 => Ok(Some(u32::from_le_bytes([
-            config[0], config[1], config[2], config[3],
-        ]))),
-        _ => Err(CommandError::BadField),
+/// The answer a deploy refusal gets.
+pub fn deploy_status(error: &DeployError) -> CommandError {
+    match error {
+        DeployError::HostOnly(_) => CommandError::Unsupported,
+        DeployError::BadParameters { .. } | DeployError::Refused { .. } => CommandError::BadField,
+        DeployError::NoMemory { .. } | DeployError::OutOfMemory(_) => CommandError::NoMemory,
     }
 }
 
-impl ServiceFactory for StandardFactory {
-    fn build(
-        &self,
-        kind: ServiceKind,
-        id: ServiceId,
-        config: &[u8],
-    ) -> Result<Box<dyn Service>, CommandError> {
-        match kind {
-            ServiceKind::Count => {
-                let mut count = CountConfig::default();
-                if let Some(items) = optional_u32(config)? {
-                    count.items = items.clamp(1, 1 << 24);
-                }
-                Ok(Box::new(Count::new(id, count)))
-            }
-            ServiceKind::Kvs => {
-                let mut kvs = KvsConfig::default();
-                if let Some(capacity) = optional_u32(config)? {
-                    kvs.capacity = (capacity as usize).clamp(1, 1 << 20);
-                }
-                Ok(Box::new(Kvs::new(id, kvs)))
-            }
-            _ => Err(CommandError::Unsupported),
-        }
-    }
+/// What the agent's deploys came to, since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeployCounts {
+    /// Services deployed.
+    pub deployed: u64,
+    /// Deploys refused for lack of memory.
+    pub no_memory: u64,
+    /// Deploys refused otherwise (bad parameters, a kind the node cannot run, no free slot).
+    pub refused: u64,
+}
+
+#[derive(Default)]
+struct DeployCounters {
+    deployed: AtomicU64,
+    no_memory: AtomicU64,
+    refused: AtomicU64,
 }
 
 /// How the agent is set up.
@@ -96,20 +96,21 @@ pub struct AgentConfig {
     pub controller: Option<Endpoint>,
     /// Time between heartbeats.
     pub heartbeat_interval_ns: u64,
-    /// Builds services for deploy commands.
-    pub factory: &'static dyn ServiceFactory,
+    /// The board's free heap, which deploys must fit in (leaving [`DEPLOY_RESERVE`]);
+    /// `None` deploys without a check.
+    pub free_memory: Option<FreeMemory>,
 }
 
 impl AgentConfig {
-    /// Node `node` taking commands on `port`, heartbeats every 50 ms kept local, the
-    /// [`StandardFactory`].
+    /// Node `node` taking commands on `port`, heartbeats every 50 ms kept local, deploys
+    /// unchecked for memory.
     pub fn new(node: u16, port: u16) -> Self {
         AgentConfig {
             node,
             port,
             controller: None,
             heartbeat_interval_ns: HEARTBEAT_INTERVAL_NS,
-            factory: &StandardFactory,
+            free_memory: None,
         }
     }
 }
@@ -154,6 +155,7 @@ struct AgentState {
 pub struct Agent {
     config: AgentConfig,
     state: spin::Mutex<AgentState>,
+    deploys: DeployCounters,
 }
 
 impl Agent {
@@ -172,8 +174,47 @@ impl Agent {
                 snapshot: None,
                 restore: None,
             }),
+            deploys: DeployCounters::default(),
             config,
         }
+    }
+
+    /// What deploys came to so far.
+    pub fn deploy_counts(&self) -> DeployCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        DeployCounts {
+            deployed: get(&self.deploys.deployed),
+            no_memory: get(&self.deploys.no_memory),
+            refused: get(&self.deploys.refused),
+        }
+    }
+
+    /// Builds a service for a DEPLOY command, counting and logging a refusal.
+    fn deploy(
+        &self,
+        table: &ServiceTable,
+        service: u16,
+        kind: ServiceKind,
+        params: &[u8],
+    ) -> Result<usize, CommandError> {
+        let built = if table.find(ServiceId(service)).is_some() {
+            Err(CommandError::DuplicateService)
+        } else {
+            let id = ServiceId(service);
+            build_service(kind, id, params, self.config.free_memory)
+                .map_err(|error| {
+                    log::warn!("deploy of service {service} refused: {error}");
+                    deploy_status(&error)
+                })
+                .and_then(|instance| table.install(instance).map_err(table_error))
+        };
+        let counter = match built {
+            Ok(_) => &self.deploys.deployed,
+            Err(CommandError::NoMemory) => &self.deploys.no_memory,
+            Err(_) => &self.deploys.refused,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        built
     }
 
     /// The configuration.
@@ -318,14 +359,7 @@ impl Agent {
                 port,
                 config,
             } => {
-                if table.find(ServiceId(service)).is_some() {
-                    return Err(CommandError::DuplicateService);
-                }
-                let instance = self
-                    .config
-                    .factory
-                    .build(kind, ServiceId(service), config)?;
-                let slot = table.install(instance).map_err(table_error)?;
+                let slot = self.deploy(table, service, kind, config)?;
                 if let Err(error) = table.set_route(port, Some(Route::Local(slot))) {
                     table.remove(slot);
                     return Err(table_error(error));
@@ -376,10 +410,13 @@ impl Agent {
                 }
                 let mut state = self.state.lock();
                 if offset == 0 {
-                    state.restore = Some(Transfer {
-                        service,
-                        bytes: Vec::new(),
-                    });
+                    // The whole state's room up front, fallibly: a restore that does not fit
+                    // the heap is refused, not a crash.
+                    let mut bytes = Vec::new();
+                    bytes
+                        .try_reserve_exact(total as usize)
+                        .map_err(|_| CommandError::NoMemory)?;
+                    state.restore = Some(Transfer { service, bytes });
                 }
                 let transfer = state
                     .restore

@@ -157,7 +157,7 @@ mod boot {
                 }
             });
         let config = read_config(channel);
-        let services = match config.instantiate_services() {
+        let services = match config.instantiate_services(Some(heap::free)) {
             Ok(services) => services,
             Err(e) => {
                 error!("{e}");

@@ -17,7 +17,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use log::{error, info, warn};
 use nic_firmware::accel::{self, CpuFeatures, NicEngines};
-use nic_firmware::agent::AgentConfig;
+use nic_firmware::agent::{AgentConfig, DeployCounts};
 use nic_firmware::boot_config::{BootConfig, BootService};
 use nic_firmware::counters::CounterTotals;
 use nic_firmware::demux::Addresses;
@@ -120,6 +120,7 @@ pub fn start(
     runtime_config.agent = config.agent_port.map(|port| {
         let mut agent = AgentConfig::new(u16::from(config.nic_ip.octets()[3]), port);
         agent.controller = config.controller_endpoint();
+        agent.free_memory = Some(super::heap::free);
         info!(
             "agent on UDP port {port}, heartbeats to {:?}",
             config.controller
@@ -186,14 +187,19 @@ fn serve(id: usize, lines: Option<&InterruptLines>) -> ! {
 
 /// Core 0's periodic counters line on the UART (docs/firmware.md, "Counters on the UART"):
 /// `counters: rx=.. tx=.. served=.. to_host=.. from_host=.. arp=.. echo=.. dropped=..
-/// channel=up|disconnected|failed|none channel_rejected=.. channel_corrupt=..` followed by
-/// ` | REASON=COUNT` for every drop reason seen.
+/// channel=up|disconnected|failed|none channel_rejected=.. channel_corrupt=.. deployed=..
+/// deploy_no_memory=.. deploy_refused=..` followed by ` | REASON=COUNT` for every drop reason
+/// seen.
 #[derive(Default)]
 struct Report {
     next_ns: u64,
     next_channel_ns: u64,
-    last: Option<(CounterTotals, &'static str, (u64, u64))>,
+    last: Option<Totals>,
 }
+
+/// What one counters line prints: the runtime's counters, the channel's state and refusals,
+/// the agent's deploys.
+type Totals = (CounterTotals, &'static str, (u64, u64), DeployCounts);
 
 impl Report {
     fn tick(&mut self, runtime: &Runtime<QemuVirt>) {
@@ -210,6 +216,10 @@ impl Report {
             runtime.counters(),
             host_link::state(),
             runtime.with_host_path(|path| host_link::refused(path)),
+            runtime
+                .agent()
+                .map(|agent| agent.deploy_counts())
+                .unwrap_or_default(),
         );
         if self.last.as_ref() == Some(&current) {
             return;
@@ -219,15 +229,16 @@ impl Report {
     }
 }
 
-struct CountersLine<'a>(&'a (CounterTotals, &'static str, (u64, u64)));
+struct CountersLine<'a>(&'a Totals);
 
 impl fmt::Display for CountersLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (c, channel, (rejected, corrupt)) = self.0;
+        let (c, channel, (rejected, corrupt), deploys) = self.0;
         write!(
             f,
             "counters: rx={} tx={} served={} to_host={} from_host={} arp={} echo={} dropped={} \
-             channel={channel} channel_rejected={rejected} channel_corrupt={corrupt}",
+             channel={channel} channel_rejected={rejected} channel_corrupt={corrupt} \
+             deployed={} deploy_no_memory={} deploy_refused={}",
             c.rx_frames.iter().sum::<u64>(),
             c.tx_frames.iter().sum::<u64>(),
             c.service_requests,
@@ -235,7 +246,10 @@ impl fmt::Display for CountersLine<'_> {
             c.from_host,
             c.arp_replies,
             c.echo_replies,
-            c.total_dropped()
+            c.total_dropped(),
+            deploys.deployed,
+            deploys.no_memory,
+            deploys.refused
         )?;
         for (reason, count) in c.nonzero_drops() {
             write!(f, " | {reason}={count}")?;
