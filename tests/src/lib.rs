@@ -4,7 +4,8 @@
 //! Layers, from the bottom:
 //! - [`firmware`]: building a firmware image per board, its manifest, and the checks before use.
 //! - [`frames`]: UDP frames for the switch to send and read, via the firmware's `wire`.
-//! - [`host`]: the host end of a NIC's PCIe channel: boot configuration, services on the host.
+//! - [`host`]: the host end of the NICs' PCIe channels: a host-lib `HostNode` serving the host IP,
+//!   the channel files and boot configurations it creates.
 //! - [`qemu`]: finding QEMU, installing it on a fresh Debian machine.
 //! - [`nic`]: one emulated SmartNIC (QEMU `virt` + firmware + config + channel + ports).
 //! - [`netns`]: network namespaces for scenarios with a real Linux stack on a tap device.

@@ -43,7 +43,7 @@ pub struct RackNic {
     pub switch_ports: Vec<usize>,
     /// Its configuration.
     pub config: BootConfig,
-    /// Its host side, if it has a channel.
+    /// Its host side (a host-lib node on its channel), if this rack created one for it.
     pub host: Option<HostSide>,
 }
 

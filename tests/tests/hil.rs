@@ -8,7 +8,6 @@
 use std::net::Ipv4Addr;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -21,9 +20,8 @@ use e3_tests::qemu;
 use e3_tests::rack::{NicPlan, Rack, BOOT_TIMEOUT};
 use e3_tests::switch::Switch;
 use microservices::services::count::request as count_request;
-use microservices::services::deploy::Params;
+use microservices::services::deploy::{self, Params};
 use microservices::services::kvs::request as kvs;
-use microservices::services::{Kvs, KvsConfig};
 use microservices::{Service, ServiceError, ServiceId, ServiceKind};
 use nic_firmware::agent::command::{self, Command, CommandError};
 use nic_firmware::agent::heartbeat::Heartbeat;
@@ -75,12 +73,11 @@ fn config(nic_ip: [u8; 4]) -> BootConfig {
 /// UDP port of the KVS the host runs (reached at the host IP through the NIC).
 const HOST_KVS_PORT: u16 = 7100;
 
-/// The host's services: a KVS on [`HOST_KVS_PORT`].
+/// The host's services: a KVS in its standard configuration on [`HOST_KVS_PORT`], built by
+/// the deploy factory as a NIC's would be.
 fn host_services() -> Vec<(u16, Box<dyn Service>)> {
-    vec![(
-        HOST_KVS_PORT,
-        Box::new(Kvs::new(ServiceId(100), KvsConfig::default())) as Box<dyn Service>,
-    )]
+    let kvs = deploy::build_on_host(ServiceKind::Kvs, ServiceId(100), &[]).unwrap();
+    vec![(HOST_KVS_PORT, kvs)]
 }
 
 /// A NIC with a channel to a host answering [`host_services`].
@@ -429,8 +426,29 @@ fn host_requests_cross_the_channel_and_back() {
     let get = ask(&kvs::get(b"on-the-host"));
     assert_eq!(&get.payload[get.payload.len() - 3..], b"yes");
 
+    // The host-lib node took both requests off the channel, ran them and sent both replies;
+    // nothing else arrived.
     let host_side = rack.nics[0].host.as_ref().unwrap();
-    assert_eq!(host_side.counters().served.load(Ordering::Relaxed), 2);
+    let stats = host_side
+        .wait_for(REPLY_TIMEOUT, |s| s.nics[0].replies == 2)
+        .unwrap_or_else(|s| panic!("the host node did not reply twice: {s:?}"));
+    let endpoint = &stats.nics[0];
+    assert_eq!(endpoint.requests, 2, "{stats:?}");
+    assert!(endpoint.nic_alive, "{stats:?}");
+    assert_eq!(
+        (
+            endpoint.malformed,
+            endpoint.no_service,
+            endpoint.channel_refused
+        ),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(host_side.served(), 2, "{stats:?}");
+    assert_eq!(
+        stats.workers.iter().map(|w| w.service_errors).sum::<u64>(),
+        0
+    );
     let counters = rack.nics[0]
         .nic
         .wait_for_counters(REPLY_TIMEOUT, |c| {
@@ -516,19 +534,29 @@ fn two_nics_share_the_host_by_ecmp_and_survive_one_stopping() {
             .wait_for_counters(REPLY_TIMEOUT, |c| c.total("to_host") as usize == flows)
             .unwrap();
     }
-    assert_eq!(host.counters().served.load(Ordering::Relaxed), 16);
+    // The host-lib node counted each NIC's share of the flows on that NIC's endpoint.
+    let stats = host
+        .wait_for(REPLY_TIMEOUT, |s| {
+            s.nics.iter().map(|n| n.replies).sum::<u64>() == 16
+        })
+        .unwrap_or_else(|s| panic!("the host node did not reply 16 times: {s:?}"));
+    for (nic, &flows) in per_nic.iter().enumerate() {
+        assert_eq!(
+            stats.nics[nic].requests, flows as u64,
+            "NIC {nic}: {stats:?}"
+        );
+        assert_eq!(
+            stats.nics[nic].replies, flows as u64,
+            "NIC {nic}: {stats:?}"
+        );
+    }
+    assert_eq!(host.served(), 16);
 
     // NIC 1 loses power; the host sees its heartbeat stop, the switch takes its port out of
     // the ECMP group.
     rack.nics[1].nic.stop();
-    assert!(
-        !host.nic_alive(1, Duration::from_millis(300)),
-        "the host notices NIC 1 stopped"
-    );
-    assert!(
-        host.nic_alive(0, Duration::from_millis(300)),
-        "NIC 0 still beats"
-    );
+    assert!(!host.nic_alive(1), "the host notices NIC 1 stopped");
+    assert!(host.nic_alive(0), "NIC 0 still beats");
     for flow in 100..108u16 {
         let client = client(21, 6000 + flow);
         let reply = rack
@@ -547,6 +575,9 @@ fn two_nics_share_the_host_by_ecmp_and_survive_one_stopping() {
             "state written through either NIC is on the host"
         );
     }
+    let after = per_nic[0] as u64 + 8;
+    host.wait_for(REPLY_TIMEOUT, |s| s.nics[0].replies == after)
+        .unwrap_or_else(|s| panic!("NIC 0's endpoint did not answer the 8 new flows: {s:?}"));
 
     // The stopped NIC's own IP answers no more.
     let lost = rack

@@ -13,8 +13,8 @@ use e3_tests::frames::{self, Station};
 use e3_tests::host::HostSide;
 use e3_tests::qemu;
 use e3_tests::rack::{NicPlan, Rack};
+use microservices::services::deploy;
 use microservices::services::kvs::request as kvs;
-use microservices::services::{Kvs, KvsConfig};
 use microservices::{Service, ServiceId, ServiceKind};
 use nic_firmware::boot_config::{BootConfig, ServiceBinding};
 use nic_firmware::wire::{Ipv4Address, MacAddress};
@@ -93,10 +93,8 @@ pub fn run(args: Args) -> Result<()> {
             )
         })
         .collect();
-    let host_services: Vec<(u16, Box<dyn Service>)> = vec![(
-        HOST_KVS_PORT,
-        Box::new(Kvs::new(ServiceId(100), KvsConfig::default())),
-    )];
+    let host_kvs = deploy::build_on_host(ServiceKind::Kvs, ServiceId(100), &[])?;
+    let host_services: Vec<(u16, Box<dyn Service>)> = vec![(HOST_KVS_PORT, host_kvs)];
     let host = HostSide::start(&channels, host_services)?;
     for (i, config) in configs.into_iter().enumerate() {
         let started = Instant::now();
@@ -147,11 +145,25 @@ pub fn run(args: Args) -> Result<()> {
         .map(|n| (n.switch_ports[0], n.mac(0)))
         .collect();
     drive(&rack, &nodes, &macs, &args)?;
-    let served = host
-        .counters()
-        .served
-        .load(std::sync::atomic::Ordering::Relaxed);
-    eprintln!("demo: the host answered {served} requests over the two PCIe channels");
+    let stats = host.shutdown()?;
+    let per_nic: Vec<String> = stats
+        .nics
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "nic{i} {} requests, {} replies, {} refused",
+                n.requests,
+                n.replies,
+                n.malformed + n.no_service + n.channel_refused
+            )
+        })
+        .collect();
+    let served: u64 = stats.workers.iter().map(|w| w.requests).sum();
+    eprintln!(
+        "demo: the host-lib node answered {served} requests over the two PCIe channels ({})",
+        per_nic.join("; ")
+    );
     Ok(())
 }
 

@@ -106,6 +106,8 @@ impl fmt::Display for DeployError {
     }
 }
 
+impl core::error::Error for DeployError {}
+
 /// The decoded parameters of one kind: what an instance is built from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Params {
