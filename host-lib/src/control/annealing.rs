@@ -96,17 +96,15 @@ impl Annealing {
             if to == from {
                 continue;
             }
-            let delta_out = loads.delta_remove(v, from);
-            loads.remove(v, from);
-            let delta = delta_out + loads.delta_add(v, to);
+            let delta = loads.remove(v) + loads.add(v, to);
             if delta <= 0.0 || rng.random::<f64>() < (-delta / temperature).exp() {
-                loads.add(v, to);
                 current[v.index()] = to;
                 cost += delta;
                 if cost < best.0 - 1e-9 {
                     best = (cost, current.clone());
                 }
             } else {
+                loads.remove(v);
                 loads.add(v, from);
             }
         }

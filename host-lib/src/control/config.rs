@@ -11,7 +11,7 @@ use microservices::ServiceKind;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::levels::{Level, LevelCost};
+use super::communication::{Network, LIQUIDIO_PCIE_GBPS};
 use super::profile::{builtin_profile, Pin, Profile};
 use super::topology::{
     builtin_server_types, Cluster, CoreClass, NodeKind, NodeSpec, ServerType, Topology,
@@ -349,8 +349,7 @@ struct ClusterFile {
     server_type: Vec<ServerTypeFile>,
     #[serde(default)]
     servers: Vec<ServersFile>,
-    #[serde(default)]
-    levels: std::collections::BTreeMap<String, Spanned<LevelFile>>,
+    network: Option<Spanned<NetworkFile>>,
 }
 
 #[derive(Deserialize)]
@@ -372,6 +371,7 @@ struct NodeFile {
     #[serde(default = "zero")]
     disk_gb: Spanned<f64>,
     bandwidth_gbps: Spanned<f64>,
+    pcie_gbps: Option<Spanned<f64>>,
     idle_w: Spanned<f64>,
     peak_w: Spanned<f64>,
     #[serde(default = "one_u32")]
@@ -394,11 +394,63 @@ struct ServersFile {
     count: Spanned<u32>,
 }
 
+/// The `[network]` table: any figure of [`Network`] (docs/placement.md).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LevelFile {
-    latency_us: Spanned<f64>,
-    bandwidth_gbps: Spanned<f64>,
+struct NetworkFile {
+    host_rtt_us: Option<Spanned<f64>>,
+    pcie_rtt_us: Option<Spanned<f64>>,
+    tor_rtt_us: Option<Spanned<f64>>,
+    queue_latency_us: Option<Spanned<f64>>,
+    hop_us: Option<Spanned<f64>>,
+    oversubscription: Option<Spanned<f64>>,
+    beefy_queue_us: Option<Spanned<f64>>,
+    wimpy_queue_us: Option<Spanned<f64>>,
+    beefy_driver_us: Option<Spanned<f64>>,
+    wimpy_driver_us: Option<Spanned<f64>>,
+    kernel_us: Option<Spanned<f64>>,
+    forward_us: Option<Spanned<f64>>,
+}
+
+impl NetworkFile {
+    fn apply(&self, source: &Source<'_>, network: &mut Network) -> Result<(), ConfigError> {
+        let (cpu, latency) = (&mut network.cpu, &mut network.latency);
+        let [beefy_queue, wimpy_queue] = &mut cpu.queue_us;
+        let [beefy_driver, wimpy_driver] = &mut cpu.driver_us;
+        let fields: [(&Option<Spanned<f64>>, &mut f64, &str); 11] = [
+            (&self.host_rtt_us, &mut latency.host_rtt_us, "host_rtt_us"),
+            (&self.pcie_rtt_us, &mut latency.pcie_rtt_us, "pcie_rtt_us"),
+            (&self.tor_rtt_us, &mut latency.tor_rtt_us, "tor_rtt_us"),
+            (
+                &self.queue_latency_us,
+                &mut latency.queue_us,
+                "queue_latency_us",
+            ),
+            (&self.hop_us, &mut latency.hop_us, "hop_us"),
+            (&self.beefy_queue_us, beefy_queue, "beefy_queue_us"),
+            (&self.wimpy_queue_us, wimpy_queue, "wimpy_queue_us"),
+            (&self.beefy_driver_us, beefy_driver, "beefy_driver_us"),
+            (&self.wimpy_driver_us, wimpy_driver, "wimpy_driver_us"),
+            (&self.kernel_us, &mut cpu.kernel_us, "kernel_us"),
+            (&self.forward_us, &mut cpu.forward_us, "forward_us"),
+        ];
+        for (value, slot, what) in fields {
+            if let Some(value) = value {
+                *slot = source.amount(value, what)?;
+            }
+        }
+        if let Some(value) = &self.oversubscription {
+            let x = source.amount(value, "oversubscription")?;
+            if x < 1.0 {
+                return Err(source.at(
+                    value,
+                    format!("oversubscription must be at least 1 (got {x})"),
+                ));
+            }
+            network.oversubscription = x;
+        }
+        Ok(())
+    }
 }
 
 /// Reads a cluster file.
@@ -432,12 +484,22 @@ pub fn parse_cluster(path: &Path, text: &str) -> Result<Cluster, ConfigError> {
         }
         for nic in &t.nics {
             let spec = node_spec(&source, nic, NodeKind::Nic)?;
+            if spec.bandwidth_gbps <= 0.0 {
+                return Err(source.at(&nic.bandwidth_gbps, "a SmartNIC needs network ports"));
+            }
             nics.extend(std::iter::repeat_n(spec, nic.count as usize));
+        }
+        let host = node_spec(&source, &t.host, NodeKind::Host)?;
+        if host.bandwidth_gbps <= 0.0 && nics.is_empty() {
+            return Err(source.at(
+                &t.host.bandwidth_gbps,
+                "a host without SmartNICs needs network ports of its own",
+            ));
         }
         types.push(ServerType {
             name: t.name.get_ref().clone(),
             cost: source.amount(&t.cost, "cost")?,
-            host: node_spec(&source, &t.host, NodeKind::Host)?,
+            host,
             nics,
         });
     }
@@ -491,19 +553,12 @@ pub fn parse_cluster(path: &Path, text: &str) -> Result<Cluster, ConfigError> {
             *slot = *value.get_ref();
         }
     }
-    for (name, level) in &file.levels {
-        let Some(which) = Level::ALL.into_iter().find(|l| l.name() == name) else {
-            let known: Vec<&str> = Level::ALL.iter().map(|l| l.name()).collect();
-            return Err(source.at(
-                level,
-                format!("unknown level `{name}` (known: {})", known.join(", ")),
-            ));
-        };
-        let cost = LevelCost {
-            latency_us: source.amount(&level.get_ref().latency_us, "latency_us")?,
-            bandwidth_gbps: source.positive(&level.get_ref().bandwidth_gbps, "bandwidth_gbps")?,
-        };
-        cluster.levels.set(which, cost);
+    if let Some(network) = &file.network {
+        network.get_ref().apply(&source, &mut cluster.network)?;
+        cluster
+            .network
+            .check()
+            .map_err(|problem| source.at(network, problem))?;
     }
     Ok(cluster)
 }
@@ -534,13 +589,22 @@ fn node_spec(
             format!("peak_w ({peak_w}) is below idle_w ({idle_w})"),
         ));
     }
+    let pcie_gbps = match (&node.pcie_gbps, kind) {
+        (Some(x), NodeKind::Nic) => source.positive(x, "pcie_gbps")?,
+        (Some(x), NodeKind::Host) => {
+            return Err(source.at(x, "pcie_gbps belongs to SmartNICs, not hosts"))
+        }
+        (None, NodeKind::Nic) => LIQUIDIO_PCIE_GBPS,
+        (None, NodeKind::Host) => 0.0,
+    };
     Ok(NodeSpec {
         kind,
         core_class,
         cores: *node.cores.get_ref(),
         memory_gb: source.amount(&node.memory_gb, "memory_gb")?,
         disk_gb: source.amount(&node.disk_gb, "disk_gb")?,
-        bandwidth_gbps: source.positive(&node.bandwidth_gbps, "bandwidth_gbps")?,
+        bandwidth_gbps: source.amount(&node.bandwidth_gbps, "bandwidth_gbps")?,
+        pcie_gbps,
         queue_per_core: 64,
         idle_w,
         peak_w,

@@ -1,12 +1,16 @@
 //! The objective simulated annealing and the ILP minimise, after Service Fabric's cluster
 //! resource manager: load balance and co-execution interference weigh most, then energy, with a
-//! heavy penalty on every broken rule. Each term is a convex piecewise-linear function of a
-//! node's totals, so the ILP states exactly the same cost as the annealer computes.
+//! heavy penalty on every broken rule. A node's load includes the core time and link bandwidth
+//! of its messages, priced by the communication model as every placer records them; the
+//! objective itself, like Service Fabric's, has no term for distance. Each term is a convex
+//! piecewise-linear function of a node's totals, so the ILP states exactly the same cost as
+//! the annealer computes.
 
 use std::collections::HashMap;
 
 use microservices::apps::NodeId;
 
+use super::charges::{placement_changes, ChangeSet, Target};
 use super::ledger::Ledger;
 use super::topology::{ComputeId, Topology};
 use super::workload::{Amounts, Resource, Workload, RESOURCES};
@@ -160,8 +164,9 @@ pub fn candidates(workload: &Workload, topology: &Topology) -> Vec<Vec<ComputeId
         .collect()
 }
 
-/// An assignment being scored: the load of every node (the ledger's plus the application's) and
-/// how many members of each replica group share each server.
+/// An assignment being scored: the load of every node and uplink (the ledger's plus the
+/// application's, messages included, priced through [`placement_changes`] exactly as the
+/// placers record them) and how many members of each replica group share each server.
 #[derive(Clone, Debug)]
 pub struct Loads<'a> {
     model: &'a CostModel,
@@ -171,10 +176,15 @@ pub struct Loads<'a> {
     span_w: Vec<f64>,
     used: Vec<Amounts>,
     instances: Vec<u32>,
+    uplink_capacity: Vec<f64>,
+    uplink_used: Vec<f64>,
+    /// Where each DAG node is, if placed.
+    at: Vec<Option<ComputeId>>,
     /// (replica group, server) -> members there, for groups with backups.
     fault: HashMap<(u32, u32), u32>,
     /// Instances on a node their pin forbids.
     pinned_out: u32,
+    scratch: ChangeSet,
 }
 
 impl<'a> Loads<'a> {
@@ -186,6 +196,7 @@ impl<'a> Loads<'a> {
         ledger: &Ledger,
     ) -> Self {
         let ids = (0..topology.len() as u32).map(ComputeId);
+        let uplinks = 0..ledger.uplink_count() as u32;
         Loads {
             model,
             workload,
@@ -198,13 +209,13 @@ impl<'a> Loads<'a> {
                 .collect(),
             used: ids.clone().map(|n| ledger.used(n)).collect(),
             instances: ids.map(|n| ledger.instances(n)).collect(),
+            uplink_capacity: uplinks.clone().map(|u| ledger.uplink_capacity(u)).collect(),
+            uplink_used: uplinks.map(|u| ledger.uplink_used(u)).collect(),
+            at: vec![None; workload.dag().len()],
             fault: HashMap::new(),
             pinned_out: 0,
+            scratch: ChangeSet::new(),
         }
-    }
-
-    fn demand(&self, v: NodeId, n: ComputeId) -> &'a Amounts {
-        self.workload.demand(v, &self.topology.node(n).spec)
     }
 
     fn has_replicas(&self, v: NodeId) -> bool {
@@ -219,92 +230,143 @@ impl<'a> Loads<'a> {
         !self.workload.pin(v).allows(self.topology.node(n).spec.kind)
     }
 
-    /// The cost of node `n` if it held `extra` more (negative to remove) and `instances`.
-    fn node_cost_with(&self, n: ComputeId, extra: &Amounts, sign: f64, instances: u32) -> f64 {
-        let mut used = self.used[n.index()];
-        for (u, e) in used.iter_mut().zip(extra) {
-            *u += sign * e;
-        }
+    /// The cost of node `n` as it stands.
+    pub fn node_cost(&self, n: ComputeId) -> f64 {
         self.model.node_cost(
             self.span_w[n.index()],
             &self.capacity[n.index()],
-            &used,
-            instances,
+            &self.used[n.index()],
+            self.instances[n.index()],
         )
     }
 
-    /// The cost of node `n` as it stands.
-    pub fn node_cost(&self, n: ComputeId) -> f64 {
-        self.node_cost_with(n, &[0.0; RESOURCES], 0.0, self.instances[n.index()])
+    /// The cost of uplink `u` as it stands: only overcommitment counts.
+    pub fn uplink_cost(&self, u: u32) -> f64 {
+        let capacity = self.uplink_capacity[u as usize];
+        let over = (self.uplink_used[u as usize] - capacity).max(0.0);
+        self.model.weights.violation * over / capacity.max(1.0)
     }
 
-    /// Places `v` on `n`.
-    pub fn add(&mut self, v: NodeId, n: ComputeId) {
-        let demand = *self.demand(v, n);
-        for (u, d) in self.used[n.index()].iter_mut().zip(&demand) {
-            *u += d;
+    fn target_cost(&self, target: Target) -> f64 {
+        match target {
+            Target::Node(n) => self.node_cost(n),
+            Target::Uplink(u) => self.uplink_cost(u),
         }
-        self.instances[n.index()] += 1;
+    }
+
+    /// Where `v` is, if placed.
+    pub fn node_of(&self, v: NodeId) -> Option<ComputeId> {
+        self.at[v.index()]
+    }
+
+    /// Applies `sign` times the scratch change set and returns how the cost of the targets it
+    /// touches (and of `n`, whose instance count moves by `sign`) changed.
+    fn apply_scratch(&mut self, n: ComputeId, sign: f64) -> f64 {
+        let scratch = std::mem::take(&mut self.scratch);
+        let touched_n = scratch.entries().iter().any(|(t, _)| *t == Target::Node(n));
+        let before: f64 = scratch
+            .entries()
+            .iter()
+            .map(|(t, _)| self.target_cost(*t))
+            .sum::<f64>()
+            + if touched_n { 0.0 } else { self.node_cost(n) };
+        for (target, amounts) in scratch.entries() {
+            match *target {
+                Target::Node(m) => {
+                    for (u, a) in self.used[m.index()].iter_mut().zip(amounts) {
+                        *u += sign * a;
+                    }
+                }
+                Target::Uplink(u) => {
+                    self.uplink_used[u as usize] += sign * amounts[Resource::Bandwidth.index()];
+                }
+            }
+        }
+        let count = &mut self.instances[n.index()];
+        *count = if sign > 0.0 {
+            *count + 1
+        } else {
+            count.saturating_sub(1)
+        };
+        let after: f64 = scratch
+            .entries()
+            .iter()
+            .map(|(t, _)| self.target_cost(*t))
+            .sum::<f64>()
+            + if touched_n { 0.0 } else { self.node_cost(n) };
+        self.scratch = scratch;
+        after - before
+    }
+
+    /// Books (`sign` 1) or releases (`sign` -1) what `v` on `n` changes, given where the other
+    /// nodes are (`v` itself counted as placed nowhere); returns how the cost changed.
+    fn book(&mut self, v: NodeId, n: ComputeId, sign: f64) -> f64 {
+        let at = &self.at;
+        placement_changes(
+            self.workload,
+            self.topology,
+            v,
+            n,
+            |u| at[u.index()],
+            &mut self.scratch,
+        );
+        self.apply_scratch(n, sign)
+    }
+
+    /// Places `v` (placed nowhere) on `n`; returns how the cost changed.
+    pub fn add(&mut self, v: NodeId, n: ComputeId) -> f64 {
+        let mut delta = self.book(v, n, 1.0);
+        self.at[v.index()] = Some(n);
+        let violation = self.model.weights.violation;
         if self.has_replicas(v) {
-            *self.fault.entry(self.fault_key(v, n)).or_insert(0) += 1;
+            let count = self.fault.entry(self.fault_key(v, n)).or_insert(0);
+            if *count > 0 {
+                delta += violation;
+            }
+            *count += 1;
         }
         if self.pinned_out_at(v, n) {
             self.pinned_out += 1;
+            delta += violation;
         }
+        delta
     }
 
-    /// Removes `v` from `n`.
-    pub fn remove(&mut self, v: NodeId, n: ComputeId) {
-        let demand = *self.demand(v, n);
-        for (u, d) in self.used[n.index()].iter_mut().zip(&demand) {
-            *u -= d;
-        }
-        self.instances[n.index()] -= 1;
+    /// Removes `v` from where it is; returns how the cost changed (nothing if not placed).
+    pub fn remove(&mut self, v: NodeId) -> f64 {
+        let Some(n) = self.at[v.index()].take() else {
+            return 0.0;
+        };
+        let mut delta = self.book(v, n, -1.0);
+        let violation = self.model.weights.violation;
         if self.has_replicas(v) {
-            if let Some(count) = self.fault.get_mut(&self.fault_key(v, n)) {
-                *count -= 1;
+            if let Some(count) = self
+                .fault
+                .get_mut(&(self.workload.replica_group(v), self.topology.node(n).server))
+            {
+                *count = count.saturating_sub(1);
+                if *count > 0 {
+                    delta -= violation;
+                }
             }
         }
         if self.pinned_out_at(v, n) {
             self.pinned_out -= 1;
-        }
-    }
-
-    /// How the cost changes if `v` joins `n` (having been placed nowhere).
-    pub fn delta_add(&self, v: NodeId, n: ComputeId) -> f64 {
-        let count = self.instances[n.index()];
-        let mut delta =
-            self.node_cost_with(n, self.demand(v, n), 1.0, count + 1) - self.node_cost(n);
-        if self.has_replicas(v) && self.fault.get(&self.fault_key(v, n)).copied().unwrap_or(0) > 0 {
-            delta += self.model.weights.violation;
-        }
-        if self.pinned_out_at(v, n) {
-            delta += self.model.weights.violation;
+            delta -= violation;
         }
         delta
     }
 
-    /// How the cost changes if `v` leaves `n`.
-    pub fn delta_remove(&self, v: NodeId, n: ComputeId) -> f64 {
-        let count = self.instances[n.index()];
-        let mut delta =
-            self.node_cost_with(n, self.demand(v, n), -1.0, count - 1) - self.node_cost(n);
-        if self.has_replicas(v) && self.fault.get(&self.fault_key(v, n)).copied().unwrap_or(0) > 1 {
-            delta -= self.model.weights.violation;
-        }
-        if self.pinned_out_at(v, n) {
-            delta -= self.model.weights.violation;
-        }
-        delta
-    }
-
-    /// The whole cost: every node's term, plus the broken fault domains and pins.
+    /// The whole cost: every node's and uplink's term, plus the broken fault domains and pins.
     pub fn total(&self) -> f64 {
         let nodes: f64 = (0..self.topology.len() as u32)
             .map(|n| self.node_cost(ComputeId(n)))
             .sum();
+        let uplinks: f64 = (0..self.uplink_capacity.len() as u32)
+            .map(|u| self.uplink_cost(u))
+            .sum();
         let shared: u32 = self.fault.values().map(|&c| c.saturating_sub(1)).sum();
-        nodes + self.model.weights.violation * f64::from(shared + self.pinned_out)
+        nodes + uplinks + self.model.weights.violation * f64::from(shared + self.pinned_out)
     }
 }
 
@@ -351,16 +413,20 @@ mod tests {
         for v in workload.dag().node_ids() {
             // Everything on server 0's two nodes: fault domains and the NIC pin break too.
             let n = ComputeId(v.0 % 2);
-            let delta = loads.delta_add(v, n);
-            loads.add(v, n);
+            let delta = loads.add(v, n);
             let now = loads.total();
             assert!((now - total - delta).abs() < 1e-6 * now.abs().max(1.0));
             total = now;
         }
         for v in workload.dag().node_ids().step_by(3) {
-            let n = ComputeId(v.0 % 2);
-            let delta = loads.delta_remove(v, n);
-            loads.remove(v, n);
+            let delta = loads.remove(v);
+            let now = loads.total();
+            assert!((now - total - delta).abs() < 1e-6 * now.abs().max(1.0));
+            total = now;
+        }
+        // Moving them back elsewhere: the messages follow (a different cost).
+        for v in workload.dag().node_ids().step_by(3) {
+            let delta = loads.add(v, ComputeId(2 + v.0 % 4));
             let now = loads.total();
             assert!((now - total - delta).abs() < 1e-6 * now.abs().max(1.0));
             total = now;

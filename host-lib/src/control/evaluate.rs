@@ -1,14 +1,18 @@
 //! The evaluator: scores any placement of one application with one model: per-node
-//! utilisation, bottleneck throughput, end-to-end latency along the DAG, cluster power, requests
-//! per joule and cost efficiency over years of ownership (docs/placement.md gives the model).
+//! utilisation (the instances' work and their messages), bottleneck throughput over cores,
+//! ports, PCIe links and uplinks, end-to-end latency along the DAG with queueing at busy nodes
+//! and links, cluster power, requests per joule and cost efficiency over years of ownership
+//! (docs/placement.md gives the model).
 
 use serde::Serialize;
 
 use microservices::apps::{NodeId, Role};
 
-use super::placement::Placement;
+use super::communication::Link;
+use super::ledger::Ledger;
+use super::placement::{commit, Placement};
 use super::topology::{ComputeId, Topology};
-use super::workload::{Resource, Workload};
+use super::workload::{Amounts, Resource, Workload};
 
 /// Electricity price, $ per kWh (E3 section 5.5: the average U.S. price).
 pub const ELECTRICITY_USD_PER_KWH: f64 = 0.0733;
@@ -35,12 +39,13 @@ pub struct Evaluation {
     pub offered_rps: f64,
     /// Per computing node, in topology order.
     pub nodes: Vec<NodeScore>,
-    /// Highest rate the placement sustains before a node runs out of cores or bandwidth.
+    /// Highest rate the placement sustains before a node runs out of cores or a link (ports,
+    /// PCIe, uplinks) of bandwidth.
     pub bottleneck_rps: f64,
-    /// The node that limits it.
+    /// What limits it: `s0/nic0 cores`, `s1/nic0 ports`, `uplink 3`.
     pub bottleneck: String,
     /// Mean end-to-end latency at the offered rate along the DAG's critical path,
-    /// microseconds; `None` when a node is overloaded at that rate.
+    /// microseconds; `None` when a node or link is overloaded at that rate.
     pub latency_us: Option<f64>,
     /// Cluster power at the offered rate, W.
     pub power_w: f64,
@@ -89,39 +94,91 @@ pub fn nominal_rps(workload: &Workload, topology: &Topology) -> f64 {
     }
 }
 
+/// What a placement of an application holds on the cluster at its offered rate: every
+/// node's resources (its instances' work and their messages) and every uplink's load.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Usage {
+    /// Per computing node, indexed by [`ComputeId`].
+    pub nodes: Vec<Amounts>,
+    /// Per uplink.
+    pub uplinks: Vec<f64>,
+    /// Instances per computing node.
+    pub instances: Vec<u32>,
+}
+
+impl Usage {
+    /// The usage of `placement` on an otherwise empty cluster, counted as the placers count it.
+    pub fn of(workload: &Workload, topology: &Topology, placement: &Placement) -> Usage {
+        let mut ledger = Ledger::new(topology);
+        commit(
+            workload,
+            topology,
+            &mut ledger,
+            &placement.nodes,
+            placement.algorithm,
+            None,
+        );
+        let ids = (0..topology.len() as u32).map(ComputeId);
+        Usage {
+            nodes: ids.clone().map(|n| ledger.used(n)).collect(),
+            uplinks: (0..ledger.uplink_count() as u32)
+                .map(|u| ledger.uplink_used(u))
+                .collect(),
+            instances: ids.map(|n| ledger.instances(n)).collect(),
+        }
+    }
+
+    /// Load of `link` at the offered rate, Gb/s per direction.
+    pub fn link_load(&self, link: Link) -> f64 {
+        match link {
+            Link::Port(n) => self.nodes[n.index()][Resource::Bandwidth.index()],
+            Link::Pcie(n) => self.nodes[n.index()][Resource::Pcie.index()],
+            Link::Uplink(u) => self.uplinks[u as usize],
+        }
+    }
+}
+
 /// Scores `placement` of `workload` on an otherwise idle `topology`.
 pub fn evaluate(workload: &Workload, topology: &Topology, placement: &Placement) -> Evaluation {
     let rate = workload.rate();
     let count = topology.len();
-    // Per node: cores and bandwidth used per offered request per second, and instances.
-    let mut cpu = vec![0.0; count];
-    let mut bandwidth = vec![0.0; count];
-    let mut instances = vec![0u32; count];
-    for v in workload.dag().node_ids() {
-        let n = placement.node_of(v);
-        let demand = workload.demand(v, &topology.node(n).spec);
-        if rate > 0.0 {
-            cpu[n.index()] += demand[Resource::Cpu.index()] / rate;
-            bandwidth[n.index()] += demand[Resource::Bandwidth.index()] / rate;
-        }
-        instances[n.index()] += 1;
-    }
+    let usage = Usage::of(workload, topology, placement);
+    // Everything scales with the offered rate: per request, the cores of every node and the
+    // load of every link.
+    let per_request = |x: f64| if rate > 0.0 { x / rate } else { 0.0 };
     let mut bottleneck = (f64::INFINITY, String::from("none"));
-    for (i, node) in topology.nodes().iter().enumerate() {
-        let limits = [
-            (f64::from(node.spec.cores), cpu[i]),
-            (node.spec.bandwidth_gbps, bandwidth[i]),
-        ];
-        for (capacity, per_request) in limits {
-            if per_request > 0.0 && capacity / per_request < bottleneck.0 {
-                bottleneck = (capacity / per_request, topology.label(ComputeId(i as u32)));
-            }
+    let mut limit = |capacity: f64, load: f64, what: &dyn Fn() -> String| {
+        let per = per_request(load);
+        if per > 0.0 && capacity / per < bottleneck.0 {
+            bottleneck = (capacity / per, what());
         }
+    };
+    for (i, node) in topology.nodes().iter().enumerate() {
+        let n = ComputeId(i as u32);
+        let used = &usage.nodes[i];
+        limit(
+            f64::from(node.spec.cores),
+            used[Resource::Cpu.index()],
+            &|| format!("{} cores", topology.label(n)),
+        );
+        limit(
+            node.spec.bandwidth_gbps,
+            used[Resource::Bandwidth.index()],
+            &|| format!("{} ports", topology.label(n)),
+        );
+        limit(node.spec.pcie_gbps, used[Resource::Pcie.index()], &|| {
+            format!("{} PCIe", topology.label(n))
+        });
+    }
+    for (u, load) in usage.uplinks.iter().enumerate() {
+        limit(topology.uplink_capacity(u as u32), *load, &|| {
+            format!("uplink {u}")
+        });
     }
     let utilisation_at = |x: f64, i: usize| {
         let cores = f64::from(topology.nodes()[i].spec.cores);
         if cores > 0.0 {
-            x * cpu[i] / cores
+            per_request(usage.nodes[i][Resource::Cpu.index()]) * x / cores
         } else {
             0.0
         }
@@ -143,14 +200,14 @@ pub fn evaluate(workload: &Workload, topology: &Topology, placement: &Placement)
         nodes: (0..count)
             .map(|i| NodeScore {
                 label: topology.label(ComputeId(i as u32)),
-                instances: instances[i],
+                instances: usage.instances[i],
                 utilisation: utilisation[i],
                 power_w: power_at(rate, i),
             })
             .collect(),
         bottleneck_rps: peak,
         bottleneck: bottleneck.1,
-        latency_us: latency_us(workload, topology, placement, &utilisation),
+        latency_us: latency_us(workload, topology, placement, &utilisation, &usage),
         power_w: cluster_power(rate),
         peak_power_w,
         requests_per_joule: peak / peak_power_w,
@@ -160,15 +217,46 @@ pub fn evaluate(workload: &Workload, topology: &Topology, placement: &Placement)
     }
 }
 
-/// Mean latency of a request over the sources, each the critical path below it: a node's
-/// service time inflated by its computing node's queueing (`t / (1 - utilisation)`), then, for
-/// every downstream tier, the mean over the shards it may call of the round trip to that shard
-/// and its own latency, taking the slowest tier.
+/// One-way time of a message of `bytes` from `a` to `b` at the offered load, microseconds:
+/// the mechanism's unloaded latency, plus its bytes on every link it crosses, each slowed by
+/// that link's queueing (`1 / (1 - utilisation)`); `None` when a link is saturated.
+pub fn message_us(
+    topology: &Topology,
+    usage: &Usage,
+    a: ComputeId,
+    b: ComputeId,
+    bytes: f64,
+) -> Option<f64> {
+    let mut total = topology.base_latency_us(a, b);
+    let mut saturated = false;
+    topology.for_each_path_link(a, b, &mut |link, share| {
+        let capacity = topology.link_capacity(link);
+        let busy = if capacity > 0.0 {
+            usage.link_load(link) / capacity
+        } else {
+            1.0
+        };
+        if busy >= 1.0 {
+            saturated = true;
+            return;
+        }
+        // Gb/s is bits per nanosecond: 8 bytes / (Gb/s * 1000) microseconds.
+        total += share * bytes * 8.0 / (capacity * 1e3) / (1.0 - busy);
+    });
+    (!saturated).then_some(total)
+}
+
+/// Mean latency of a request over the sources, each the critical path below it: a node's own
+/// work inflated by its computing node's queueing (`t / (1 - utilisation)`), then, for every
+/// downstream tier, the mean over the shards it may call of the request and reply messages to
+/// that shard and its own latency, taking the slowest tier. `None` when a node or link is
+/// saturated at the offered rate.
 fn latency_us(
     workload: &Workload,
     topology: &Topology,
     placement: &Placement,
     utilisation: &[f64],
+    usage: &Usage,
 ) -> Option<f64> {
     let dag = workload.dag();
     let mut below = vec![0.0; dag.len()];
@@ -182,21 +270,18 @@ fn latency_us(
             return None;
         }
         let service = workload.profile(v).us_on(topology.node(n).spec.core_class) / (1.0 - busy);
-        let bytes = workload.profile(v).request_bytes;
-        let slowest = dag
-            .call_groups(v)
-            .map(|(_, group)| {
-                group
-                    .iter()
-                    .map(|e| {
-                        let w = e.to;
-                        2.0 * topology.transfer_us(n, placement.node_of(w), bytes)
-                            + below[w.index()]
-                    })
-                    .sum::<f64>()
-                    / group.len() as f64
-            })
-            .fold(0.0, f64::max);
+        let mut slowest: f64 = 0.0;
+        for (_, group) in dag.call_groups(v) {
+            let mut sum = 0.0;
+            for e in group {
+                let m = placement.node_of(e.to);
+                let bytes = workload.profile(e.to).request_bytes;
+                let request = message_us(topology, usage, n, m, bytes)?;
+                let reply = message_us(topology, usage, m, n, bytes)?;
+                sum += request + reply + below[e.to.index()];
+            }
+            slowest = slowest.max(sum / group.len() as f64);
+        }
         below[v.index()] = service + slowest;
     }
     let sources: Vec<NodeId> = dag.sources().collect();

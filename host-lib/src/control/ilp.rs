@@ -1,28 +1,35 @@
 //! Placement as an integer linear program over binary assignment variables, minimising the same
-//! [`CostModel`] as the annealer, solved by COIN-OR CBC (through `good_lp`) under a time limit.
-//! A greedy assignment is handed to the solver as its first incumbent; when the limit stops
-//! the solver, its best incumbent is returned and the placement says so.
+//! [`CostModel`] as the annealer over the same loads (messages priced by where both ends are,
+//! through exact linearised products of assignment variables), solved by COIN-OR CBC (through
+//! `good_lp`). The time limit covers the whole call, building the program included; a greedy
+//! assignment is the first incumbent and the answer whenever nothing better is found in time.
+//!
+//! The program is shrunk without changing its optimum: servers whose nodes are in the same
+//! state (same type, same free resources, same instance counts) are interchangeable when no
+//! uplink can run out, so only as many of each such class are kept as the application has
+//! nodes.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use good_lp::solvers::coin_cbc::{coin_cbc, CoinCbcProblem};
 use good_lp::{
-    variable, Expression, ProblemVariables, ResolutionError, Solution, SolutionStatus, SolverModel,
-    Variable, WithTimeLimit,
+    variable, Constraint, Expression, ProblemVariables, ResolutionError, Solution, SolutionStatus,
+    SolverModel, Variable,
 };
-use microservices::apps::NodeId;
 
-use super::cost::{candidates, utilisation, CostModel, Loads};
-use super::ledger::Ledger;
+use super::charges::{end_charges, pair_charges, ChangeSet, Target};
+use super::communication::Mechanism;
+use super::cost::{assignment_cost, CostModel, Loads};
+use super::ledger::{Ledger, EPSILON};
 use super::placement::{check_inputs, commit, PlaceError, Placement, Placer};
-use super::topology::{ComputeId, Topology};
-use super::workload::{Amounts, Workload, RESOURCES};
+use super::topology::{ComputeId, NodeKind, Topology};
+use super::workload::{Resource, Workload, RESOURCES};
 
 /// The ILP placer and its settings.
 #[derive(Clone, Debug)]
 pub struct Ilp {
-    /// Wall-clock limit of one solve (CBC counts whole seconds, so this rounds up).
+    /// Wall-clock limit of one call, building the program and solving it.
     pub time_limit: Duration,
     /// The objective.
     pub model: CostModel,
@@ -37,23 +44,45 @@ impl Default for Ilp {
     }
 }
 
-/// Assignment variables of one DAG node: (computing node, variable).
-type Choices = Vec<(ComputeId, Variable)>;
+/// How large a program was and what became of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProgramSize {
+    /// Binary assignment variables.
+    pub binaries: usize,
+    /// Continuous variables (products, totals, penalties).
+    pub continuous: usize,
+    /// Rows.
+    pub rows: usize,
+    /// Servers left out as interchangeable with kept ones.
+    pub servers_dropped: usize,
+}
 
-/// The greedy first incumbent: DAG nodes in topological order, each where it adds least cost.
+/// The greedy first incumbent: DAG nodes in topological order, each where it adds least cost
+/// among `candidates` (every allowed node when `None`).
 pub fn greedy(
     model: &CostModel,
     workload: &Workload,
     topology: &Topology,
     ledger: &Ledger,
 ) -> Vec<ComputeId> {
-    let allowed = candidates(workload, topology);
+    let all = super::cost::candidates(workload, topology);
+    greedy_over(model, workload, topology, ledger, &all)
+}
+
+fn greedy_over(
+    model: &CostModel,
+    workload: &Workload,
+    topology: &Topology,
+    ledger: &Ledger,
+    candidates: &[Vec<ComputeId>],
+) -> Vec<ComputeId> {
     let mut loads = Loads::new(model, workload, topology, ledger);
     let mut nodes = vec![ComputeId(0); workload.dag().len()];
     for v in workload.dag().topological_order() {
-        let mut best = (f64::INFINITY, allowed[v.index()][0]);
-        for &n in &allowed[v.index()] {
-            let delta = loads.delta_add(v, n);
+        let mut best = (f64::INFINITY, candidates[v.index()][0]);
+        for &n in &candidates[v.index()] {
+            let delta = loads.add(v, n);
+            loads.remove(v);
             if delta < best.0 {
                 best = (delta, n);
             }
@@ -64,162 +93,356 @@ pub fn greedy(
     nodes
 }
 
-/// What the program is built from, computed once.
-struct Inputs<'a> {
-    workload: &'a Workload,
-    topology: &'a Topology,
-    ledger: &'a Ledger,
-    allowed: Vec<Vec<ComputeId>>,
-    start: Vec<ComputeId>,
+/// The candidate nodes of every DAG node after dropping interchangeable servers, and whether
+/// uplinks must be modelled.
+struct Reduction {
+    candidates: Vec<Vec<ComputeId>>,
+    /// Kept computing nodes, in index order.
+    kept: Vec<ComputeId>,
+    uplinks: bool,
+    servers_dropped: usize,
 }
 
-impl Inputs<'_> {
-    /// Load of every node in the greedy start, for the initial values of the auxiliary
-    /// variables.
-    fn start_loads(&self) -> (Vec<Amounts>, Vec<u32>) {
-        let mut used: Vec<Amounts> = (0..self.topology.len() as u32)
-            .map(|n| self.ledger.used(ComputeId(n)))
-            .collect();
-        let mut count: Vec<u32> = (0..self.topology.len() as u32)
-            .map(|n| self.ledger.instances(ComputeId(n)))
-            .collect();
-        for v in self.workload.dag().node_ids() {
-            let n = self.start[v.index()];
-            let demand = self.workload.demand(v, &self.topology.node(n).spec);
-            for (u, d) in used[n.index()].iter_mut().zip(demand) {
-                *u += d;
-            }
-            count[n.index()] += 1;
+fn reduce(workload: &Workload, topology: &Topology, ledger: &Ledger) -> Reduction {
+    // Uplinks matter only if the application's whole traffic could overcommit one.
+    let traffic: f64 = workload.flows().iter().map(|f| f.gbps()).sum();
+    let uplinks = (0..ledger.uplink_count() as u32)
+        .any(|u| ledger.uplink_used(u) + traffic > ledger.uplink_capacity(u) + EPSILON);
+    let limit = workload.dag().len();
+    let mut classes: HashMap<Vec<u64>, usize> = HashMap::new();
+    let mut kept_server = vec![false; topology.servers().len()];
+    for (s, server) in topology.servers().iter().enumerate() {
+        let mut key = vec![u64::from(server.type_index)];
+        if uplinks {
+            key.push(u64::from(server.rack));
         }
-        (used, count)
+        for n in server.first_node..server.first_node + server.node_count {
+            let n = ComputeId(n);
+            key.extend(ledger.free(n).iter().map(|x| x.to_bits()));
+            key.push(u64::from(ledger.instances(n)));
+        }
+        let count = classes.entry(key).or_insert(0);
+        if *count < limit {
+            *count += 1;
+            kept_server[s] = true;
+        }
+    }
+    let kept: Vec<ComputeId> = (0..topology.len() as u32)
+        .map(ComputeId)
+        .filter(|&n| kept_server[topology.node(n).server as usize])
+        .collect();
+    let candidates = workload
+        .dag()
+        .node_ids()
+        .map(|v| {
+            let allowed: Vec<ComputeId> = kept
+                .iter()
+                .copied()
+                .filter(|&n| workload.pin(v).allows(topology.node(n).spec.kind))
+                .collect();
+            if allowed.is_empty() {
+                kept.clone()
+            } else {
+                allowed
+            }
+        })
+        .collect();
+    Reduction {
+        candidates,
+        kept,
+        uplinks,
+        servers_dropped: kept_server.iter().filter(|k| !**k).count(),
     }
 }
 
+/// Why building stopped.
+struct OutOfTime {
+    rows: usize,
+}
+
+/// The program being built: variables, the linear terms of every target's totals, the rows
+/// and the objective.
+struct Builder<'a> {
+    topology: &'a Topology,
+    ledger: &'a Ledger,
+    model: &'a CostModel,
+    deadline: Instant,
+    vars: ProblemVariables,
+    objective: Expression,
+    rows: Vec<Constraint>,
+    /// (target, resource) -> terms of its total beyond what the ledger holds.
+    totals: BTreeMap<(Target, usize), Expression>,
+    size: ProgramSize,
+    scratch: ChangeSet,
+}
+
+impl Builder<'_> {
+    fn check_clock(&self) -> Result<(), OutOfTime> {
+        if Instant::now() > self.deadline {
+            Err(OutOfTime {
+                rows: self.rows.len(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Adds `scale` times the scratch change set to the totals, as terms of `x`.
+    fn add_scratch(&mut self, x: Variable, scale: f64) {
+        for (target, amounts) in self.scratch.entries() {
+            for (r, &a) in amounts.iter().enumerate() {
+                if a != 0.0 {
+                    self.totals
+                        .entry((*target, r))
+                        .or_default()
+                        .add_mul(scale * a, x);
+                }
+            }
+        }
+    }
+
+    /// A continuous variable equal to the product of binaries `a` and `b` (exactly, at any
+    /// integral point).
+    fn product(&mut self, a: Variable, b: Variable) -> Variable {
+        let y = self.vars.add(variable().min(0.0).max(1.0));
+        self.rows.push(Expression::from(y).leq(a));
+        self.rows.push(Expression::from(y).leq(b));
+        self.rows.push((Expression::from(a) + b - 1.0).leq(y));
+        self.size.continuous += 1;
+        y
+    }
+
+    /// A penalty variable for `amount - capacity` beyond zero, scaled by the capacity, in the
+    /// objective at the violation weight.
+    fn overflow(&mut self, amount: Expression, capacity: f64) {
+        let over = self.vars.add(variable().min(0.0));
+        self.rows
+            .push(((amount - capacity) * (1.0 / capacity.max(1.0))).leq(over));
+        self.objective.add_mul(self.model.weights.violation, over);
+        self.size.continuous += 1;
+    }
+}
+
+/// Assignment variables of one DAG node: (computing node, variable).
+type Choices = Vec<(ComputeId, Variable)>;
+
 impl Ilp {
-    /// Builds and solves the program; returns the assignment and a note when the limit
-    /// stopped the solver.
-    fn solve(&self, inputs: &Inputs<'_>) -> Result<(Vec<ComputeId>, Option<String>), PlaceError> {
-        let Inputs {
-            workload,
+    /// Builds the program; returns it with its assignment variables, or why it stopped.
+    fn build<'a>(
+        &'a self,
+        workload: &'a Workload,
+        topology: &'a Topology,
+        ledger: &'a Ledger,
+        reduction: &Reduction,
+        start: &[ComputeId],
+        deadline: Instant,
+    ) -> Result<(Builder<'a>, Vec<Choices>), OutOfTime> {
+        let mut b = Builder {
             topology,
             ledger,
-            allowed,
-            start,
-        } = inputs;
+            model: &self.model,
+            deadline,
+            vars: ProblemVariables::new(),
+            objective: Expression::from(0.0),
+            rows: Vec::new(),
+            totals: BTreeMap::new(),
+            size: ProgramSize {
+                servers_dropped: reduction.servers_dropped,
+                ..ProgramSize::default()
+            },
+            scratch: ChangeSet::new(),
+        };
         let weights = self.model.weights;
         let dag = workload.dag();
-        let mut vars = ProblemVariables::new();
-        let mut objective = Expression::from(0.0);
-        let choices: Vec<Choices> = dag
-            .node_ids()
-            .map(|v| {
-                allowed[v.index()]
-                    .iter()
-                    .map(|&n| {
-                        let initial = if start[v.index()] == n { 1.0 } else { 0.0 };
-                        let x = vars.add(variable().binary().initial(initial));
-                        if !workload.pin(v).allows(topology.node(n).spec.kind) {
-                            objective.add_mul(weights.violation, x);
-                        }
-                        (n, x)
-                    })
-                    .collect()
-            })
+        // Assignment variables, each with its own demand and its messages booked as network
+        // ends (the linear part of every flow).
+        let mut choices: Vec<Choices> = Vec::with_capacity(dag.len());
+        for v in dag.node_ids() {
+            b.check_clock()?;
+            let mut options = Vec::new();
+            for &n in &reduction.candidates[v.index()] {
+                let initial = if start[v.index()] == n { 1.0 } else { 0.0 };
+                let x = b.vars.add(variable().binary().initial(initial));
+                b.size.binaries += 1;
+                if !workload.pin(v).allows(topology.node(n).spec.kind) {
+                    b.objective.add_mul(weights.violation, x);
+                }
+                b.scratch.clear();
+                b.scratch
+                    .add_amounts(n, workload.demand(v, &topology.node(n).spec), 1.0);
+                for flow in workload.flows_of(v) {
+                    end_charges(topology, flow, n, Mechanism::Network, 1.0, &mut b.scratch);
+                }
+                b.add_scratch(x, 1.0);
+                options.push((n, x));
+            }
+            let sum: Expression = options.iter().map(|&(_, x)| x).sum();
+            b.rows.push(sum.eq(1.0));
+            choices.push(options);
+        }
+        // The quadratic part: for each flow between two DAG nodes, the correction from two
+        // network ends to the exact pair, wherever it is not zero (one node, a host and a
+        // SmartNIC of one server, or, when uplinks matter, two racks or pods).
+        let index: Vec<HashMap<ComputeId, Variable>> = choices
+            .iter()
+            .map(|options| options.iter().copied().collect())
             .collect();
-        let mut on_node: Vec<Vec<(NodeId, Variable)>> = vec![Vec::new(); topology.len()];
-        for v in dag.node_ids() {
-            for &(n, x) in &choices[v.index()] {
-                on_node[n.index()].push((v, x));
-            }
-        }
-        let (start_used, start_count) = inputs.start_loads();
-        let mut rows = Vec::new();
-        for v in dag.node_ids() {
-            let sum: Expression = choices[v.index()].iter().map(|&(_, x)| x).sum();
-            rows.push(sum.eq(1.0));
-        }
-        for n in (0..topology.len() as u32).map(ComputeId) {
-            let spec = &topology.node(n).spec;
-            let capacity = ledger.capacity(n);
-            let prior = ledger.used(n);
-            // Resource totals of the node, as expressions of the assignment.
-            let mut totals: Vec<Expression> = prior.iter().map(|&p| Expression::from(p)).collect();
-            let mut count = Expression::from(f64::from(ledger.instances(n)));
-            let mut most = prior;
-            for &(v, x) in &on_node[n.index()] {
-                let demand = workload.demand(v, spec);
-                for r in 0..RESOURCES {
-                    totals[r].add_mul(demand[r], x);
-                    most[r] += demand[r];
+        for flow in workload.flows() {
+            let Some(caller) = flow.caller else { continue };
+            b.check_clock()?;
+            let (a, c) = (&index[caller.index()], &index[flow.callee.index()]);
+            let mut pairs: Vec<(ComputeId, ComputeId)> = Vec::new();
+            for &(n, _) in &choices[caller.index()] {
+                if c.contains_key(&n) {
+                    pairs.push((n, n));
                 }
-                count.add_mul(1.0, x);
+                if topology.node(n).spec.kind == NodeKind::Host {
+                    for nic in topology.server_nics(n) {
+                        if c.contains_key(&nic) {
+                            pairs.push((n, nic));
+                        }
+                    }
+                } else {
+                    let host = ComputeId(topology.server_of(n).first_node);
+                    if host != n && c.contains_key(&host) {
+                        pairs.push((n, host));
+                    }
+                }
             }
-            let cores = capacity[0];
-            let utilisation_expr = if cores > 0.0 {
-                totals[0].clone() * (1.0 / cores)
-            } else {
-                Expression::from(0.0)
+            for (n, m) in pairs {
+                b.scratch.clear();
+                pair_charges(topology, flow, n, m, 1.0, &mut b.scratch);
+                end_charges(topology, flow, n, Mechanism::Network, -1.0, &mut b.scratch);
+                end_charges(topology, flow, m, Mechanism::Network, -1.0, &mut b.scratch);
+                let y = b.product(a[&n], c[&m]);
+                b.add_scratch(y, 1.0);
+            }
+            if reduction.uplinks {
+                uplink_products(
+                    &mut b,
+                    flow.gbps(),
+                    &choices[caller.index()],
+                    &choices[flow.callee.index()],
+                );
+            }
+        }
+        // Per node: totals, balance, interference, energy, overcommitment.
+        let mut on_node: BTreeMap<ComputeId, Vec<Variable>> = BTreeMap::new();
+        for options in &choices {
+            for &(n, x) in options {
+                on_node.entry(n).or_default().push(x);
+            }
+        }
+        for &n in &reduction.kept {
+            b.check_clock()?;
+            node_terms(&mut b, n, on_node.get(&n).map_or(&[][..], Vec::as_slice));
+        }
+        for u in 0..ledger.uplink_count() as u32 {
+            let Some(terms) = b
+                .totals
+                .remove(&(Target::Uplink(u), Resource::Bandwidth.index()))
+            else {
+                continue;
             };
-            let used = &start_used[n.index()];
-            let start_u = utilisation(capacity, used);
-            let balance = vars.add(variable().min(0.0).initial(self.model.balance.at(start_u)));
-            for &(slope, intercept) in self.model.balance.lines() {
-                rows.push((utilisation_expr.clone() * slope + intercept).leq(balance));
-            }
-            let start_k = f64::from(start_count[n.index()]);
-            let pairs = vars.add(
-                variable()
-                    .min(0.0)
-                    .initial(self.model.interference.at(start_k)),
-            );
-            for &(slope, intercept) in self.model.interference.lines() {
-                rows.push((count.clone() * slope + intercept).leq(pairs));
-            }
-            objective.add_mul(weights.balance, balance);
-            objective.add_mul(weights.interference, pairs);
-            objective += utilisation_expr * (weights.energy * (spec.peak_w - spec.idle_w));
-            for r in 0..RESOURCES {
-                if most[r] <= capacity[r] {
-                    continue; // cannot overflow whatever the assignment
-                }
-                let scale = capacity[r].max(1.0);
-                let start_over = (used[r] - capacity[r]).max(0.0) / scale;
-                let over = vars.add(variable().min(0.0).initial(start_over));
-                rows.push(((totals[r].clone() - capacity[r]) * (1.0 / scale)).leq(over));
-                objective.add_mul(weights.violation, over);
-            }
+            let amount = terms + ledger.uplink_used(u);
+            b.overflow(amount, ledger.uplink_capacity(u));
         }
         // Replicas of a group on one server, beyond the first, are each a violation.
-        let mut groups: HashMap<(u32, u32), Vec<(NodeId, Variable)>> = HashMap::new();
+        let mut groups: BTreeMap<(u32, u32), Vec<Variable>> = BTreeMap::new();
         for v in dag.node_ids() {
             if workload.replica_peers(v).next().is_none() {
                 continue;
             }
             for &(n, x) in &choices[v.index()] {
                 let key = (workload.replica_group(v), topology.node(n).server);
-                groups.entry(key).or_default().push((v, x));
+                groups.entry(key).or_default().push(x);
             }
         }
-        let mut keys: Vec<_> = groups.keys().copied().collect();
-        keys.sort_unstable();
-        for key in keys {
-            let members = &groups[&key];
-            let start_members = members
-                .iter()
-                .filter(|&&(v, _)| topology.node(start[v.index()]).server == key.1)
-                .count() as f64;
-            let shared = vars.add(variable().min(0.0).initial((start_members - 1.0).max(0.0)));
-            let sum: Expression = members.iter().map(|&(_, x)| x).sum();
-            rows.push((sum - 1.0).leq(shared));
-            objective.add_mul(weights.violation, shared);
+        for members in groups.values() {
+            if members.len() < 2 {
+                continue;
+            }
+            let shared = b.vars.add(variable().min(0.0));
+            b.size.continuous += 1;
+            let sum: Expression = members.iter().copied().sum();
+            b.rows.push((sum - 1.0).leq(shared));
+            b.objective.add_mul(weights.violation, shared);
         }
+        b.size.rows = b.rows.len();
+        Ok((b, choices))
+    }
+
+    /// Builds and solves within the limit; returns the assignment and a note when the limit
+    /// was hit (or CBC gave nothing better than the greedy start).
+    fn solve(
+        &self,
+        workload: &Workload,
+        topology: &Topology,
+        ledger: &Ledger,
+        started: Instant,
+    ) -> Result<(Vec<ComputeId>, Option<String>), PlaceError> {
+        let deadline = started + self.time_limit;
+        let reduction = reduce(workload, topology, ledger);
+        let start = greedy_over(
+            &self.model,
+            workload,
+            topology,
+            ledger,
+            &reduction.candidates,
+        );
+        let limit = format!("{:?}", self.time_limit);
+        let (builder, choices) =
+            match self.build(workload, topology, ledger, &reduction, &start, deadline) {
+                Ok(built) => built,
+                Err(OutOfTime { rows }) => {
+                    return Ok((
+                        start,
+                        Some(format!(
+                            "time limit hit: the {limit} limit ran out while building the program \
+                             ({rows} rows so far); this is the greedy start"
+                        )),
+                    ))
+                }
+            };
+        let Builder {
+            vars,
+            objective,
+            rows,
+            size,
+            ..
+        } = builder;
         let mut problem: CoinCbcProblem = vars.minimise(objective).using(coin_cbc);
         problem.set_parameter("log", "0");
         problem.set_parameter("slogLevel", "0");
-        problem = problem.with_time_limit(self.time_limit.as_secs_f64().max(1.0));
-        for row in rows {
+        // Wall-clock seconds, fractions allowed (good_lp's own setter rounds up to whole
+        // seconds). CBC's preprocessing is off: CBC 2.10.8 can crash in its post-processing
+        // when the limit stops it (seen here in CglPreProcess::postProcess).
+        problem.set_parameter("timeMode", "elapsed");
+        problem.set_parameter("preprocess", "off");
+        for (i, row) in rows.into_iter().enumerate() {
+            if i % 4096 == 0 && Instant::now() > deadline {
+                return Ok((
+                    start,
+                    Some(format!(
+                        "time limit hit: the {limit} limit ran out while handing the program \
+                         to CBC ({i} of {} rows); this is the greedy start",
+                        size.rows
+                    )),
+                ));
+            }
             problem.add_constraint(row);
         }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Ok((
+                start,
+                Some(format!(
+                    "time limit hit: the {limit} limit ran out before CBC started; this is the \
+                     greedy start"
+                )),
+            ));
+        }
+        problem.set_parameter("sec", &format!("{:.3}", remaining.as_secs_f64().max(0.001)));
         let solution = match problem.solve() {
             Ok(solution) => solution,
             Err(ResolutionError::Infeasible) => {
@@ -227,31 +450,154 @@ impl Ilp {
             }
             Err(error) => {
                 return Ok((
-                    start.clone(),
+                    start,
                     Some(format!(
-                        "CBC returned no solution ({error}); using the greedy start"
+                        "CBC returned no solution ({error}); this is the greedy start"
                     )),
                 ))
             }
         };
         let limited = matches!(solution.status(), SolutionStatus::TimeLimit);
-        match read_assignment(&choices, &solution) {
-            Some(nodes) if limited => Ok((
+        let found = read_assignment(&choices, &solution);
+        let cost =
+            |nodes: &[ComputeId]| assignment_cost(&self.model, workload, topology, ledger, nodes);
+        match found {
+            // CBC's answer is checked against the greedy start with the annealer's own cost
+            // (CBC 2.10 may report a polished iterate that is not its incumbent when stopped).
+            Some(nodes) if cost(&nodes) <= cost(&start) + 1e-6 => Ok((
                 nodes,
+                limited.then(|| {
+                    format!(
+                        "time limit hit: the {limit} limit stopped CBC; this is its best incumbent"
+                    )
+                }),
+            )),
+            Some(_) => Ok((
+                start,
                 Some(format!(
-                    "the ILP stopped at its {:?} time limit; this is its best incumbent",
-                    self.time_limit
+                    "CBC's answer{} costs more than the greedy start; this is the greedy start",
+                    if limited { " at the time limit" } else { "" }
                 )),
             )),
-            Some(nodes) => Ok((nodes, None)),
             None => Ok((
-                start.clone(),
+                start,
                 Some(format!(
-                    "the ILP found no integral incumbent within its {:?} time limit; using the greedy start",
-                    self.time_limit
+                    "time limit hit: CBC found no integral incumbent within the {limit} limit; \
+                     this is the greedy start"
                 )),
             )),
         }
+    }
+}
+
+/// Uplink loads of one flow of `gbps` between DAG nodes choosing among `a` and `b`: for every
+/// rack (and pod), the flow crosses its uplink when exactly one end is inside, so the load is
+/// `gbps (A + B - 2 AB)` with `A`, `B` the shares of each end inside and `AB` their product.
+fn uplink_products(b: &mut Builder<'_>, gbps: f64, a: &Choices, c: &Choices) {
+    let topology = b.topology;
+    let racks = topology.racks().len() as u32;
+    let mut inside: BTreeMap<u32, (Vec<Variable>, Vec<Variable>)> = BTreeMap::new();
+    for (side, options) in [a, c].into_iter().enumerate() {
+        for &(n, x) in options {
+            let rack = topology.server_of(n).rack;
+            let pod = racks + topology.racks()[rack as usize].pod;
+            for u in [rack, pod] {
+                let entry = inside.entry(u).or_default();
+                if side == 0 {
+                    entry.0.push(x);
+                } else {
+                    entry.1.push(x);
+                }
+            }
+        }
+    }
+    for (u, (xs, ys)) in inside {
+        let key = (Target::Uplink(u), Resource::Bandwidth.index());
+        let total = b.totals.entry(key).or_default();
+        for &x in xs.iter().chain(&ys) {
+            total.add_mul(gbps, x);
+        }
+        if xs.is_empty() || ys.is_empty() {
+            continue;
+        }
+        let (sa, sb) = (
+            b.vars.add(variable().min(0.0).max(1.0)),
+            b.vars.add(variable().min(0.0).max(1.0)),
+        );
+        b.size.continuous += 2;
+        b.rows
+            .push(Expression::from(sa).eq(xs.iter().copied().sum::<Expression>()));
+        b.rows
+            .push(Expression::from(sb).eq(ys.iter().copied().sum::<Expression>()));
+        let both = b.product(sa, sb);
+        b.totals.entry(key).or_default().add_mul(-2.0 * gbps, both);
+    }
+}
+
+/// The terms of node `n`: its totals, the balance and energy of its CPU utilisation, the
+/// interference of its instance count, and the overcommitment of every resource.
+fn node_terms(b: &mut Builder<'_>, n: ComputeId, on_node: &[Variable]) {
+    let ledger = b.ledger;
+    let capacity = *ledger.capacity(n);
+    let prior = ledger.used(n);
+    let weights = b.model.weights;
+    let spec = &b.topology.node(n).spec;
+    let target = Target::Node(n);
+    let mut totals: Vec<Option<Expression>> = (0..RESOURCES)
+        .map(|r| b.totals.remove(&(target, r)))
+        .collect();
+    if on_node.is_empty() && totals.iter().all(Option::is_none) {
+        return; // nothing of the application can reach this node
+    }
+    // CPU total as a variable of its own, so that the balance lines stay short.
+    let cpu = Resource::Cpu.index();
+    let cpu_total = b.vars.add(variable());
+    b.size.continuous += 1;
+    let cpu_terms = totals[cpu].take().unwrap_or_default();
+    b.rows
+        .push(Expression::from(cpu_total).eq(cpu_terms + prior[cpu]));
+    let cores = capacity[cpu];
+    if cores > 0.0 {
+        let balance = b.vars.add(variable().min(0.0));
+        b.size.continuous += 1;
+        for &(slope, intercept) in b.model.balance.lines() {
+            b.rows
+                .push((Expression::from(cpu_total) * (slope / cores) + intercept).leq(balance));
+        }
+        b.objective.add_mul(weights.balance, balance);
+        b.objective.add_mul(
+            weights.energy * (spec.peak_w - spec.idle_w) / cores,
+            cpu_total,
+        );
+    }
+    if !on_node.is_empty() {
+        let count = b.vars.add(variable().min(0.0));
+        let pairs = b.vars.add(variable().min(0.0));
+        b.size.continuous += 2;
+        let sum: Expression = on_node.iter().copied().sum();
+        b.rows
+            .push(Expression::from(count).eq(sum + f64::from(ledger.instances(n))));
+        for &(slope, intercept) in b.model.interference.lines() {
+            b.rows
+                .push((Expression::from(count) * slope + intercept).leq(pairs));
+        }
+        b.objective.add_mul(weights.interference, pairs);
+    }
+    for r in Resource::ALL {
+        let i = r.index();
+        let amount = match r {
+            Resource::Cpu => Expression::from(cpu_total),
+            // Every booking adds as many outstanding requests as busy cores.
+            Resource::Outstanding => {
+                let o = Resource::Outstanding.index();
+                Expression::from(cpu_total) + (prior[o] - prior[cpu])
+            }
+            _ => match totals[i].take() {
+                Some(terms) => terms + prior[i],
+                None => continue,
+            },
+        };
+        b.overflow(amount, capacity[i]);
     }
 }
 
@@ -290,15 +636,9 @@ impl Placer for Ilp {
         topology: &Topology,
         ledger: &mut Ledger,
     ) -> Result<Placement, PlaceError> {
+        let started = Instant::now();
         check_inputs(topology, ledger)?;
-        let inputs = Inputs {
-            workload,
-            topology,
-            ledger,
-            allowed: candidates(workload, topology),
-            start: greedy(&self.model, workload, topology, ledger),
-        };
-        let (nodes, stopped) = self.solve(&inputs)?;
+        let (nodes, stopped) = self.solve(workload, topology, ledger, started)?;
         Ok(commit(
             workload,
             topology,
@@ -311,58 +651,4 @@ impl Placer for Ilp {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::control::cost::assignment_cost;
-    use crate::control::topology::Cluster;
-    use microservices::apps::{App, DagBuilder, Wiring};
-    use microservices::ServiceKind;
-
-    #[test]
-    fn never_worse_than_its_greedy_start() {
-        let topology = Cluster::builtin("3xtype1").unwrap().topology();
-        let mut ledger = Ledger::new(&topology);
-        let before = ledger.clone();
-        let workload = Workload::builtin(App::NfvDin, 200_000.0).unwrap();
-        let mut ilp = Ilp {
-            time_limit: Duration::from_secs(2),
-            ..Ilp::default()
-        };
-        let start = greedy(&ilp.model, &workload, &topology, &before);
-        let placement = ilp.place(&workload, &topology, &mut ledger).unwrap();
-        let cost =
-            |nodes: &[ComputeId]| assignment_cost(&ilp.model, &workload, &topology, &before, nodes);
-        assert!(cost(&placement.nodes) <= cost(&start) + 1e-6);
-        assert!(placement.violations.is_empty());
-    }
-
-    #[test]
-    fn finds_the_optimum_of_a_small_program() {
-        // Two primaries with one backup each on two Type1 servers: the optimum puts one
-        // instance on each of the four computing nodes, the backups on the other server.
-        let mut builder = DagBuilder::new("small");
-        let a = builder.tier("a", ServiceKind::Nat, 1, 1).unwrap();
-        let b = builder.tier("b", ServiceKind::Count, 1, 1).unwrap();
-        builder.connect(a, b, Wiring::All).unwrap();
-        let dag = builder.build().unwrap();
-        let profiles = dag
-            .tiers()
-            .iter()
-            .map(|t| crate::control::profile::builtin_profile(t.kind))
-            .collect();
-        let workload = Workload::new(dag, profiles, 100_000.0).unwrap();
-        let mut cluster = Cluster::builtin("3xtype1").unwrap();
-        cluster.servers[0].1 = 2;
-        let topology = cluster.topology();
-        let mut ledger = Ledger::new(&topology);
-        let placement = Ilp::default()
-            .place(&workload, &topology, &mut ledger)
-            .unwrap();
-        assert!(placement.stopped_early.is_none());
-        assert!(placement.violations.is_empty());
-        let mut used = placement.nodes.clone();
-        used.sort();
-        used.dedup();
-        assert_eq!(used.len(), 4);
-    }
-}
+mod tests;

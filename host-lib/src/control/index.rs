@@ -153,7 +153,7 @@ mod tests {
         kinds: KindMask,
     ) -> Vec<usize> {
         let mut found = Vec::new();
-        index.for_each_candidate(range, &[need, 0.0, 0.0, 0.0, 0.0], kinds, &mut |n| {
+        index.for_each_candidate(range, &[need, 0.0, 0.0, 0.0, 0.0, 0.0], kinds, &mut |n| {
             found.push(n);
             true
         });
@@ -171,7 +171,7 @@ mod tests {
         ];
         let free: Vec<Amounts> = [4.0, 1.0, 8.0, 2.0, 3.0]
             .iter()
-            .map(|&c| [c, 1.0, 1.0, 1.0, 1.0])
+            .map(|&c| [c, 1.0, 1.0, 1.0, 1.0, 1.0])
             .collect();
         let mut index = FreeIndex::new(kinds, &free);
         assert_eq!(candidates(&index, 0..5, 3.0, KindMask::ANY), [0, 2, 4]);
@@ -180,7 +180,7 @@ mod tests {
             [2, 4]
         );
         assert_eq!(candidates(&index, 1..4, 3.0, KindMask::ANY), [2]);
-        index.update(2, &[0.5, 1.0, 1.0, 1.0, 1.0]);
+        index.update(2, &[0.5, 1.0, 1.0, 1.0, 1.0, 1.0]);
         assert_eq!(candidates(&index, 0..5, 3.0, KindMask::ANY), [0, 4]);
         assert_eq!(
             candidates(&index, 0..5, 9.0, KindMask::ANY),

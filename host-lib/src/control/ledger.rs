@@ -1,6 +1,8 @@
-//! The ledger of what every computing node has left: the runtime statistics placement reads
-//! (free resources, outstanding requests, instances deployed), updated as instances are placed.
+//! The ledger of what every computing node and uplink has left: the runtime statistics
+//! placement reads (free resources, outstanding requests, instances deployed), updated as
+//! instances are placed.
 
+use super::charges::{ChangeSet, Target};
 use super::index::FreeIndex;
 use super::topology::{ComputeId, Topology};
 use super::workload::{capacity, Amounts, Resource, RESOURCES};
@@ -16,7 +18,13 @@ pub struct Ledger {
     free: Vec<Amounts>,
     instances: Vec<u32>,
     index: FreeIndex,
+    /// Capacity and load of every uplink (see [`super::communication::Link::Uplink`]).
+    uplink_capacity: Vec<f64>,
+    uplink_used: Vec<f64>,
 }
+
+/// Where a change set would overcommit: the target and the resource.
+pub type Shortfall = (Target, Resource);
 
 impl Ledger {
     /// An empty cluster: everything free.
@@ -42,11 +50,16 @@ impl Ledger {
             })
             .collect();
         let kinds = topology.nodes().iter().map(|n| n.spec.kind).collect();
+        let uplink_capacity: Vec<f64> = (0..topology.uplink_count() as u32)
+            .map(|u| topology.uplink_capacity(u))
+            .collect();
         Ledger {
             index: FreeIndex::new(kinds, &capacity),
             free: capacity.clone(),
             instances: vec![0; capacity.len()],
             capacity,
+            uplink_used: vec![0.0; uplink_capacity.len()],
+            uplink_capacity,
         }
     }
 
@@ -145,6 +158,126 @@ impl Ledger {
             .sum()
     }
 
+    /// Capacity of uplink `u`, Gb/s per direction.
+    pub fn uplink_capacity(&self, u: u32) -> f64 {
+        self.uplink_capacity[u as usize]
+    }
+
+    /// Load of uplink `u`, Gb/s per direction.
+    pub fn uplink_used(&self, u: u32) -> f64 {
+        self.uplink_used[u as usize]
+    }
+
+    /// Number of uplinks.
+    pub fn uplink_count(&self) -> usize {
+        self.uplink_capacity.len()
+    }
+
+    /// Where placing an instance on `n` with `changes` would overcommit: on `n` itself every
+    /// resource the change does not fit in (an overcommitted resource of `n` takes nothing
+    /// more, as [`Ledger::fits`] has it), elsewhere every increase that does not fit.
+    pub fn shortfalls_of(&self, n: ComputeId, changes: &ChangeSet) -> Vec<Shortfall> {
+        let mut out = Vec::new();
+        for (target, amounts) in changes.entries() {
+            match *target {
+                Target::Node(m) => {
+                    let free = &self.free[m.index()];
+                    for r in Resource::ALL {
+                        let need = amounts[r.index()];
+                        if (m == n || need > EPSILON) && need > free[r.index()] + EPSILON {
+                            out.push((*target, r));
+                        }
+                    }
+                }
+                Target::Uplink(u) => {
+                    let need = amounts[Resource::Bandwidth.index()];
+                    if need > EPSILON && need > self.uplink_free(u) + EPSILON {
+                        out.push((*target, Resource::Bandwidth));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether placing an instance on `n` with `changes` fits: see [`Ledger::shortfalls_of`].
+    pub fn fits_changes(&self, n: ComputeId, changes: &ChangeSet) -> bool {
+        changes
+            .entries()
+            .iter()
+            .all(|(target, amounts)| match *target {
+                Target::Node(m) if m == n => fits(&self.free[m.index()], amounts),
+                Target::Node(m) => amounts
+                    .iter()
+                    .zip(&self.free[m.index()])
+                    .all(|(need, f)| *need <= EPSILON || *need <= *f + EPSILON),
+                Target::Uplink(u) => {
+                    let need = amounts[Resource::Bandwidth.index()];
+                    need <= EPSILON || need <= self.uplink_free(u) + EPSILON
+                }
+            })
+    }
+
+    fn uplink_free(&self, u: u32) -> f64 {
+        self.uplink_capacity[u as usize] - self.uplink_used[u as usize]
+    }
+
+    /// How far placing an instance on `n` with `changes` is from fitting: what each target
+    /// misses, as a fraction of its capacity (see [`Ledger::shortfall`]; elsewhere than on `n`
+    /// only increases count), summed.
+    pub fn shortfall_of(&self, n: ComputeId, changes: &ChangeSet) -> f64 {
+        changes
+            .entries()
+            .iter()
+            .map(|(target, amounts)| match *target {
+                Target::Node(m) if m == n => self.shortfall(m, amounts),
+                Target::Node(m) => Resource::ALL
+                    .iter()
+                    .filter(|r| amounts[r.index()] > EPSILON)
+                    .map(|r| {
+                        let mut one = [0.0; RESOURCES];
+                        one[r.index()] = amounts[r.index()];
+                        self.shortfall(m, &one)
+                    })
+                    .sum(),
+                Target::Uplink(u) => {
+                    let capacity = self.uplink_capacity[u as usize];
+                    let over = amounts[Resource::Bandwidth.index()] - self.uplink_free(u);
+                    if over <= EPSILON || amounts[Resource::Bandwidth.index()] <= EPSILON {
+                        0.0
+                    } else if capacity > 0.0 {
+                        over / capacity
+                    } else {
+                        1.0 + over
+                    }
+                }
+            })
+            .sum()
+    }
+
+    /// Applies `sign` times `changes` (instance counts are untouched).
+    pub fn apply(&mut self, changes: &ChangeSet, sign: f64) {
+        for (target, amounts) in changes.entries() {
+            match *target {
+                Target::Node(n) => {
+                    for (f, a) in self.free[n.index()].iter_mut().zip(amounts) {
+                        *f -= sign * a;
+                    }
+                    self.index.update(n.index(), &self.free[n.index()]);
+                }
+                Target::Uplink(u) => {
+                    self.uplink_used[u as usize] += sign * amounts[Resource::Bandwidth.index()];
+                }
+            }
+        }
+    }
+
+    /// Counts one more (`+1`) or one fewer (`-1`) instance on node `n`.
+    pub fn count(&mut self, n: ComputeId, delta: i32) {
+        let count = &mut self.instances[n.index()];
+        *count = count.saturating_add_signed(delta);
+    }
+
     /// Records an instance with `demand` on node `n`.
     pub fn take(&mut self, n: ComputeId, demand: &Amounts) {
         for (f, d) in self.free[n.index()].iter_mut().zip(demand) {
@@ -179,7 +312,7 @@ mod tests {
         let topo = Cluster::builtin("3xtype1").unwrap().topology();
         let mut ledger = Ledger::new(&topo);
         let nic = ComputeId(1);
-        let demand = [6.0, 1.0, 0.0, 1.0, 1.0];
+        let demand = [6.0, 1.0, 0.0, 1.0, 0.0, 1.0];
         assert!(ledger.fits(nic, &demand));
         ledger.take(nic, &demand);
         assert!(ledger.fits(nic, &demand));
@@ -189,7 +322,7 @@ mod tests {
         assert_eq!(ledger.shortfalls(nic, &demand), [Resource::Cpu]);
         assert!((ledger.shortfall(nic, &demand) - 0.5).abs() < 1e-12);
         // The NIC has no disk: any disk demand misses by more than a whole capacity.
-        assert!(ledger.shortfall(ComputeId(5), &[0.0, 0.0, 1.0, 0.0, 0.0]) > 1.0);
+        assert!(ledger.shortfall(ComputeId(5), &[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]) > 1.0);
         ledger.release(nic, &demand);
         assert_eq!(ledger.instances(nic), 1);
         assert!(ledger.fits(nic, &demand));

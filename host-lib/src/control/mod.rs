@@ -2,12 +2,17 @@
 //!
 //! Layers, from the bottom:
 //! - [`topology`] and [`levels`]: datacenter -> pods -> racks -> servers -> computing nodes
-//!   (host processor, SmartNICs), the Table 4 server types and clusters, and the communication
-//!   levels between two computing nodes with their latency and bandwidth.
+//!   (host processor, SmartNICs), the Table 4 server types and clusters, and the levels HCM
+//!   searches from a computing node, closest first.
+//! - [`communication`]: what a message costs between two computing nodes: the mechanism
+//!   (shared-memory queue, PCIe, network), core time at both ends, the links it crosses
+//!   (ports, PCIe, uplinks) and its latency.
 //! - [`profile`] and [`workload`]: per-service profiles (Table 1) and an application DAG
-//!   (`microservices::apps`) with an offered rate, turned into per-node resource demands.
-//! - [`ledger`] and [`index`]: what every computing node has left, with a segment tree for
-//!   pruned searches.
+//!   (`microservices::apps`) with an offered rate, turned into per-node demands and flows of
+//!   messages.
+//! - [`charges`], [`ledger`] and [`index`]: what placing an instance changes (its work and
+//!   its messages, priced once their other ends are known); what every node and uplink has
+//!   left, with a segment tree for pruned searches.
 //! - [`placement`]: the [`Placer`](placement::Placer) trait, the placement result and its
 //!   violations; [`hcm`], [`annealing`] and [`ilp`] implement it; [`cost`] is the objective the
 //!   last two minimise.
@@ -16,6 +21,8 @@
 //! - [`config`]: applications and clusters read from TOML files.
 
 pub mod annealing;
+pub mod charges;
+pub mod communication;
 pub mod config;
 pub mod cost;
 pub mod evaluate;

@@ -1,11 +1,13 @@
 //! What every placement algorithm returns, the trait they implement, and the one place where
-//! an instance is recorded on a node and its violations (overcommitted resources, a broken pin,
-//! a replica sharing its primary's fault domain) are noted.
+//! an instance is recorded on a node, with its messages priced by where their other ends are,
+//! and its violations (overcommitted resources or links, a broken pin, a replica sharing its
+//! primary's fault domain) are noted.
 
 use std::fmt;
 
 use microservices::apps::NodeId;
 
+use super::charges::{placement_changes, release_sites, ChangeSet, Target};
 use super::ledger::Ledger;
 use super::profile::Pin;
 use super::topology::{ComputeId, Topology};
@@ -16,6 +18,11 @@ use super::workload::{Resource, Workload};
 pub enum Breach {
     /// The node had not enough of this resource left.
     Resource(Resource),
+    /// Another computing node had not enough of this resource left for the instance's
+    /// messages (a peer's node, or a SmartNIC relaying for a host).
+    Remote(ComputeId, Resource),
+    /// An uplink had not enough bandwidth left for the instance's messages.
+    Uplink(u32),
     /// The node is of a kind the instance is pinned away from.
     Pin(Pin),
     /// A member of the instance's replica group is on the same server.
@@ -26,6 +33,10 @@ impl fmt::Display for Breach {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Breach::Resource(resource) => write!(f, "not enough {resource}"),
+            Breach::Remote(node, resource) => {
+                write!(f, "not enough {resource} on computing node {}", node.0)
+            }
+            Breach::Uplink(u) => write!(f, "not enough bandwidth on uplink {u}"),
             Breach::Pin(pin) => write!(f, "pinned to {pin} nodes"),
             Breach::FaultDomain(peer) => write!(f, "shares a server with replica {}", peer.0),
         }
@@ -162,12 +173,38 @@ impl<'a> Deployment<'a> {
         self.nodes[v.index()]
     }
 
-    /// Whether `v` may go on `n`: pinned kind, fault domain, and enough of every resource.
+    /// What placing `v` on `n` would change, given where the nodes placed so far are.
+    pub fn changes(&self, v: NodeId, n: ComputeId) -> ChangeSet {
+        let mut changes = ChangeSet::new();
+        placement_changes(
+            self.workload,
+            self.topology,
+            v,
+            n,
+            |u| self.nodes[u.index()],
+            &mut changes,
+        );
+        changes
+    }
+
+    /// Nodes whose bookings placing `v` may release (see [`release_sites`]).
+    pub fn release_sites(&self, v: NodeId) -> Vec<ComputeId> {
+        release_sites(self.workload, self.topology, v, |u| self.nodes[u.index()])
+    }
+
+    /// Whether `v` may go on `n`: pinned kind, fault domain, and enough of every resource on
+    /// `n` and wherever its messages land.
     pub fn fits(&self, v: NodeId, n: ComputeId) -> bool {
         let spec = &self.topology.node(n).spec;
         self.workload.pin(v).allows(spec.kind)
             && self.fault_domain_clear(v, n)
-            && self.ledger.fits(n, self.workload.demand(v, spec))
+            && self.ledger.fits_changes(n, &self.changes(v, n))
+    }
+
+    /// Best-fit score of `v` on `n`: what `n` would have left of the resources placing `v`
+    /// uses there (see [`Ledger::leftover`]).
+    pub fn leftover(&self, v: NodeId, n: ComputeId) -> f64 {
+        self.ledger.leftover(n, &self.changes(v, n).on(n))
     }
 
     /// Whether `v`'s kind and fault domain allow `n` (resources aside).
@@ -196,8 +233,7 @@ impl<'a> Deployment<'a> {
         const DISALLOWED: f64 = 1e6;
         let mut best = (f64::INFINITY, ComputeId(0));
         for n in (0..self.topology.len() as u32).map(ComputeId) {
-            let spec = &self.topology.node(n).spec;
-            let mut miss = self.ledger.shortfall(n, self.workload.demand(v, spec));
+            let mut miss = self.ledger.shortfall_of(n, &self.changes(v, n));
             if !self.allowed(v, n) {
                 miss += DISALLOWED;
             }
@@ -211,12 +247,16 @@ impl<'a> Deployment<'a> {
     /// Records `v` on `n`, noting any rule it breaks.
     pub fn deploy(&mut self, v: NodeId, n: ComputeId) {
         let spec = &self.topology.node(n).spec;
-        let demand = self.workload.demand(v, spec);
+        let changes = self.changes(v, n);
         let mut breaches: Vec<Breach> = self
             .ledger
-            .shortfalls(n, demand)
+            .shortfalls_of(n, &changes)
             .into_iter()
-            .map(Breach::Resource)
+            .map(|(target, resource)| match target {
+                Target::Node(m) if m == n => Breach::Resource(resource),
+                Target::Node(m) => Breach::Remote(m, resource),
+                Target::Uplink(u) => Breach::Uplink(u),
+            })
             .collect();
         let pin = self.workload.pin(v);
         if !pin.allows(spec.kind) {
@@ -233,7 +273,8 @@ impl<'a> Deployment<'a> {
                 breaches,
             });
         }
-        self.ledger.take(n, demand);
+        self.ledger.apply(&changes, 1.0);
+        self.ledger.count(n, 1);
         self.nodes[v.index()] = Some(n);
     }
 

@@ -1,11 +1,15 @@
 //! Microservice profiles: request size, execution time on beefy (host) and wimpy (SmartNIC)
-//! cores, memory, disk and placement pins, derived from E3 Table 1 (docs/placement.md).
+//! cores, memory, disk and placement pins, derived from E3 Table 1 (docs/placement.md). The
+//! execution time is the service's own work: Table 1's core time per request less the two
+//! messages (request in, reply out) its kernel-bypass stack handled, which the communication
+//! model charges by mechanism instead.
 
 use std::fmt;
 use std::str::FromStr;
 
 use microservices::ServiceKind;
 
+use super::communication::{BEEFY_DRIVER_US, WIMPY_SLOWDOWN};
 use super::topology::{CoreClass, NodeKind};
 
 /// Where a microservice may run.
@@ -63,8 +67,9 @@ impl FromStr for Pin {
 pub struct Profile {
     /// Mean request size, bytes.
     pub request_bytes: f64,
-    /// Core time per request on a beefy core and on a wimpy core (indexed by
-    /// [`CoreClass::index`]), microseconds.
+    /// Core time per request of the service's own work on a beefy core and on a wimpy core
+    /// (indexed by [`CoreClass::index`]), microseconds; every message it sends or receives
+    /// costs core time on top (see [`super::communication`]).
     pub core_us: [f64; 2],
     /// Memory per instance, GB.
     pub memory_gb: f64,
@@ -127,19 +132,41 @@ const TABLE_1_NIC_CORES: f64 = 12.0;
 /// Disk an SQL instance keeps for its tables, GB; the other services keep none.
 const SQL_DISK_GB: f64 = 4.0;
 
-/// The built-in profile of `kind`: core time per request is active cores divided by
-/// throughput at Table 1's peak, on each side.
-pub fn builtin_profile(kind: ServiceKind) -> Profile {
-    let (_, host_rps, host_cores, nic_rps, memory_mb) = TABLE_1
+/// Core time of the two messages around each request in Table 1's measurements (a
+/// kernel-bypass stack on the host, the SmartNIC's own stack), per core class, microseconds.
+pub const TABLE_1_MESSAGES_US: [f64; 2] = [
+    2.0 * BEEFY_DRIVER_US,
+    2.0 * BEEFY_DRIVER_US * WIMPY_SLOWDOWN,
+];
+
+/// Table 1's core time per request of `kind` (active cores over throughput at the peak), per
+/// core class, microseconds: the service's work and its two messages.
+pub fn table_1_us(kind: ServiceKind) -> [f64; 2] {
+    let (_, host_rps, host_cores, nic_rps, _) = table_1_row(kind);
+    [
+        host_cores / host_rps * 1e6,
+        TABLE_1_NIC_CORES / nic_rps * 1e6,
+    ]
+}
+
+fn table_1_row(kind: ServiceKind) -> (ServiceKind, f64, f64, f64, f64) {
+    TABLE_1
         .iter()
         .copied()
         .find(|row| row.0 == kind)
-        .unwrap_or((kind, 1e5, 12.0, 1e5, 256.0));
+        .unwrap_or((kind, 1e5, 12.0, 1e5, 256.0))
+}
+
+/// The built-in profile of `kind`: Table 1's core time per request on each side less its two
+/// messages.
+pub fn builtin_profile(kind: ServiceKind) -> Profile {
+    let (_, _, _, _, memory_mb) = table_1_row(kind);
+    let measured = table_1_us(kind);
     Profile {
         request_bytes: 512.0,
         core_us: [
-            host_cores / host_rps * 1e6,
-            TABLE_1_NIC_CORES / nic_rps * 1e6,
+            measured[0] - TABLE_1_MESSAGES_US[0],
+            measured[1] - TABLE_1_MESSAGES_US[1],
         ],
         memory_gb: memory_mb / 1024.0,
         disk_gb: if kind == ServiceKind::Sql {
@@ -164,8 +191,17 @@ mod tests {
     fn every_kind_has_a_table_1_row() {
         for kind in ServiceKind::ALL {
             assert!(TABLE_1.iter().any(|row| row.0 == kind), "{kind}");
-            builtin_profile(kind).check().unwrap();
+            let profile = builtin_profile(kind);
+            profile.check().unwrap();
+            // The service's own work plus its two messages is Table 1's time.
+            for class in [CoreClass::Beefy, CoreClass::Wimpy] {
+                let total = profile.us_on(class) + TABLE_1_MESSAGES_US[class.index()];
+                assert!((total - table_1_us(kind)[class.index()]).abs() < 1e-9);
+            }
         }
+        // KVS, the lightest host service, keeps 0.2 us of its 1.0 us for the hash lookup.
+        let kvs = builtin_profile(ServiceKind::Kvs).us_on(CoreClass::Beefy);
+        assert!((kvs - 0.1975).abs() < 1e-3, "{kvs}");
     }
 
     #[test]
@@ -184,9 +220,9 @@ mod tests {
             if kind == ServiceKind::Kvs {
                 continue;
             }
-            let p = builtin_profile(kind);
-            let host_uj = p.us_on(CoreClass::Beefy) * 113.0 / 12.0;
-            let nic_uj = p.us_on(CoreClass::Wimpy) * 24.7 / 12.0;
+            let [host_us, nic_us] = table_1_us(kind);
+            let host_uj = host_us * 113.0 / 12.0;
+            let nic_uj = nic_us * 24.7 / 12.0;
             assert_eq!(host_uj < nic_uj, host_wins.contains(&kind), "{kind}");
         }
         assert_eq!(builtin_profile(ServiceKind::Sql).pin, Pin::Host);

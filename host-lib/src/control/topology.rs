@@ -1,10 +1,10 @@
 //! Cluster topology: datacenter, pods of racks, servers, and the computing nodes (host
-//! processor, SmartNICs) of each server, with their resources, power and cost; the server types
+//! processor, SmartNICs) of each server, with their resources, ports, power and cost; the server types
 //! and clusters of E3 Table 4.
 
 use std::fmt;
 
-use super::levels::Levels;
+use super::communication::{Network, LIQUIDIO_PCIE_GBPS};
 
 /// Index of a computing node in [`Topology::nodes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,8 +88,11 @@ pub struct NodeSpec {
     pub memory_gb: f64,
     /// Disk, GB.
     pub disk_gb: f64,
-    /// Network bandwidth, Gb/s.
+    /// Bandwidth of its own network ports, Gb/s per direction (0 for a host that reaches the
+    /// network through its server's SmartNICs).
     pub bandwidth_gbps: f64,
+    /// Bandwidth of its PCIe link to the host, Gb/s per direction (SmartNICs; 0 for hosts).
+    pub pcie_gbps: f64,
     /// Requests it can hold in flight, per core (its queues).
     pub queue_per_core: u32,
     /// Power when idle, W.
@@ -148,21 +151,24 @@ fn host(core_class: CoreClass, cores: u32, memory_gb: f64, bandwidth_gbps: f64) 
         memory_gb,
         disk_gb: DISK_GB,
         bandwidth_gbps,
+        pcie_gbps: 0.0,
         queue_per_core: QUEUE_PER_CORE,
         idle_w: 0.0,
         peak_w: 0.0,
     }
 }
 
-/// A LiquidIO II: 12 cnMIPS cores, 4 GB, two 10 GbE ports.
-fn liquidio() -> NodeSpec {
+/// A LiquidIO II: 12 cnMIPS cores, 4 GB, PCIe Gen3 x8, and `ports_gbps` of its two 10 GbE
+/// ports in use.
+fn liquidio(ports_gbps: f64) -> NodeSpec {
     NodeSpec {
         kind: NodeKind::Nic,
         core_class: CoreClass::Wimpy,
         cores: 12,
         memory_gb: 4.0,
         disk_gb: 0.0,
-        bandwidth_gbps: 20.0,
+        bandwidth_gbps: ports_gbps,
+        pcie_gbps: LIQUIDIO_PCIE_GBPS,
         queue_per_core: QUEUE_PER_CORE,
         idle_w: 0.0,
         peak_w: 0.0,
@@ -203,7 +209,9 @@ fn server(
     }
 }
 
-/// The server types of E3 Table 4.
+/// The server types of E3 Table 4. The hosts of the SmartNIC servers have no ports of their
+/// own: they reach the network through the SmartNICs (E3 section 3.2). Table 4 gives Type2 40
+/// Gb/s over four SmartNICs, so each uses one 10 GbE port; Type1's one SmartNIC uses both.
 pub fn builtin_server_types() -> Vec<ServerType> {
     vec![
         server(
@@ -227,16 +235,16 @@ pub fn builtin_server_types() -> Vec<ServerType> {
             4650.0,
             98.0,
             222.0,
-            host(CoreClass::Beefy, 12, 64.0, 20.0),
-            vec![liquidio()],
+            host(CoreClass::Beefy, 12, 64.0, 0.0),
+            vec![liquidio(20.0)],
         ),
         server(
             "type2-smartnic",
             6750.0,
             145.0,
             252.0,
-            host(CoreClass::Beefy, 16, 128.0, 40.0),
-            vec![liquidio(), liquidio(), liquidio(), liquidio()],
+            host(CoreClass::Beefy, 16, 128.0, 0.0),
+            vec![liquidio(10.0); 4],
         ),
         server(
             "superbeefy",
@@ -261,7 +269,7 @@ pub const SERVERS_PER_RACK: u32 = 40;
 /// Default racks per pod of the FatTree above the racks.
 pub const RACKS_PER_POD: u32 = 16;
 
-/// A cluster description: which servers, how they are racked, and the communication levels.
+/// A cluster description: which servers, how they are racked, and what communication costs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cluster {
     /// Name used on the command line.
@@ -272,8 +280,8 @@ pub struct Cluster {
     pub servers_per_rack: u32,
     /// Racks per pod.
     pub racks_per_pod: u32,
-    /// Latency and bandwidth of each communication level.
-    pub levels: Levels,
+    /// What communication costs (per-message core time, latency, uplink oversubscription).
+    pub network: Network,
 }
 
 /// The clusters of E3 Table 4 (and 3xType1 and 3xBeefy of sections 5.1 and 5.4).
@@ -288,14 +296,14 @@ pub const BUILTIN_CLUSTERS: [(&str, &[(&str, u32)]); 7] = [
 ];
 
 impl Cluster {
-    /// A cluster of `servers` given as (type, count), with default racking and levels.
+    /// A cluster of `servers` given as (type, count), with default racking and network.
     pub fn new(name: &str, servers: Vec<(ServerType, u32)>) -> Cluster {
         Cluster {
             name: name.to_string(),
             servers,
             servers_per_rack: SERVERS_PER_RACK,
             racks_per_pod: RACKS_PER_POD,
-            levels: Levels::default(),
+            network: Network::default(),
         }
     }
 
@@ -379,7 +387,9 @@ pub struct Topology {
     racks: Vec<Rack>,
     /// First and one-past-last rack of each pod.
     pods: Vec<(u32, u32)>,
-    levels: Levels,
+    /// Capacity of the uplinks of each rack, then of each pod, Gb/s per direction.
+    uplinks: Vec<f64>,
+    network: Network,
     cost: f64,
 }
 
@@ -425,14 +435,33 @@ impl Topology {
                 let first = p * per_pod;
                 (first, (first + per_pod).min(racks.len() as u32))
             })
+            .collect::<Vec<(u32, u32)>>();
+        let oversubscription = cluster.network.oversubscription.max(1.0);
+        let mut uplinks: Vec<f64> = racks
+            .iter()
+            .map(|r| {
+                let ports: f64 = nodes[r.nodes.0 as usize..r.nodes.1 as usize]
+                    .iter()
+                    .map(|n| n.spec.bandwidth_gbps)
+                    .sum();
+                ports / oversubscription
+            })
             .collect();
+        let pod_uplinks: Vec<f64> = pods
+            .iter()
+            .map(|&(first, end)| {
+                uplinks[first as usize..end as usize].iter().sum::<f64>() / oversubscription
+            })
+            .collect();
+        uplinks.extend(pod_uplinks);
         Topology {
             name: cluster.name.clone(),
             nodes,
             servers,
             racks,
             pods,
-            levels: cluster.levels.clone(),
+            uplinks,
+            network: cluster.network,
             cost: cluster.cost(),
         }
     }
@@ -477,9 +506,20 @@ impl Topology {
         &self.pods
     }
 
-    /// The communication levels.
-    pub fn levels(&self) -> &Levels {
-        &self.levels
+    /// What communication costs.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// Number of uplinks: one per rack, then one per pod.
+    pub fn uplink_count(&self) -> usize {
+        self.uplinks.len()
+    }
+
+    /// Capacity of uplink `u` (see [`super::communication::Link::Uplink`]), Gb/s per
+    /// direction.
+    pub fn uplink_capacity(&self, u: u32) -> f64 {
+        self.uplinks.get(u as usize).copied().unwrap_or(0.0)
     }
 
     /// Purchase cost of the whole cluster, $.
@@ -540,7 +580,8 @@ mod tests {
             assert!(close(t.nodes().map(|n| n.memory_gb).sum(), mem), "{name}");
             assert!(close(t.idle_w(), idle), "{name}");
             assert!(close(t.peak_w(), peak), "{name}");
-            assert!(close(t.host.bandwidth_gbps, bw), "{name}");
+            let ports: f64 = t.nodes().map(|n| n.bandwidth_gbps).sum();
+            assert!(close(ports, bw), "{name}");
         }
     }
 

@@ -1,11 +1,13 @@
 //! An application ready to place: its DAG, a profile per tier and an offered request rate,
-//! turned into per-node request rates and per-node resource demands on each core class.
+//! turned into per-node request rates, per-node resource demands on each core class (the
+//! service's own work, memory, disk), and the flows of messages between nodes and from the
+//! clients that the communication model prices once both ends are placed.
 
 use std::fmt;
 
 use microservices::apps::{App, Dag, EdgeKind, NodeId, Role};
 
-use super::profile::{builtin_profile, Pin, Profile};
+use super::profile::{builtin_profile, Pin, Profile, TABLE_1_MESSAGES_US};
 use super::topology::{CoreClass, NodeSpec};
 
 /// The resources a computing node offers and a microservice instance consumes.
@@ -17,14 +19,18 @@ pub enum Resource {
     Memory,
     /// Disk, GB.
     Disk,
-    /// Network bandwidth, Gb/s.
+    /// Bandwidth of a node's network ports, Gb/s per direction.
     Bandwidth,
-    /// Requests in flight.
+    /// Bandwidth of a SmartNIC's PCIe link, Gb/s per direction.
+    Pcie,
+    /// Requests in flight, counted as the busy cores whose queues they fill: a node's mean
+    /// outstanding requests `cores u / (1 - u)` (Little's law with the evaluator's queueing)
+    /// stay within its queues (`queue_per_core` per core) while `u <= q / (q + 1)`.
     Outstanding,
 }
 
 /// Number of [`Resource`]s.
-pub const RESOURCES: usize = 5;
+pub const RESOURCES: usize = 6;
 
 /// An amount of every resource, indexed by [`Resource::index`].
 pub type Amounts = [f64; RESOURCES];
@@ -36,6 +42,7 @@ impl Resource {
         Resource::Memory,
         Resource::Disk,
         Resource::Bandwidth,
+        Resource::Pcie,
         Resource::Outstanding,
     ];
 
@@ -50,8 +57,9 @@ impl Resource {
             Resource::Cpu => "cpu (cores)",
             Resource::Memory => "memory (GB)",
             Resource::Disk => "disk (GB)",
-            Resource::Bandwidth => "bandwidth (Gb/s)",
-            Resource::Outstanding => "outstanding requests",
+            Resource::Bandwidth => "port bandwidth (Gb/s)",
+            Resource::Pcie => "PCIe bandwidth (Gb/s)",
+            Resource::Outstanding => "outstanding requests (busy cores within the queues)",
         }
     }
 }
@@ -64,12 +72,15 @@ impl fmt::Display for Resource {
 
 /// What a computing node of `spec` offers.
 pub fn capacity(spec: &NodeSpec) -> Amounts {
+    let cores = f64::from(spec.cores);
+    let queue = f64::from(spec.queue_per_core);
     [
-        f64::from(spec.cores),
+        cores,
         spec.memory_gb,
         spec.disk_gb,
         spec.bandwidth_gbps,
-        f64::from(spec.cores) * f64::from(spec.queue_per_core),
+        spec.pcie_gbps,
+        cores * queue / (queue + 1.0),
     ]
 }
 
@@ -77,9 +88,47 @@ pub fn capacity(spec: &NodeSpec) -> Amounts {
 pub const BACKUP_CPU_SHARE: f64 = 0.1;
 /// Bytes of state update a stateful primary sends its backups per request.
 pub const STATE_UPDATE_BYTES: f64 = 64.0;
-/// Requests a node holds in flight per busy core: a request spends about this many service
-/// times in the node at planning load (queueing included).
-pub const OUTSTANDING_PER_BUSY_CORE: f64 = 4.0;
+
+/// Messages between two DAG nodes, or between a source node and the application's clients.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Flow {
+    /// The node that sends the requests (or state updates); `None` for the clients.
+    pub caller: Option<NodeId>,
+    /// The node that receives them.
+    pub callee: NodeId,
+    /// Calls (or one-way messages) per second.
+    pub rate: f64,
+    /// Bytes of each message (a reply is as large as its request).
+    pub bytes: f64,
+    /// Whether each call has a reply (a request/response); state updates do not.
+    pub round_trip: bool,
+}
+
+impl Flow {
+    /// Messages each end sends or receives per call: the request and its reply, or the one
+    /// update.
+    pub fn messages_per_end(&self) -> f64 {
+        if self.round_trip {
+            2.0
+        } else {
+            1.0
+        }
+    }
+
+    /// Load on every link the flow crosses, Gb/s per direction.
+    pub fn gbps(&self) -> f64 {
+        self.rate * self.bytes * 8.0 / 1e9
+    }
+
+    /// The other end of the flow, seen from `v` (`None`: the clients).
+    pub fn peer(&self, v: NodeId) -> Option<NodeId> {
+        if self.callee == v {
+            self.caller
+        } else {
+            Some(self.callee)
+        }
+    }
+}
 
 /// Why a workload could not be built.
 #[derive(Clone, Debug, PartialEq)]
@@ -128,6 +177,10 @@ pub struct Workload {
     demand: Vec<[Amounts; 2]>,
     /// Replica group (the shard) of each node: primary and backups share one.
     group: Vec<u32>,
+    /// Every flow of messages.
+    flows: Vec<Flow>,
+    /// The flows each node is an end of, as indices into `flows`.
+    incident: Vec<Vec<u32>>,
 }
 
 impl Workload {
@@ -162,6 +215,14 @@ impl Workload {
                 Role::Backup { primary, .. } => group[primary.index()],
             };
         }
+        let flows = flows(&dag, &profiles, &node_rate);
+        let mut incident = vec![Vec::new(); dag.len()];
+        for (i, flow) in flows.iter().enumerate() {
+            incident[flow.callee.index()].push(i as u32);
+            if let Some(caller) = flow.caller {
+                incident[caller.index()].push(i as u32);
+            }
+        }
         let mut workload = Workload {
             dag,
             profiles,
@@ -169,6 +230,8 @@ impl Workload {
             node_rate,
             demand: Vec::new(),
             group,
+            flows,
+            incident,
         };
         workload.demand = workload
             .dag
@@ -203,19 +266,13 @@ impl Workload {
         let node = self.dag.node(v);
         let profile = &self.profiles[node.tier.index()];
         let rate = self.node_rate[v.index()];
-        let (cpu_share, bytes) = match node.role {
-            Role::Primary => (1.0, profile.request_bytes * 2.0),
-            Role::Backup { .. } if profile.stateful => (BACKUP_CPU_SHARE, STATE_UPDATE_BYTES),
-            Role::Backup { .. } => (0.0, 0.0),
+        let cpu_share = match node.role {
+            Role::Primary => 1.0,
+            Role::Backup { .. } if profile.stateful => BACKUP_CPU_SHARE,
+            Role::Backup { .. } => 0.0,
         };
         let cpu = rate * cpu_share * profile.us_on(class) / 1e6;
-        [
-            cpu,
-            profile.memory_gb,
-            profile.disk_gb,
-            rate * bytes * 8.0 / 1e9,
-            cpu * OUTSTANDING_PER_BUSY_CORE,
-        ]
+        [cpu, profile.memory_gb, profile.disk_gb, 0.0, 0.0, cpu]
     }
 
     /// The application DAG.
@@ -243,7 +300,20 @@ impl Workload {
         self.node_rate[v.index()]
     }
 
-    /// What `v` consumes on a node of `spec`.
+    /// Every flow of messages.
+    pub fn flows(&self) -> &[Flow] {
+        &self.flows
+    }
+
+    /// The flows `v` is an end of.
+    pub fn flows_of(&self, v: NodeId) -> impl Iterator<Item = &Flow> + '_ {
+        self.incident[v.index()]
+            .iter()
+            .map(|&i| &self.flows[i as usize])
+    }
+
+    /// What `v`'s own work consumes on a node of `spec` (its messages come on top, priced by
+    /// where their other ends are).
     pub fn demand(&self, v: NodeId, spec: &NodeSpec) -> &Amounts {
         &self.demand[v.index()][spec.core_class.index()]
     }
@@ -281,8 +351,9 @@ impl Workload {
             .filter(move |&w| w != v)
     }
 
-    /// Core time per application request over all nodes, each on its fastest allowed class,
-    /// microseconds: a lower bound of the cluster work one request costs.
+    /// Core time per application request over all nodes, each on its fastest class, as Table
+    /// 1 measures it (every primary's work and its two messages over a kernel-bypass stack,
+    /// and its backups' share), microseconds: the yardstick of offered loads.
     pub fn best_core_us_per_request(&self) -> f64 {
         if self.rate == 0.0 {
             return 0.0;
@@ -291,10 +362,85 @@ impl Workload {
             .node_ids()
             .map(|v| {
                 let demand = &self.demand[v.index()];
-                demand[0][0].min(demand[1][0]) / self.rate * 1e6
+                let messages = match self.dag.node(v).role {
+                    Role::Primary => self.node_rate[v.index()],
+                    Role::Backup { .. } => 0.0,
+                };
+                (0..2)
+                    .map(|c| demand[c][0] + messages * TABLE_1_MESSAGES_US[c] / 1e6)
+                    .fold(f64::INFINITY, f64::min)
+                    / self.rate
+                    * 1e6
             })
             .sum()
     }
+}
+
+/// The smallest application with a call, for tests: a NAT tier calling a Count tier, one shard
+/// each with `backups` backups, offered `rate` requests per second.
+#[cfg(test)]
+pub(crate) fn nat_calls_count(backups: u8, rate: f64) -> Workload {
+    use microservices::apps::{DagBuilder, Wiring};
+    use microservices::ServiceKind;
+    let mut builder = DagBuilder::new("nat-count");
+    let a = builder.tier("a", ServiceKind::Nat, 1, backups).unwrap();
+    let b = builder.tier("b", ServiceKind::Count, 1, backups).unwrap();
+    builder.connect(a, b, Wiring::All).unwrap();
+    let dag = builder.build().unwrap();
+    let profiles = dag
+        .tiers()
+        .iter()
+        .map(|t| builtin_profile(t.kind))
+        .collect();
+    Workload::new(dag, profiles, rate).unwrap()
+}
+
+/// The flows of `dag`: each source node's requests from the clients; each primary's calls,
+/// its rate shared equally among the shards of each tier it calls, with the callee's request
+/// size; each stateful primary's state updates to its backups.
+fn flows(dag: &Dag, profiles: &[Profile], rates: &[f64]) -> Vec<Flow> {
+    let bytes_of = |v: NodeId| profiles[dag.node(v).tier.index()].request_bytes;
+    let mut flows = Vec::new();
+    for v in dag.sources() {
+        flows.push(Flow {
+            caller: None,
+            callee: v,
+            rate: rates[v.index()],
+            bytes: bytes_of(v),
+            round_trip: true,
+        });
+    }
+    for v in dag.node_ids() {
+        if dag.node(v).role != Role::Primary {
+            continue;
+        }
+        for (_, group) in dag.call_groups(v) {
+            let share = rates[v.index()] / group.len() as f64;
+            for edge in group {
+                flows.push(Flow {
+                    caller: Some(v),
+                    callee: edge.to,
+                    rate: share,
+                    bytes: bytes_of(edge.to),
+                    round_trip: true,
+                });
+            }
+        }
+        if profiles[dag.node(v).tier.index()].stateful {
+            for edge in dag.out_edges(v) {
+                if edge.kind == EdgeKind::Replicate {
+                    flows.push(Flow {
+                        caller: Some(v),
+                        callee: edge.to,
+                        rate: rates[v.index()],
+                        bytes: STATE_UPDATE_BYTES,
+                        round_trip: false,
+                    });
+                }
+            }
+        }
+    }
+    flows
 }
 
 /// Requests per second at every node when `rate` enter the application (see

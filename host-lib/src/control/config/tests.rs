@@ -167,9 +167,9 @@ count = 3
 type = "type1-smartnic"
 count = 1
 
-[levels.same_server]
-latency_us = 1.5
-bandwidth_gbps = 64
+[network]
+pcie_rtt_us = 1.5
+oversubscription = 3
 "#;
 
 #[test]
@@ -179,7 +179,10 @@ fn loads_a_cluster() {
     assert_eq!(topology.len(), 3 * 3 + 2);
     assert_eq!(topology.racks().len(), 2);
     assert_eq!(cluster.cost(), 3.0 * 9000.0 + 4650.0);
-    assert_eq!(topology.levels().cost(Level::SameServer).latency_us, 1.5);
+    assert_eq!(topology.network().latency.pcie_rtt_us, 1.5);
+    assert_eq!(topology.network().oversubscription, 3.0);
+    // Rack 0's uplinks: two bluefield boxes' 300 Gb/s of ports each, over 3.
+    assert!((topology.uplink_capacity(0) - 600.0 / 3.0).abs() < 1e-9);
 }
 
 #[test]
@@ -191,11 +194,30 @@ fn refuses_bad_clusters() {
         cluster_error(&text),
         "c.toml:9: peak_w must not be negative (got -75)"
     );
-    let text = CLUSTER.replace("[levels.same_server]", "[levels.same_rack]");
+    let text = CLUSTER.replace("pcie_rtt_us = 1.5", "pcie_rtt = 1.5");
     assert!(
-        cluster_error(&text).starts_with("c.toml:19: unknown level `same_rack`"),
+        cluster_error(&text).starts_with("c.toml:20: unknown field `pcie_rtt`"),
         "{}",
         cluster_error(&text)
+    );
+    let text = CLUSTER.replace("oversubscription = 3", "oversubscription = 0.5");
+    assert_eq!(
+        cluster_error(&text),
+        "c.toml:21: oversubscription must be at least 1 (got 0.5)"
+    );
+    let text = CLUSTER.replace("pcie_rtt_us = 1.5", "host_rtt_us = 1.5");
+    assert_eq!(
+        cluster_error(&text),
+        "c.toml:19: the host round trip cannot be shorter than the ToR round trip"
+    );
+    // A server needs ports somewhere.
+    let text = CLUSTER.replace(
+        "bandwidth_gbps = 100, idle_w = 20",
+        "bandwidth_gbps = 0, idle_w = 20",
+    );
+    assert_eq!(
+        cluster_error(&text),
+        "c.toml:9: a SmartNIC needs network ports"
     );
     let text = CLUSTER
         .replace("count = 3", "count = 0")

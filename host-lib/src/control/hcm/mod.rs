@@ -132,8 +132,9 @@ impl<'t> Fast<'t> {
         Fast { topology }
     }
 
-    /// The least `v` needs of every resource on any node, and the kinds its pin allows: what
-    /// the index prunes with.
+    /// The least `v`'s own work needs of every resource on any node, and the kinds its pin
+    /// allows: what the index prunes with (its messages only add to that, except where they
+    /// release a placed peer's bookings, see [`Deployment::release_sites`]).
     fn key(workload: &Workload, v: NodeId) -> (Amounts, KindMask) {
         let beefy = workload.demand_on(v, CoreClass::Beefy);
         let wimpy = workload.demand_on(v, CoreClass::Wimpy);
@@ -192,6 +193,17 @@ impl Search for Fast<'_> {
                 true
             },
         );
+        // The index prunes with `v`'s own demand, which placing it next to a peer may more
+        // than offset by releasing the peer's provisional bookings: look at those nodes too.
+        for n in deployment.release_sites(v) {
+            if found.is_some_and(|f| n >= f) {
+                break;
+            }
+            if deployment.fits(v, n) {
+                found = Some(n);
+                break;
+            }
+        }
         found.unwrap_or_else(|| deployment.closest(v))
     }
 
@@ -205,25 +217,32 @@ impl Search for Fast<'_> {
         let workload = deployment.workload();
         let (lower, pin_kinds) = Self::key(workload, v);
         let (ranges, level_kinds) = self.level_ranges(parent, level);
-        let ledger = deployment.ledger();
+        let kinds = pin_kinds.and(level_kinds);
         let mut best: Option<(f64, ComputeId)> = None;
-        for range in ranges {
-            ledger.index().for_each_candidate(
-                range,
+        let mut consider = |n: ComputeId| {
+            if deployment.fits(v, n) {
+                let left = deployment.leftover(v, n);
+                if best.is_none_or(|(score, m)| left < score || (left == score && n < m)) {
+                    best = Some((left, n));
+                }
+            }
+        };
+        for range in &ranges {
+            deployment.ledger().index().for_each_candidate(
+                range.clone(),
                 &lower,
-                pin_kinds.and(level_kinds),
+                kinds,
                 &mut |n| {
-                    let n = ComputeId(n as u32);
-                    if deployment.fits(v, n) {
-                        let demand = workload.demand(v, &self.topology.node(n).spec);
-                        let left = ledger.leftover(n, demand);
-                        if best.is_none_or(|(score, _)| left < score) {
-                            best = Some((left, n));
-                        }
-                    }
+                    consider(ComputeId(n as u32));
                     true
                 },
             );
+        }
+        for n in deployment.release_sites(v) {
+            let in_level = ranges.iter().any(|r| r.contains(&n.index()));
+            if in_level && kinds.has(self.topology.node(n).spec.kind) {
+                consider(n);
+            }
         }
         best.map(|(_, n)| n)
     }

@@ -65,8 +65,7 @@ impl Search for Lists<'_> {
             if !deployment.fits(v, n) {
                 continue;
             }
-            let demand = deployment.workload().demand(v, &self.topology.node(n).spec);
-            let left = deployment.ledger().leftover(n, demand);
+            let left = deployment.leftover(v, n);
             match best {
                 Some((score, _)) if score <= left => {}
                 _ => best = Some((left, n)),

@@ -7,19 +7,25 @@ use proptest::prelude::*;
 
 use super::oracle::Oracle;
 use super::Hcm;
+use crate::control::communication::{Mechanism, Network};
 use crate::control::ledger::Ledger;
 use crate::control::placement::{Breach, Placement, Placer};
 use crate::control::profile::{builtin_profile, Pin, Profile};
-use crate::control::topology::{builtin_server_types, Cluster, ComputeId, Topology};
+use crate::control::topology::{
+    builtin_server_types, Cluster, ComputeId, CoreClass, NodeKind, Topology,
+};
 use crate::control::workload::Workload;
 
 /// Six Type1-SmartNIC servers, two to a rack, two racks to a pod: server `s` has its host at
 /// node `2s` and its NIC at `2s + 1`; racks {s0, s1}, {s2, s3} form pod 0, rack {s4, s5} pod 1.
+/// Messages cost no core time here, so that cores can be counted by hand (the level-by-level
+/// answers); `messages_are_priced_where_they_land` below runs with the default costs.
 fn six_servers() -> Topology {
     let mut cluster = Cluster::builtin("3xtype1").unwrap();
     cluster.servers[0].1 = 6;
     cluster.servers_per_rack = 2;
     cluster.racks_per_pod = 2;
+    cluster.network = Network::without_message_cpu();
     cluster.topology()
 }
 
@@ -53,7 +59,7 @@ fn place(workload: &Workload, topology: &Topology, cores_left: &[(u32, f64)]) ->
     for &(n, left) in cores_left {
         let n = ComputeId(n);
         let taken = ledger.capacity(n)[0] - left;
-        ledger.take(n, &[taken, 0.0, 0.0, 0.0, 0.0]);
+        ledger.take(n, &[taken, 0.0, 0.0, 0.0, 0.0, 0.0]);
     }
     let mut oracle_ledger = ledger.clone();
     let fast = Hcm.place(workload, topology, &mut ledger).unwrap();
@@ -163,6 +169,58 @@ fn pins_are_respected() {
     let placement = place(&w, &topology, &[(0, 0.0)]);
     assert_eq!(nodes(&placement), [1, 2]);
     assert!(placement.violations.is_empty());
+}
+
+#[test]
+fn messages_are_priced_where_they_land() {
+    // NIC-pinned `a` (NAT) calls `b` (Count) at 100,000 calls/s, default message costs. `a`
+    // goes to the first NIC, booking its call to `b` as a network end until `b` is placed;
+    // that NIC then has less room than `b`'s own work needs, but placing `b` beside `a`
+    // turns both ends of the call into queue messages and releases `a`'s network end, which
+    // more than pays for it: HCM finds it (the fast search through the release sites, the
+    // oracle by scanning) and the ledger holds the exact pair.
+    let topology = Cluster::builtin("3xtype1").unwrap().topology();
+    let mut builder = DagBuilder::new("pair");
+    let a = builder.tier("a", ServiceKind::Nat, 1, 0).unwrap();
+    let b = builder.tier("b", ServiceKind::Count, 1, 0).unwrap();
+    builder.connect(a, b, Wiring::All).unwrap();
+    let dag = builder.build().unwrap();
+    let profiles: Vec<Profile> = dag
+        .tiers()
+        .iter()
+        .map(|t| Profile {
+            pin: Pin::Nic,
+            ..builtin_profile(t.kind)
+        })
+        .collect();
+    let rate = 1e5;
+    let w = Workload::new(dag, profiles.clone(), rate).unwrap();
+    let network = topology.network();
+    let per_call = |mechanism| {
+        2.0 * rate * network.message_us(mechanism, NodeKind::Nic, CoreClass::Wimpy) / 1e6
+    };
+    let (network_end, queue_end) = (per_call(Mechanism::Network), per_call(Mechanism::Queue));
+    let own = |p: &Profile| rate * p.us_on(CoreClass::Wimpy) / 1e6;
+    let (own_a, own_b) = (own(&profiles[0]), own(&profiles[1]));
+    let a_total = own_a + 2.0 * network_end; // the clients' requests and the call to `b`
+    let b_change = own_b + 2.0 * queue_end - network_end;
+    assert!(b_change < own_b);
+    let left_after_a = (b_change + own_b) / 2.0;
+    let placement = place(&w, &topology, &[(1, a_total + left_after_a)]);
+    assert_eq!(nodes(&placement), [1, 1]);
+    assert!(placement.violations.is_empty());
+    let mut ledger = Ledger::new(&topology);
+    ledger.take(
+        ComputeId(1),
+        &[12.0 - a_total - left_after_a, 0.0, 0.0, 0.0, 0.0, 0.0],
+    );
+    Hcm.place(&w, &topology, &mut ledger).unwrap();
+    let exact = own_a + own_b + network_end + 2.0 * queue_end;
+    let left = ledger.free(ComputeId(1))[0];
+    assert!(
+        (left - (a_total + left_after_a - exact)).abs() < 1e-9,
+        "{left}"
+    );
 }
 
 /// A random DAG: up to five tiers of random services, shards and backups, each tier calling

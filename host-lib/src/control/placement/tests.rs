@@ -1,5 +1,6 @@
-//! Every algorithm, on loads that fit and loads that do not: no node is overcommitted and no
-//! fault domain shared without a reported violation, and the ledger holds exactly the placement.
+//! Every algorithm, on loads that fit and loads that do not: no node or link is overcommitted
+//! and no fault domain shared without a reported violation, and the ledger holds exactly the
+//! placement, messages included.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -8,6 +9,8 @@ use microservices::apps::App;
 
 use super::{Breach, Placer};
 use crate::control::annealing::Annealing;
+use crate::control::charges::{end_charges, pair_charges, ChangeSet, Target};
+use crate::control::communication::Mechanism;
 use crate::control::hcm::Hcm;
 use crate::control::ilp::Ilp;
 use crate::control::ledger::{Ledger, EPSILON};
@@ -36,15 +39,31 @@ fn check(app: App, rate: f64, cluster: &str) -> usize {
         let mut ledger = Ledger::new(&topology);
         let placement = placer.place(&workload, &topology, &mut ledger).unwrap();
         let name = placer.name();
-        // Recompute what every node holds.
+        // Recompute what every node and uplink holds, straight from the flows: every instance's
+        // own demand, the clients' messages at the sources, every other flow as a pair.
+        let mut exact = ChangeSet::new();
+        for v in workload.dag().node_ids() {
+            let n = placement.node_of(v);
+            exact.add_amounts(n, workload.demand(v, &topology.node(n).spec), 1.0);
+        }
+        for flow in workload.flows() {
+            let b = placement.node_of(flow.callee);
+            match flow.caller {
+                None => end_charges(&topology, flow, b, Mechanism::Network, 1.0, &mut exact),
+                Some(a) => pair_charges(&topology, flow, placement.node_of(a), b, 1.0, &mut exact),
+            }
+        }
         let mut used = vec![[0.0; RESOURCES]; topology.len()];
+        let mut uplinks = vec![0.0; ledger.uplink_count()];
+        for (target, amounts) in exact.entries() {
+            match *target {
+                Target::Node(n) => used[n.index()] = *amounts,
+                Target::Uplink(u) => uplinks[u as usize] = amounts[Resource::Bandwidth.index()],
+            }
+        }
         let mut servers: HashMap<(u32, u32), u32> = HashMap::new();
         for v in workload.dag().node_ids() {
             let n = placement.node_of(v);
-            let demand = workload.demand(v, &topology.node(n).spec);
-            for r in 0..RESOURCES {
-                used[n.index()][r] += demand[r];
-            }
             if workload.replica_peers(v).next().is_some() {
                 *servers
                     .entry((workload.replica_group(v), topology.node(n).server))
@@ -62,13 +81,28 @@ fn check(app: App, rate: f64, cluster: &str) -> usize {
             for r in Resource::ALL {
                 if used[i][r.index()] > capacity[r.index()] + EPSILON {
                     assert!(
-                        placement
-                            .violations
-                            .iter()
-                            .any(|v| v.on == n && v.breaches.contains(&Breach::Resource(r))),
+                        placement.violations.iter().any(|v| {
+                            (v.on == n && v.breaches.contains(&Breach::Resource(r)))
+                                || v.breaches.contains(&Breach::Remote(n, r))
+                        }),
                         "{name}: {r} of node {i} overcommitted without a violation"
                     );
                 }
+            }
+        }
+        for (u, load) in uplinks.iter().enumerate() {
+            assert!(
+                (ledger.uplink_used(u as u32) - load).abs() < 1e-6,
+                "{name}: uplink {u}"
+            );
+            if *load > ledger.uplink_capacity(u as u32) + EPSILON {
+                assert!(
+                    placement
+                        .violations
+                        .iter()
+                        .any(|v| v.breaches.contains(&Breach::Uplink(u as u32))),
+                    "{name}: uplink {u} overcommitted without a violation"
+                );
             }
         }
         let shared: u32 = servers.values().map(|&c| c.saturating_sub(1)).sum();

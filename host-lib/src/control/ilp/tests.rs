@@ -1,0 +1,149 @@
+//! The ILP against its greedy start, against brute force over every assignment of small
+//! applications (which checks the linearised message costs and the dropping of interchangeable
+//! servers), and under a time limit that runs out.
+
+use super::*;
+use crate::control::topology::Cluster;
+use crate::control::workload::nat_calls_count;
+use microservices::apps::App;
+
+#[test]
+fn never_worse_than_its_greedy_start() {
+    let topology = Cluster::builtin("3xtype1").unwrap().topology();
+    let mut ledger = Ledger::new(&topology);
+    let before = ledger.clone();
+    let workload = Workload::builtin(App::NfvDin, 200_000.0).unwrap();
+    let mut ilp = Ilp {
+        time_limit: Duration::from_secs(2),
+        ..Ilp::default()
+    };
+    let start = greedy(&ilp.model, &workload, &topology, &before);
+    let placement = ilp.place(&workload, &topology, &mut ledger).unwrap();
+    let cost =
+        |nodes: &[ComputeId]| assignment_cost(&ilp.model, &workload, &topology, &before, nodes);
+    assert!(cost(&placement.nodes) <= cost(&start) + 1e-6);
+    assert!(placement.violations.is_empty());
+}
+
+/// `a` (NAT, one shard, `backups` backups) calls `b` (Count, one shard).
+fn small(backups: u8, rate: f64) -> Workload {
+    nat_calls_count(backups, rate)
+}
+
+#[test]
+fn finds_the_optimum_of_a_small_program() {
+    // Two primaries with one backup each on two Type1 servers: the optimum puts one
+    // instance on each of the four computing nodes, the backups on the other server.
+    let workload = small(1, 100_000.0);
+    let mut cluster = Cluster::builtin("3xtype1").unwrap();
+    cluster.servers[0].1 = 2;
+    let topology = cluster.topology();
+    let mut ledger = Ledger::new(&topology);
+    let placement = Ilp::default()
+        .place(&workload, &topology, &mut ledger)
+        .unwrap();
+    assert!(placement.stopped_early.is_none());
+    assert!(placement.violations.is_empty());
+    let mut used = placement.nodes.clone();
+    used.sort();
+    used.dedup();
+    assert_eq!(used.len(), 4);
+}
+
+/// The least cost over every assignment of `workload` (brute force).
+fn brute_force(
+    model: &CostModel,
+    workload: &Workload,
+    topology: &Topology,
+    ledger: &Ledger,
+) -> f64 {
+    let count = workload.dag().len() as u32;
+    let nodes = topology.len() as u32;
+    let mut best = f64::INFINITY;
+    for code in 0..nodes.pow(count) {
+        let assignment: Vec<ComputeId> = (0..count)
+            .map(|i| ComputeId(code / nodes.pow(i) % nodes))
+            .collect();
+        best = best.min(assignment_cost(
+            model,
+            workload,
+            topology,
+            ledger,
+            &assignment,
+        ));
+    }
+    best
+}
+
+fn optimum_matches_brute_force(cluster: Cluster, workload: &Workload, preload: &[(u32, f64)]) {
+    let topology = cluster.topology();
+    let mut ledger = Ledger::new(&topology);
+    for &(n, cores) in preload {
+        ledger.take(ComputeId(n), &[cores, 0.5, 0.0, 0.0, 0.0, cores]);
+    }
+    let before = ledger.clone();
+    let mut ilp = Ilp {
+        time_limit: Duration::from_secs(60),
+        ..Ilp::default()
+    };
+    let placement = ilp.place(workload, &topology, &mut ledger).unwrap();
+    assert!(
+        placement.stopped_early.is_none(),
+        "{:?}",
+        placement.stopped_early
+    );
+    let found = assignment_cost(&ilp.model, workload, &topology, &before, &placement.nodes);
+    let best = brute_force(&ilp.model, workload, &topology, &before);
+    assert!(
+        (found - best).abs() < 1e-6 * best.abs().max(1.0),
+        "ILP {found} vs brute force {best}"
+    );
+}
+
+#[test]
+fn the_optimum_is_the_brute_force_one() {
+    // Rates high enough that messages weigh: a call of `a` to `b` is much cheaper on one node
+    // or over PCIe than through the network, and the CPU terms see it.
+    let mut type1 = Cluster::builtin("3xtype1").unwrap();
+    type1.servers[0].1 = 4;
+    optimum_matches_brute_force(type1.clone(), &small(0, 1.5e6), &[]);
+    optimum_matches_brute_force(type1, &small(0, 2.5e6), &[(1, 6.0), (3, 2.0)]);
+    // Four SmartNICs per server: host-NIC pairs over PCIe, NIC-NIC through the ToR.
+    let type2 = Cluster::builtin("2xtype2").unwrap();
+    optimum_matches_brute_force(type2, &small(0, 3e6), &[(1, 8.0)]);
+}
+
+#[test]
+fn interchangeable_servers_are_dropped() {
+    let topology = Cluster::type2_fat_tree(200).topology();
+    let workload = small(1, 10_000.0);
+    let mut ledger = Ledger::new(&topology);
+    // An empty cluster: four DAG nodes need at most four servers of the one class.
+    let reduction = reduce(&workload, &topology, &ledger);
+    assert_eq!(reduction.servers_dropped, 196);
+    assert!(!reduction.uplinks);
+    // A loaded server forms a class of its own.
+    ledger.take(ComputeId(7), &[1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+    let reduction = reduce(&workload, &topology, &ledger);
+    assert_eq!(reduction.servers_dropped, 195);
+    assert!(reduction.kept.contains(&ComputeId(7)));
+    assert_eq!(reduction.kept.len(), 5 * 5);
+}
+
+#[test]
+fn a_limit_that_runs_out_returns_the_greedy_start() {
+    let topology = Cluster::builtin("3xtype1").unwrap().topology();
+    let mut ledger = Ledger::new(&topology);
+    let before = ledger.clone();
+    let workload = Workload::builtin(App::IotTs, 8_000.0).unwrap();
+    let mut ilp = Ilp {
+        time_limit: Duration::ZERO,
+        ..Ilp::default()
+    };
+    let placement = ilp.place(&workload, &topology, &mut ledger).unwrap();
+    let note = placement.stopped_early.expect("the limit was hit");
+    assert!(note.starts_with("time limit hit"), "{note}");
+    assert!(note.contains("building"), "{note}");
+    let start = greedy(&ilp.model, &workload, &topology, &before);
+    assert_eq!(placement.nodes, start);
+}
