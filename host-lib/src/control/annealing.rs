@@ -1,7 +1,8 @@
 //! Simulated annealing after Service Fabric's cluster resource manager: random single-instance
 //! moves accepted by the Metropolis rule under a geometric temperature schedule, minimising the
-//! shared [`CostModel`]; seedable, and deterministic for a seed when the move limit ends the run
-//! before the time budget does.
+//! shared [`CostModel`]. Seeded and reproducible: the time budget is only looked at every
+//! [`CLOCK_EVERY`] moves, so a run it cuts short is the run of the same seed stopped after that
+//! many moves, and the placement says how many so it can be replayed.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,9 @@ use super::placement::{check_inputs, commit, PlaceError, Placement, Placer};
 use super::topology::{ComputeId, Topology};
 use super::workload::Workload;
 
+/// Moves between two looks at the clock.
+pub const CLOCK_EVERY: u64 = 1024;
+
 /// Simulated annealing and its settings.
 #[derive(Clone, Debug)]
 pub struct Annealing {
@@ -22,8 +26,11 @@ pub struct Annealing {
     pub seed: u64,
     /// Moves tried per DAG node.
     pub moves_per_node: u64,
-    /// Wall-clock budget; the run stops early (and says so) when it is spent.
+    /// Wall-clock budget: a cap, looked at every [`CLOCK_EVERY`] moves; the run stops there
+    /// when it is spent and says after how many moves.
     pub time_budget: Duration,
+    /// Stop after this many moves of the schedule (replays a run the budget cut short).
+    pub stop_after: Option<u64>,
     /// Temperature of the first move, in cost units.
     pub start_temperature: f64,
     /// Temperature of the last move.
@@ -38,6 +45,7 @@ impl Default for Annealing {
             seed: 1,
             moves_per_node: 2000,
             time_budget: Duration::from_secs(10),
+            stop_after: None,
             start_temperature: 50.0,
             end_temperature: 0.01,
             model: CostModel::default(),
@@ -55,14 +63,15 @@ impl Annealing {
     }
 
     /// Runs the schedule and returns the best assignment seen, with a note when the time
-    /// budget cut it short.
+    /// budget cut it short. `expired` is asked every [`CLOCK_EVERY`] moves whether the budget
+    /// is spent.
     fn anneal(
         &self,
         workload: &Workload,
         topology: &Topology,
         ledger: &Ledger,
+        expired: &mut dyn FnMut() -> bool,
     ) -> (Vec<ComputeId>, Option<String>) {
-        let started = Instant::now();
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let allowed = candidates(workload, topology);
         let mut loads = Loads::new(&self.model, workload, topology, ledger);
@@ -80,11 +89,13 @@ impl Annealing {
         let cooling = (self.end_temperature / self.start_temperature).powf(1.0 / moves as f64);
         let mut temperature = self.start_temperature;
         let mut stopped = None;
-        for step in 0..moves {
-            if step % 1024 == 0 && started.elapsed() > self.time_budget {
+        let last = self.stop_after.map_or(moves, |s| s.min(moves));
+        for step in 0..last {
+            if step > 0 && step % CLOCK_EVERY == 0 && expired() {
                 stopped = Some(format!(
-                    "annealing spent its {:?} budget after {step} of {moves} moves",
-                    self.time_budget
+                    "time limit hit: annealing spent its {:?} budget after {step} of {moves} moves \
+                     (seed {}; the same placement again: stop after {step} moves)",
+                    self.time_budget, self.seed
                 ));
                 break;
             }
@@ -124,7 +135,10 @@ impl Placer for Annealing {
         ledger: &mut Ledger,
     ) -> Result<Placement, PlaceError> {
         check_inputs(topology, ledger)?;
-        let (nodes, stopped) = self.anneal(workload, topology, ledger);
+        let started = Instant::now();
+        let budget = self.time_budget;
+        let mut expired = || started.elapsed() > budget;
+        let (nodes, stopped) = self.anneal(workload, topology, ledger, &mut expired);
         Ok(commit(
             workload,
             topology,
@@ -170,6 +184,48 @@ mod tests {
         let (b, _) = run(7);
         assert_eq!(a, b);
         assert!(a.stopped_early.is_none());
+    }
+
+    /// Runs with a clock that says the budget is spent at its `expire_at`-th look.
+    fn cut(seed: u64, expire_at: u32) -> (Vec<ComputeId>, Option<String>) {
+        let topology = Cluster::builtin("3xtype1").unwrap().topology();
+        let ledger = Ledger::new(&topology);
+        let workload = Workload::builtin(App::NfvFin, 20_000.0).unwrap();
+        let annealing = Annealing {
+            moves_per_node: 100,
+            ..Annealing::with_seed(seed)
+        };
+        let mut looks = 0;
+        let mut expired = || {
+            looks += 1;
+            looks >= expire_at
+        };
+        annealing.anneal(&workload, &topology, &ledger, &mut expired)
+    }
+
+    #[test]
+    fn a_run_the_budget_cuts_is_reproducible() {
+        // The clock is looked at every 1024 moves; however slow the machine, a cut run is the
+        // same seed's run stopped at a multiple of 1024 moves, and says so.
+        let (a, note) = cut(11, 3);
+        let note = note.expect("the budget was hit");
+        assert!(note.contains("after 3072 of 7200 moves"), "{note}");
+        assert_eq!(cut(11, 3).0, a);
+        let topology = Cluster::builtin("3xtype1").unwrap().topology();
+        let ledger = Ledger::new(&topology);
+        let workload = Workload::builtin(App::NfvFin, 20_000.0).unwrap();
+        let replay = Annealing {
+            moves_per_node: 100,
+            stop_after: Some(3072),
+            ..Annealing::with_seed(11)
+        };
+        let (b, none) = replay.anneal(&workload, &topology, &ledger, &mut || false);
+        assert_eq!(a, b);
+        assert!(none.is_none());
+        // A budget that is never spent gives the full schedule, different from the cut one.
+        let (full, none) = cut(11, u32::MAX);
+        assert!(none.is_none());
+        assert_ne!(full, a);
     }
 
     #[test]

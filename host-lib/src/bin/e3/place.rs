@@ -32,18 +32,23 @@ impl Algorithm {
     pub const ALL: [Algorithm; 3] = [Algorithm::Hcm, Algorithm::Annealing, Algorithm::Ilp];
 
     /// The placer, configured from the command line's knobs.
-    pub fn placer(self, knobs: &Knobs) -> Box<dyn Placer> {
-        match self {
+    pub fn placer(self, knobs: &Knobs) -> Result<Box<dyn Placer>, Box<dyn Error>> {
+        let seconds = |x: f64, what: &str| {
+            Duration::try_from_secs_f64(x)
+                .map_err(|_| format!("--{what} must be a number of seconds (got {x})"))
+        };
+        Ok(match self {
             Algorithm::Hcm => Box::new(Hcm),
             Algorithm::Annealing => Box::new(Annealing {
-                time_budget: Duration::from_secs_f64(knobs.annealing_seconds),
+                time_budget: seconds(knobs.annealing_seconds, "annealing-seconds")?,
+                stop_after: knobs.annealing_stop_after,
                 ..Annealing::with_seed(knobs.seed)
             }),
             Algorithm::Ilp => Box::new(Ilp {
-                time_limit: Duration::from_secs_f64(knobs.ilp_seconds),
+                time_limit: seconds(knobs.ilp_seconds, "ilp-seconds")?,
                 ..Ilp::default()
             }),
-        }
+        })
     }
 }
 
@@ -57,10 +62,15 @@ pub struct Knobs {
     /// Seed of simulated annealing.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Time budget of simulated annealing, seconds.
+    /// Time budget of simulated annealing, seconds: a cap, looked at every 1024 moves; a run
+    /// it cuts says after how many moves.
     #[arg(long, default_value_t = 10.0)]
     pub annealing_seconds: f64,
-    /// Time limit of the ILP solver, seconds (whole seconds).
+    /// Stop simulated annealing after this many moves (replays a run the budget cut short).
+    #[arg(long)]
+    pub annealing_stop_after: Option<u64>,
+    /// Time limit of one ILP placement, building the program and solving it, seconds
+    /// (fractions allowed).
     #[arg(long, default_value_t = 10.0)]
     pub ilp_seconds: f64,
     /// Plan nodes only up to this fraction of their cores (the operator's headroom).
@@ -136,7 +146,7 @@ pub fn place_and_score(
     knobs: &Knobs,
 ) -> Result<Outcome, Box<dyn Error>> {
     let mut ledger = Ledger::with_cpu_limit(topology, knobs.cpu_limit);
-    let mut placer = algorithm.placer(knobs);
+    let mut placer = algorithm.placer(knobs)?;
     let started = std::time::Instant::now();
     let placement = placer.place(workload, topology, &mut ledger)?;
     let seconds = started.elapsed().as_secs_f64();
@@ -268,6 +278,11 @@ fn print_outcome(outcome: &Outcome) {
         );
     }
     let idle = score.nodes.iter().filter(|n| n.instances == 0).count();
+    let busiest = score
+        .nodes
+        .iter()
+        .map(|n| n.utilisation)
+        .fold(0.0, f64::max);
     if idle > 0 {
         println!("({idle} computing nodes hold no instance)");
     }
@@ -276,6 +291,7 @@ fn print_outcome(outcome: &Outcome) {
         "bottleneck throughput  {:.0} req/s (limited by {})",
         score.bottleneck_rps, score.bottleneck
     );
+    println!("busiest node at offered {:.1}%", busiest * 100.0);
     match score.latency_us {
         Some(latency) => println!("latency at offered     {latency:.1} us"),
         None => println!("latency at offered     overloaded"),
