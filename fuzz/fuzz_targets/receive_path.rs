@@ -31,7 +31,6 @@ fn nic() -> &'static Nic {
     static NIC: OnceLock<Nic> = OnceLock::new();
     NIC.get_or_init(|| {
         let addresses = Addresses {
-            mac: fixtures::NIC_MAC,
             nic_ip: fixtures::NIC_IP,
             host_ip: Some(fixtures::HOST_IP),
         };
@@ -41,7 +40,7 @@ fn nic() -> &'static Nic {
         config.frames = 1024;
         config.steering = Steering::FlowAffine;
         config.agent = Some(AgentConfig::new(1, 7000));
-        let (board, mut wires, _host) = SoftwareBoard::new(2, 1, addresses.mac, 256);
+        let (board, mut wires, _host) = SoftwareBoard::new(2, &[fixtures::NIC_MAC], 256);
         let runtime = Runtime::new(config, board).expect("runtime starts");
         Nic {
             runtime,

@@ -48,7 +48,7 @@ pub const MAX_UDP_PAYLOAD: usize = 1500 - ipv4::HEADER_LEN - udp::HEADER_LEN;
 
 /// Everything the runtime needs to start.
 pub struct Config {
-    /// The MAC and IPs this NIC answers for.
+    /// The IPs this NIC answers for (its MACs are its ports': [`Port::mac`]).
     pub addresses: Addresses,
     /// How frames are steered to cores.
     pub steering: Steering,
@@ -122,6 +122,9 @@ impl fmt::Display for RuntimeError {
 
 struct PortState<P> {
     device: spin::Mutex<P>,
+    /// The port's MAC ([`Port::mac`], read once at start-up): what frames received on the port
+    /// must be addressed to (or broadcast), and the source of every frame sent on it.
+    mac: MacAddress,
     /// Frames received but not yet accepted by a core queue; whoever holds this lock is the
     /// port's receiver.
     backlog: spin::Mutex<heapless::Deque<Descriptor, BURST>>,
@@ -174,6 +177,7 @@ impl<B: Board> Runtime<B> {
         let ports = ports
             .into_iter()
             .map(|device| PortState {
+                mac: device.mac(),
                 device: spin::Mutex::new(device),
                 backlog: spin::Mutex::new(heapless::Deque::new()),
             })
@@ -269,9 +273,14 @@ impl<B: Board> Runtime<B> {
         &self.services
     }
 
-    /// The addresses this runtime answers for.
+    /// The IPs this runtime answers for.
     pub fn addresses(&self) -> &Addresses {
         &self.addresses
+    }
+
+    /// The MAC of port `port` (what it accepts unicast frames for and sends from).
+    pub fn port_mac(&self, port: usize) -> Option<MacAddress> {
+        self.ports.get(port).map(|state| state.mac)
     }
 
     /// Runs `f` on the host path (waiting for a core that is using it).
@@ -371,6 +380,16 @@ impl<'r, B: Board> Core<'r, B> {
 
     fn counters(&self) -> &'r CoreCounters {
         &self.runtime.counters[self.id]
+    }
+
+    /// The MAC of `port`, which frames received on it are for and frames sent on it are from
+    /// (the zero MAC for a port that does not exist, which no frame is sent on).
+    #[inline]
+    fn port_mac(&self, port: usize) -> MacAddress {
+        self.runtime
+            .ports
+            .get(port)
+            .map_or(MacAddress([0; 6]), |state| state.mac)
     }
 
     /// One round of the loop; returns how many frames and datagrams it moved (0: idle).
@@ -557,7 +576,7 @@ impl<'r, B: Board> Core<'r, B> {
         let port = usize::from(descriptor.port);
         let bytes = runtime.pool.bytes(&descriptor.frame);
         let frame = bytes.get(..usize::from(descriptor.len)).unwrap_or_default();
-        match demux::try_classify(frame, &runtime.addresses) {
+        match demux::try_classify(frame, self.port_mac(port), &runtime.addresses) {
             Ok(Verdict::Arp(request)) => self.answer_arp(port, &request),
             Ok(Verdict::Echo {
                 source_mac,
@@ -600,7 +619,7 @@ impl<'r, B: Board> Core<'r, B> {
     }
 
     fn answer_arp(&mut self, port: usize, request: &ArpRepr) {
-        let mac = self.runtime.addresses.mac;
+        let mac = self.port_mac(port);
         let reply = request.reply_from(mac);
         let ethernet = EthernetRepr {
             source: mac,
@@ -799,11 +818,10 @@ impl<'r, B: Board> Core<'r, B> {
             self.release(reply);
             return;
         };
-        let addresses = &self.runtime.addresses;
         let repr = UdpFrameRepr {
-            source_mac: addresses.mac,
+            source_mac: self.port_mac(port),
             destination_mac: client_mac,
-            source: addresses.nic_ip,
+            source: self.runtime.addresses.nic_ip,
             destination: client.ip,
             udp: UdpRepr {
                 source_port: service,
@@ -983,8 +1001,8 @@ impl<'r, B: Board> Core<'r, B> {
     /// Sends the `len` bytes of UDP data already in the transmit buffer from
     /// `datagram.source` to `datagram.destination` at `datagram.source_mac`.
     fn send_udp(&mut self, port: usize, datagram: &Datagram<'_>, len: usize) -> bool {
-        let addresses = self.runtime.addresses;
-        match build_udp(self.tx_bytes(), &addresses, datagram, len) {
+        let source_mac = self.port_mac(port);
+        match build_udp(self.tx_bytes(), source_mac, datagram, len) {
             Ok(len) => self.transmit(port, len),
             Err(reason) => {
                 self.counters().drop(reason);
@@ -1011,7 +1029,7 @@ impl<'r, B: Board> Core<'r, B> {
             payload_len: l4_len,
             ttl: ipv4::DEFAULT_TTL,
         };
-        let our_mac = self.runtime.addresses.mac;
+        let our_mac = self.port_mac(port);
         match build_ipv4(self.tx_bytes(), our_mac, mac, &ip) {
             Ok(len) => self.transmit(port, len),
             Err(reason) => {
@@ -1092,16 +1110,16 @@ impl<'r, B: Board> Core<'r, B> {
 }
 
 /// Builds a UDP frame around the `len` bytes of data already at [`UDP_PAYLOAD_OFFSET`] of
-/// `buffer`, from `datagram.source` to `datagram.destination` at `datagram.source_mac`;
-/// returns the frame length.
+/// `buffer`, from `datagram.source` at `source_mac` to `datagram.destination` at
+/// `datagram.source_mac`; returns the frame length.
 fn build_udp(
     buffer: &mut [u8],
-    addresses: &Addresses,
+    source_mac: MacAddress,
     datagram: &Datagram<'_>,
     len: usize,
 ) -> Result<usize, DropReason> {
     let repr = UdpFrameRepr {
-        source_mac: addresses.mac,
+        source_mac,
         destination_mac: datagram.source_mac,
         source: datagram.source.ip,
         destination: datagram.destination.ip,

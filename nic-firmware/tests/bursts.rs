@@ -23,7 +23,6 @@ const COUNT_PORT: u16 = 7002;
 
 fn addresses() -> Addresses {
     Addresses {
-        mac: fixtures::NIC_MAC,
         nic_ip: fixtures::NIC_IP,
         host_ip: Some(fixtures::HOST_IP),
     }
@@ -39,7 +38,7 @@ fn config() -> Config {
 }
 
 fn runtime(config: Config, cores: usize, queue_frames: usize) -> (Runtime<SoftwareBoard>, Wire) {
-    let (board, mut wires, _host) = SoftwareBoard::new(cores, 1, fixtures::NIC_MAC, queue_frames);
+    let (board, mut wires, _host) = SoftwareBoard::new(cores, &[fixtures::NIC_MAC], queue_frames);
     let runtime = Runtime::new(config, board).expect("runtime starts");
     (runtime, wires.remove(0))
 }
@@ -207,7 +206,7 @@ fn a_port_that_refuses_frames_costs_one_counted_drop_per_frame() {
 fn the_pool_must_hold_what_every_core_may_hold() {
     let mut config = config();
     config.frames = frames_needed(2, 1) - 1;
-    let (board, _wires, _host) = SoftwareBoard::new(2, 1, fixtures::NIC_MAC, 8);
+    let (board, _wires, _host) = SoftwareBoard::new(2, &[fixtures::NIC_MAC], 8);
     match Runtime::new(config, board) {
         Err(RuntimeError::TooFewFrames { needed, .. }) => assert_eq!(needed, frames_needed(2, 1)),
         Err(other) => panic!("refused for another reason: {other}"),

@@ -108,9 +108,8 @@ pub fn start(
         ),
         Err(failure) => error!("engines fail their known-answer tests: {failure:?}"),
     }
-    let mac = ports.first().map_or([0; 6], |port| port.mac());
+    // The runtime takes each port's MAC from the port itself (`Port::mac`).
     let addresses = Addresses {
-        mac: MacAddress(mac),
         nic_ip: Ipv4Address(config.nic_ip.octets()),
         host_ip: Some(Ipv4Address(config.host_ip.octets())),
     };
