@@ -2,7 +2,8 @@
 //!
 //! One [`Runtime`] is shared by all cores; each core calls [`Runtime::run_core`] (or drives a
 //! [`Core`] by hand with [`Core::poll`]). One poll of a core:
-//! 1. samples the traffic manager's queue depth if a sample is due;
+//! 1. samples the traffic manager's queue depth if a sample is due (the core queues, the frames
+//!    held back at the ports and what the ports report waiting in their receive rings);
 //! 2. receives a burst from each port no other core is receiving from (one port call), and
 //!    steers it to the core queues (one lock per queue: the traffic manager);
 //! 3. sends on the wire what the host queued for it, if no other core is doing so;
@@ -18,7 +19,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use microservices::engines::Engines;
 use microservices::{Context, Service};
@@ -128,6 +129,27 @@ struct PortState<P> {
     /// Frames received but not yet accepted by a core queue; whoever holds this lock is the
     /// port's receiver.
     backlog: spin::Mutex<heapless::Deque<Descriptor, BURST>>,
+    /// The backlog's length, readable without its lock (for depth samples).
+    held: AtomicUsize,
+    /// What the port last reported waiting in its receive ring ([`Port::pending`]).
+    pending: AtomicUsize,
+}
+
+impl<P: Port> PortState<P> {
+    /// Frames waiting at this port for the traffic manager: held back by the runtime, and in
+    /// the port's receive ring (asked of the port unless a core is using it right now, in
+    /// which case its last answer stands).
+    fn waiting(&self) -> usize {
+        let pending = match self.device.try_lock() {
+            Some(mut device) => {
+                let pending = device.pending();
+                self.pending.store(pending, Ordering::Relaxed);
+                pending
+            }
+            None => self.pending.load(Ordering::Relaxed),
+        };
+        self.held.load(Ordering::Relaxed).saturating_add(pending)
+    }
 }
 
 /// The NIC runtime, shared by every core of a board.
@@ -180,6 +202,8 @@ impl<B: Board> Runtime<B> {
                 mac: device.mac(),
                 device: spin::Mutex::new(device),
                 backlog: spin::Mutex::new(heapless::Deque::new()),
+                held: AtomicUsize::new(0),
+                pending: AtomicUsize::new(0),
             })
             .collect();
         let services = ServiceTable::new(cores);
@@ -397,7 +421,9 @@ impl<'r, B: Board> Core<'r, B> {
         let runtime = self.runtime;
         let now_ns = runtime.board.now_ns();
         self.now_ns = now_ns;
-        runtime.tm.sample_depth(now_ns);
+        runtime.tm.sample_depth(now_ns, || {
+            runtime.ports.iter().map(PortState::waiting).sum::<usize>()
+        });
         if self.id == 0 {
             self.agent_tick(now_ns);
         }
@@ -462,73 +488,121 @@ impl<'r, B: Board> Core<'r, B> {
     }
 
     /// The traffic manager's input: a burst from every port this core can take, to the queues.
+    /// Returns how many frames it moved: received from a port, steered to a queue (a frame
+    /// received and steered in one go counts twice), or dropped.
     fn receive(&mut self) -> usize {
-        let runtime = self.runtime;
         let mut moved = 0;
-        for (index, port) in runtime.ports.iter().enumerate() {
+        for (index, port) in self.runtime.ports.iter().enumerate() {
             let Some(mut backlog) = port.backlog.try_lock() else {
                 continue;
             };
-            if !backlog.is_empty() {
-                moved += self.dispatch_burst(&mut backlog);
-                if !backlog.is_empty() {
-                    continue;
-                }
-            }
-            let room = self.top_up().min(BURST);
-            let mut lengths = [0usize; BURST];
-            let received = {
-                // The last `room` buffers of the cache, newest first, so that the frames
-                // received come off its end in order.
-                let mut buffers: heapless::Vec<&mut [u8], BURST> = self
-                    .free
-                    .iter_mut()
-                    .rev()
-                    .take(room)
-                    .map(|token| &mut runtime.pool.bytes_mut(token)[..])
-                    .collect();
-                let received = port
-                    .device
-                    .lock()
-                    .receive_burst(&mut buffers, &mut lengths[..room]);
-                received.min(room)
-            };
-            let counters = self.counters();
-            let mut bytes = 0;
-            for &len in &lengths[..received] {
-                let Some(frame) = self.free.pop() else {
-                    break;
-                };
-                if len > FRAME_CAPACITY {
-                    // The port broke its contract: count the frame, keep the buffer.
-                    counters.drop(DropReason::Malformed(
-                        Layer::Ethernet,
-                        wire::Error::BadLength,
-                    ));
-                    self.release(frame);
-                    continue;
-                }
-                bytes += len as u64;
-                // Cannot fail: the backlog is empty and holds a burst.
-                let _ = backlog.push_back(Descriptor {
-                    frame,
-                    len: len as u16,
-                    port: index as u8,
-                });
-            }
-            counters.rx_frames[index].add(received as u64);
-            counters.rx_bytes[index].add(bytes);
-            moved += self.dispatch_burst(&mut backlog);
+            moved += self.receive_port(index, port, &mut backlog);
+            port.held.store(backlog.len(), Ordering::Relaxed);
         }
         moved
+    }
+
+    /// Steers the frames `port` held back and a burst received from it. Frames no queue could
+    /// take stay held, in order, and while some are held the port is not received from (its
+    /// ring holds the rest, as a hardware traffic manager's would), unless a core is running
+    /// short of work under flow-affine steering: then a burst is received behind the held
+    /// frames, so that one full core does not block the others' flows
+    /// ([`TrafficManager::dispatch_behind`]).
+    fn receive_port(
+        &mut self,
+        index: usize,
+        port: &PortState<B::Port>,
+        backlog: &mut heapless::Deque<Descriptor, BURST>,
+    ) -> usize {
+        let mut moved = 0;
+        if !backlog.is_empty() {
+            moved += self.dispatch_burst(backlog);
+        }
+        if backlog.is_empty() {
+            moved += self.receive_into(index, port, backlog);
+            return moved + self.dispatch_burst(backlog);
+        }
+        let runtime = self.runtime;
+        if !runtime.tm.core_short_of_work() {
+            return moved;
+        }
+        let mut fresh = heapless::Deque::new();
+        moved += self.receive_into(index, port, &mut fresh);
+        let steered = runtime
+            .tm
+            .dispatch_behind(backlog, &mut fresh, |descriptor| {
+                flow_hash_of_frame(&runtime.pool, descriptor)
+            });
+        self.counters().dispatched.add(steered as u64);
+        let refused = fresh.len();
+        self.counters()
+            .drop_many(DropReason::CoreQueueFull, refused as u64);
+        while let Some(descriptor) = fresh.pop_front() {
+            self.release(descriptor.frame);
+        }
+        moved + steered
+    }
+
+    /// Receives a burst from `port` into `into` (empty), as many frames as the cache has
+    /// buffers for, at most a burst; returns how many frames the port gave.
+    fn receive_into(
+        &mut self,
+        index: usize,
+        port: &PortState<B::Port>,
+        into: &mut heapless::Deque<Descriptor, BURST>,
+    ) -> usize {
+        let runtime = self.runtime;
+        let room = self.top_up().min(BURST - into.len());
+        let mut lengths = [0usize; BURST];
+        let received = {
+            // The last `room` buffers of the cache, newest first, so that the frames
+            // received come off its end in order.
+            let mut buffers: heapless::Vec<&mut [u8], BURST> = self
+                .free
+                .iter_mut()
+                .rev()
+                .take(room)
+                .map(|token| &mut runtime.pool.bytes_mut(token)[..])
+                .collect();
+            let received = port
+                .device
+                .lock()
+                .receive_burst(&mut buffers, &mut lengths[..room]);
+            received.min(room)
+        };
+        let counters = self.counters();
+        let mut bytes = 0;
+        for &len in &lengths[..received] {
+            let Some(frame) = self.free.pop() else {
+                break;
+            };
+            if len > FRAME_CAPACITY {
+                // The port broke its contract: count the frame, keep the buffer.
+                counters.drop(DropReason::Malformed(
+                    Layer::Ethernet,
+                    wire::Error::BadLength,
+                ));
+                self.release(frame);
+                continue;
+            }
+            bytes += len as u64;
+            // Cannot fail: `room` leaves room.
+            let _ = into.push_back(Descriptor {
+                frame,
+                len: len as u16,
+                port: index as u8,
+            });
+        }
+        counters.rx_frames[index].add(received as u64);
+        counters.rx_bytes[index].add(bytes);
+        received
     }
 
     /// Steers what `frames` holds to the core queues; what does not fit stays, in order.
     fn dispatch_burst(&self, frames: &mut heapless::Deque<Descriptor, BURST>) -> usize {
         let runtime = self.runtime;
         let moved = runtime.tm.dispatch_burst(frames, |descriptor| {
-            let bytes = runtime.pool.bytes(&descriptor.frame);
-            steering::flow_hash(bytes.get(..usize::from(descriptor.len)).unwrap_or_default())
+            flow_hash_of_frame(&runtime.pool, descriptor)
         });
         self.counters().dispatched.add(moved as u64);
         moved
@@ -537,10 +611,7 @@ impl<'r, B: Board> Core<'r, B> {
     fn dispatch(&self, descriptor: Descriptor) -> Result<(), Descriptor> {
         let runtime = self.runtime;
         let flow = match runtime.tm.steering() {
-            Steering::FlowAffine => {
-                let bytes = runtime.pool.bytes(&descriptor.frame);
-                steering::flow_hash(bytes.get(..usize::from(descriptor.len)).unwrap_or_default())
-            }
+            Steering::FlowAffine => flow_hash_of_frame(&runtime.pool, &descriptor),
             Steering::RoundRobin => 0,
         };
         runtime.tm.dispatch(flow, descriptor)?;
@@ -1178,6 +1249,13 @@ enum Disposition {
     Park,
     /// For the local service in this slot: run it with the rest of the batch's requests.
     Call(usize),
+}
+
+/// The [`steering::flow_hash`] of the frame `descriptor` holds.
+#[inline]
+fn flow_hash_of_frame(pool: &FramePool, descriptor: &Descriptor) -> u32 {
+    let bytes = pool.bytes(&descriptor.frame);
+    steering::flow_hash(bytes.get(..usize::from(descriptor.len)).unwrap_or_default())
 }
 
 /// The flow id of a datagram between two end points (symmetric).

@@ -14,7 +14,7 @@ use nic_firmware::platform::Endpoint;
 use nic_firmware::runtime::frames_needed;
 use nic_firmware::service_table::Route;
 use nic_firmware::testing::{parse_udp_frame, udp_frame};
-use nic_firmware::tm::steering::Steering;
+use nic_firmware::tm::steering::{self, Steering};
 use nic_firmware::wire::fixtures;
 use nic_firmware::{Config, Runtime, RuntimeError};
 
@@ -212,4 +212,81 @@ fn the_pool_must_hold_what_every_core_may_hold() {
         Err(other) => panic!("refused for another reason: {other}"),
         Ok(_) => panic!("started with too few frames"),
     }
+}
+
+/// A client port (from 41000 on) whose flow to the echo service lands on `core` of `cores`
+/// under flow-affine steering, other than those in `taken`.
+fn client_on_core(core: usize, cores: usize, taken: &[u16]) -> u16 {
+    (41000..)
+        .find(|&client| {
+            let flow = steering::flow_hash(&request(client, ECHO_PORT, b""));
+            flow as usize % cores == core && !taken.contains(&client)
+        })
+        .expect("some client port lands on every core")
+}
+
+#[test]
+fn a_hot_flow_on_a_busy_core_does_not_starve_the_other_cores_flows() {
+    let mut config = config();
+    config.steering = Steering::FlowAffine;
+    let (runtime, wire) = runtime(config, 2, 1024);
+    let hot = client_on_core(0, 2, &[]);
+    let cold_a = client_on_core(1, 2, &[]);
+    let cold_b = client_on_core(1, 2, &[cold_a]);
+    // 200 requests of the hot flow, then the cold flows' requests mixed with more hot ones.
+    const HOT_FIRST: u16 = 200;
+    const MIXED: u16 = 40;
+    for n in 0..HOT_FIRST {
+        assert!(wire.send(&request(hot, ECHO_PORT, &n.to_be_bytes())));
+    }
+    for n in 0..MIXED {
+        assert!(wire.send(&request(cold_a, ECHO_PORT, &n.to_be_bytes())));
+        assert!(wire.send(&request(hot, ECHO_PORT, &(HOT_FIRST + n).to_be_bytes())));
+        assert!(wire.send(&request(cold_b, ECHO_PORT, &n.to_be_bytes())));
+    }
+    // Core 0, the hot flow's, is busy elsewhere and does not poll: only core 1 runs.
+    let mut busy = runtime.core(0).unwrap();
+    let mut other = runtime.core(1).unwrap();
+    while other.poll() != 0 {}
+    let replies = |wire: &Wire| -> Vec<(u16, u16)> {
+        sent_frames(wire)
+            .iter()
+            .map(|frame| {
+                let (_, _, to, data) = parse_udp_frame(frame).expect("a UDP reply");
+                (to.port, u16::from_be_bytes([data[1], data[2]]))
+            })
+            .collect()
+    };
+    let served = replies(&wire);
+    for cold in [cold_a, cold_b] {
+        let sequence: Vec<u16> = served
+            .iter()
+            .filter(|(client, _)| *client == cold)
+            .map(|&(_, n)| n)
+            .collect();
+        assert_eq!(sequence, (0..MIXED).collect::<Vec<_>>(), "flow {cold}");
+    }
+    assert!(
+        served.iter().all(|(client, _)| *client != hot),
+        "core 1 never runs the hot flow"
+    );
+    let counters = runtime.counters();
+    let refused = counters.dropped(DropReason::CoreQueueFull);
+    assert!(
+        refused > 0,
+        "the hot core's excess is dropped, not left blocking the port"
+    );
+    assert_eq!(counters.total_dropped(), refused);
+    // The hot core comes back: what it kept it serves in order.
+    while busy.poll() != 0 {}
+    let hot_served: Vec<u16> = replies(&wire).iter().map(|&(_, n)| n).collect();
+    assert!(
+        hot_served.windows(2).all(|pair| pair[0] < pair[1]),
+        "the hot flow stays in order: {hot_served:?}"
+    );
+    assert_eq!(
+        hot_served.len() as u64 + refused,
+        u64::from(HOT_FIRST + MIXED),
+        "every hot request is served or counted"
+    );
 }

@@ -117,6 +117,10 @@ impl Port for MemoryPort {
     fn link_bits_per_second(&self) -> u64 {
         self.bits_per_second
     }
+
+    fn pending(&mut self) -> usize {
+        self.wire.to_nic.len()
+    }
 }
 
 /// The host's side of the memory host path.
