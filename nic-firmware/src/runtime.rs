@@ -282,6 +282,14 @@ impl<B: Board> Runtime<B> {
         CounterTotals::sum(self.counters.iter())
     }
 
+    /// The counters of core `core` alone (what it received, steered, served, stole, dropped).
+    pub fn core_counters(&self, core: usize) -> Option<CounterTotals> {
+        self.counters
+            .get(core)
+            .map(core::iter::once)
+            .map(CounterTotals::sum)
+    }
+
     /// The board.
     pub fn board(&self) -> &B {
         &self.board
