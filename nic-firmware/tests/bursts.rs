@@ -13,7 +13,7 @@ use nic_firmware::platform::host::{SoftwareBoard, Wire};
 use nic_firmware::platform::Endpoint;
 use nic_firmware::runtime::frames_needed;
 use nic_firmware::service_table::Route;
-use nic_firmware::testing::{parse_udp_frame, udp_frame};
+use nic_firmware::testing::{parse_udp_frame, request_to_nic as request};
 use nic_firmware::tm::steering::{self, Steering};
 use nic_firmware::tm::BURST;
 use nic_firmware::wire::fixtures;
@@ -42,17 +42,6 @@ fn runtime(config: Config, cores: usize, queue_frames: usize) -> (Runtime<Softwa
     let (board, mut wires, _host) = SoftwareBoard::new(cores, &[fixtures::NIC_MAC], queue_frames);
     let runtime = Runtime::new(config, board).expect("runtime starts");
     (runtime, wires.remove(0))
-}
-
-/// A request from client port `client` to the NIC's `port`.
-fn request(client: u16, port: u16, payload: &[u8]) -> Vec<u8> {
-    udp_frame(
-        fixtures::PEER_MAC,
-        fixtures::NIC_MAC,
-        Endpoint::new(fixtures::PEER_IP, client),
-        Endpoint::new(fixtures::NIC_IP, port),
-        payload,
-    )
 }
 
 fn sent_frames(wire: &Wire) -> Vec<Vec<u8>> {

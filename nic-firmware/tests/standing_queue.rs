@@ -14,8 +14,7 @@ use nic_firmware::agent::heartbeat::{Heartbeat, HeartbeatFlags};
 use nic_firmware::agent::AgentConfig;
 use nic_firmware::demux::Addresses;
 use nic_firmware::platform::host::{SoftwareNic, WIRE_QUEUE_FRAMES};
-use nic_firmware::platform::Endpoint;
-use nic_firmware::testing::udp_frame;
+use nic_firmware::testing::request_to_nic;
 use nic_firmware::wire::fixtures;
 use nic_firmware::Config;
 
@@ -71,13 +70,7 @@ fn start() -> SoftwareNic {
 }
 
 fn request() -> Vec<u8> {
-    udp_frame(
-        fixtures::PEER_MAC,
-        fixtures::NIC_MAC,
-        Endpoint::new(fixtures::PEER_IP, 40000),
-        Endpoint::new(fixtures::NIC_IP, SLOW_PORT),
-        b"work",
-    )
+    request_to_nic(40000, SLOW_PORT, b"work")
 }
 
 /// Heartbeats as they are made (polling the agent's last one), from sequence `after` on.
