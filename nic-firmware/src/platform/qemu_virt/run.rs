@@ -104,7 +104,9 @@ pub fn start(
     match accel::self_test(engines) {
         Ok(()) => info!(
             "engines: AES {} SHA-1 {} LSE {}: known-answer tests pass",
-            features.aes, features.sha1, features.lse
+            features.aes(),
+            features.sha1(),
+            features.lse()
         ),
         Err(failure) => error!("engines fail their known-answer tests: {failure:?}"),
     }
