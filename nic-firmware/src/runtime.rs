@@ -5,7 +5,8 @@
 //! 1. samples the traffic manager's queue depth if a sample is due (the core queues, the frames
 //!    held back at the ports and what the ports report waiting in their receive rings);
 //! 2. receives a burst from each port no other core is receiving from (one port call), and
-//!    steers it to the core queues (one lock per queue: the traffic manager);
+//!    steers it to the core queues (one lock per queue: the traffic manager); frames no queue
+//!    takes are held back at the port, in order;
 //! 3. sends on the wire what the host queued for it, if no other core is doing so;
 //! 4. runs a burst of its own queue to completion (or, idle, of the busiest queue): demux,
 //!    then ARP, ICMP echo, the host path, the agent or a counted drop at once, and the requests
