@@ -58,14 +58,13 @@ fn request_frame(size: usize) -> Vec<u8> {
 
 fn runtime() -> (Runtime<SoftwareBoard>, Wire) {
     let addresses = Addresses {
-        mac: fixtures::NIC_MAC,
         nic_ip: fixtures::NIC_IP,
         host_ip: Some(fixtures::HOST_IP),
     };
     let service = Count::new(ServiceId(1), CountConfig { items: 1024 });
     let config =
         Config::new(addresses, &SoftwareEngines).with_service(COUNT_PORT, Box::new(service));
-    let (board, mut wires, _host) = SoftwareBoard::new(1, 1, addresses.mac, 2 * BATCH);
+    let (board, mut wires, _host) = SoftwareBoard::new(1, &[fixtures::NIC_MAC], 2 * BATCH);
     let runtime = Runtime::new(config, board).expect("runtime starts");
     (runtime, wires.remove(0))
 }
@@ -128,7 +127,7 @@ struct Floor {
 
 impl Floor {
     fn new() -> Self {
-        let (mut board, mut wires, _host) = SoftwareBoard::new(1, 1, fixtures::NIC_MAC, 2 * BATCH);
+        let (mut board, mut wires, _host) = SoftwareBoard::new(1, &[fixtures::NIC_MAC], 2 * BATCH);
         let port = board.take_devices().ports.remove(0);
         Floor {
             port,

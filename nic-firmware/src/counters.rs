@@ -122,10 +122,14 @@ pub enum DropReason {
     /// No free frame buffer for a reply (not reached while the pool holds
     /// [`frames_needed`](crate::runtime::frames_needed) buffers).
     NoBuffer,
+    /// Flow-affine steering: the frame's core queue and the frames held back for it were full
+    /// while another core ran short of work, so the frame was dropped rather than let block
+    /// the port ([`TrafficManager::dispatch_behind`](crate::tm::TrafficManager::dispatch_behind)).
+    CoreQueueFull,
 }
 
 impl DropReason {
-    const FIXED: [DropReason; 15] = [
+    const FIXED: [DropReason; 16] = [
         DropReason::NotOurMac,
         DropReason::UnknownEtherType,
         DropReason::ArpNotForUs,
@@ -141,6 +145,7 @@ impl DropReason {
         DropReason::ReplyTooLarge,
         DropReason::TransmitFailed,
         DropReason::NoBuffer,
+        DropReason::CoreQueueFull,
     ];
     const MALFORMED_COUNT: usize = Layer::ALL.len() * WIRE_ERRORS.len();
     /// How many distinct reasons there are (the length of a drop-counter array).
@@ -193,6 +198,9 @@ impl fmt::Display for DropReason {
             DropReason::ReplyTooLarge => "reply too large for a frame",
             DropReason::TransmitFailed => "port refused the frame",
             DropReason::NoBuffer => "no free frame buffer for the reply",
+            DropReason::CoreQueueFull => {
+                "flow's core queue full while another core was short of work"
+            }
         };
         f.write_str(text)
     }

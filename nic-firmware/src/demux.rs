@@ -1,9 +1,11 @@
-//! Demultiplexing by destination (E3 section 3.2): one MAC shared with the host, one IP for the
-//! NIC and one for the host. A frame is classified once into a [`Verdict`]:
+//! Demultiplexing by destination (E3 section 3.2): each port has one MAC, shared with the host;
+//! one IP for the NIC and one for the host. A frame is classified once, against the MAC of the
+//! port it arrived on, into a [`Verdict`]:
 //!
 //! | arriving | verdict |
 //! |---|---|
-//! | ARP request for the NIC IP, or for the host IP when the NIC fronts the host | [`Verdict::Arp`]: answer with our MAC |
+//! | unicast to another MAC than the receiving port's | [`Verdict::Drop`] ([`DropReason::NotOurMac`]) |
+//! | ARP request for the NIC IP, or for the host IP when the NIC fronts the host | [`Verdict::Arp`]: answer with the port's MAC |
 //! | UDP to the NIC IP | [`Verdict::Nic`]: the service table picks by port |
 //! | ICMP echo request to the NIC IP | [`Verdict::Echo`] |
 //! | TCP to the NIC IP | [`Verdict::TcpReset`]: no TCP service listens on the NIC |
@@ -20,11 +22,12 @@ use crate::wire::{
     Ipv4Address, Ipv4Packet, MacAddress, TcpPacket, TcpRepr, UdpPacket,
 };
 
-/// The addresses this NIC answers for.
+/// The IP addresses this NIC answers for. Its MACs are its ports' own ([`Port::mac`]): a frame
+/// is for the NIC when it is addressed to the MAC of the port it arrived on, or broadcast.
+///
+/// [`Port::mac`]: crate::platform::Port::mac
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Addresses {
-    /// The MAC shared by NIC and host.
-    pub mac: MacAddress,
     /// The NIC's own IP.
     pub nic_ip: Ipv4Address,
     /// The host's IP when this NIC fronts the host (answers ARP for it and forwards its
@@ -86,10 +89,10 @@ fn malformed(layer: Layer) -> impl Fn(wire::Error) -> DropReason {
     move |error| DropReason::Malformed(layer, error)
 }
 
-/// Classifies one received frame.
+/// Classifies one frame received on a port whose MAC is `port_mac`.
 #[inline]
-pub fn classify<'a>(frame: &'a [u8], addresses: &Addresses) -> Verdict<'a> {
-    match try_classify(frame, addresses) {
+pub fn classify<'a>(frame: &'a [u8], port_mac: MacAddress, addresses: &Addresses) -> Verdict<'a> {
+    match try_classify(frame, port_mac, addresses) {
         Ok(verdict) => verdict,
         Err(reason) => Verdict::Drop(reason),
     }
@@ -99,10 +102,14 @@ pub fn classify<'a>(frame: &'a [u8], addresses: &Addresses) -> Verdict<'a> {
 /// the verdict is read where it was built instead of being moved into a [`Verdict::Drop`]-able
 /// value first (a move the compiler makes piecewise, which stalls the loads that follow).
 #[inline]
-pub fn try_classify<'a>(frame: &'a [u8], addresses: &Addresses) -> Result<Verdict<'a>, DropReason> {
+pub fn try_classify<'a>(
+    frame: &'a [u8],
+    port_mac: MacAddress,
+    addresses: &Addresses,
+) -> Result<Verdict<'a>, DropReason> {
     let ethernet = EthernetFrame::parse(frame).map_err(malformed(Layer::Ethernet))?;
     let destination = ethernet.header.destination;
-    if destination != addresses.mac && destination != MacAddress::BROADCAST {
+    if destination != port_mac && destination != MacAddress::BROADCAST {
         return Err(DropReason::NotOurMac);
     }
     let source_mac = ethernet.header.source;
@@ -199,8 +206,8 @@ mod tests {
     use super::*;
     use crate::wire::fixtures;
 
+    const MAC: MacAddress = fixtures::NIC_MAC;
     const FRONTING: Addresses = Addresses {
-        mac: fixtures::NIC_MAC,
         nic_ip: fixtures::NIC_IP,
         host_ip: Some(fixtures::HOST_IP),
     };
@@ -211,7 +218,7 @@ mod tests {
 
     #[test]
     fn udp_to_the_nic_goes_to_the_service_table() {
-        let Verdict::Nic(datagram) = classify(&fixtures::UDP_REQUEST_FRAME, &FRONTING) else {
+        let Verdict::Nic(datagram) = classify(&fixtures::UDP_REQUEST_FRAME, MAC, &FRONTING) else {
             panic!("not for the NIC");
         };
         assert_eq!(datagram.source_mac, fixtures::PEER_MAC);
@@ -220,14 +227,14 @@ mod tests {
         assert_eq!(datagram.destination.port, 7001);
         assert_eq!(datagram.payload, b"hello, e3");
         assert!(matches!(
-            classify(&fixtures::UDP_WITH_OPTIONS_FRAME, &FRONTING),
+            classify(&fixtures::UDP_WITH_OPTIONS_FRAME, MAC, &FRONTING),
             Verdict::Nic(_)
         ));
     }
 
     #[test]
     fn udp_to_the_host_goes_to_the_host_path() {
-        let Verdict::Host(datagram) = classify(&fixtures::UDP_TO_HOST_FRAME, &FRONTING) else {
+        let Verdict::Host(datagram) = classify(&fixtures::UDP_TO_HOST_FRAME, MAC, &FRONTING) else {
             panic!("not for the host");
         };
         assert_eq!(datagram.destination.ip, fixtures::HOST_IP);
@@ -238,7 +245,7 @@ mod tests {
     #[test]
     fn other_destinations_are_dropped() {
         assert_eq!(
-            classify(&fixtures::UDP_TO_HOST_FRAME, &ALONE),
+            classify(&fixtures::UDP_TO_HOST_FRAME, MAC, &ALONE),
             Verdict::Drop(DropReason::NotOurAddress)
         );
         let other = Addresses {
@@ -246,41 +253,41 @@ mod tests {
             ..ALONE
         };
         assert_eq!(
-            classify(&fixtures::UDP_REQUEST_FRAME, &other),
+            classify(&fixtures::UDP_REQUEST_FRAME, MAC, &other),
             Verdict::Drop(DropReason::NotOurAddress)
         );
-        let other_mac = Addresses {
-            mac: MacAddress([2, 2, 2, 2, 2, 2]),
-            ..FRONTING
-        };
+        let other_mac = MacAddress([2, 2, 2, 2, 2, 2]);
         assert_eq!(
-            classify(&fixtures::UDP_REQUEST_FRAME, &other_mac),
+            classify(&fixtures::UDP_REQUEST_FRAME, other_mac, &FRONTING),
             Verdict::Drop(DropReason::NotOurMac)
         );
     }
 
     #[test]
     fn arp_is_answered_for_the_nic_and_the_fronted_host() {
-        let Verdict::Arp(request) = classify(&fixtures::ARP_REQUEST_FRAME, &ALONE) else {
+        let Verdict::Arp(request) = classify(&fixtures::ARP_REQUEST_FRAME, MAC, &ALONE) else {
             panic!("ARP for the NIC not answered");
         };
         assert_eq!(request.target_ip, fixtures::NIC_IP);
         let mut for_host = fixtures::ARP_REQUEST_FRAME;
         for_host[38..42].copy_from_slice(&fixtures::HOST_IP.0);
-        assert!(matches!(classify(&for_host, &FRONTING), Verdict::Arp(_)));
+        assert!(matches!(
+            classify(&for_host, MAC, &FRONTING),
+            Verdict::Arp(_)
+        ));
         assert_eq!(
-            classify(&for_host, &ALONE),
+            classify(&for_host, MAC, &ALONE),
             Verdict::Drop(DropReason::ArpNotForUs)
         );
         assert_eq!(
-            classify(&fixtures::ARP_REPLY_FRAME, &FRONTING),
+            classify(&fixtures::ARP_REPLY_FRAME, MAC, &FRONTING),
             Verdict::Drop(DropReason::NotOurMac)
         );
     }
 
     #[test]
     fn echo_requests_to_the_nic_are_answered() {
-        let verdict = classify(&fixtures::ICMP_ECHO_REQUEST_FRAME, &FRONTING);
+        let verdict = classify(&fixtures::ICMP_ECHO_REQUEST_FRAME, MAC, &FRONTING);
         assert_eq!(
             verdict,
             Verdict::Echo {
@@ -296,7 +303,7 @@ mod tests {
     #[test]
     fn tcp_to_the_nic_is_reset_and_to_the_host_dropped() {
         assert!(matches!(
-            classify(&fixtures::TCP_SYN_FRAME, &FRONTING),
+            classify(&fixtures::TCP_SYN_FRAME, MAC, &FRONTING),
             Verdict::TcpReset { .. }
         ));
         let mut to_host = fixtures::ICMP_ECHO_REQUEST_FRAME;
@@ -308,7 +315,7 @@ mod tests {
             .finish();
         to_host[24..26].copy_from_slice(&sum.to_be_bytes());
         assert_eq!(
-            classify(&to_host, &FRONTING),
+            classify(&to_host, MAC, &FRONTING),
             Verdict::Drop(DropReason::HostNotUdp)
         );
     }
@@ -318,15 +325,15 @@ mod tests {
         let mut bad_udp = fixtures::UDP_REQUEST_FRAME;
         bad_udp[50] ^= 1;
         assert_eq!(
-            classify(&bad_udp, &FRONTING),
+            classify(&bad_udp, MAC, &FRONTING),
             Verdict::Drop(DropReason::Malformed(Layer::Udp, wire::Error::BadChecksum))
         );
         assert_eq!(
-            classify(&fixtures::UDP_REQUEST_FRAME[..20], &FRONTING),
+            classify(&fixtures::UDP_REQUEST_FRAME[..20], MAC, &FRONTING),
             Verdict::Drop(DropReason::Malformed(Layer::Ipv4, wire::Error::Truncated))
         );
         assert_eq!(
-            classify(&[0u8; 3], &FRONTING),
+            classify(&[0u8; 3], MAC, &FRONTING),
             Verdict::Drop(DropReason::Malformed(
                 Layer::Ethernet,
                 wire::Error::Truncated
@@ -335,7 +342,7 @@ mod tests {
         let mut ipv6 = fixtures::UDP_REQUEST_FRAME;
         ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
         assert_eq!(
-            classify(&ipv6, &FRONTING),
+            classify(&ipv6, MAC, &FRONTING),
             Verdict::Drop(DropReason::UnknownEtherType)
         );
     }

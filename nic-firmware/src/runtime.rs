@@ -2,9 +2,11 @@
 //!
 //! One [`Runtime`] is shared by all cores; each core calls [`Runtime::run_core`] (or drives a
 //! [`Core`] by hand with [`Core::poll`]). One poll of a core:
-//! 1. samples the traffic manager's queue depth if a sample is due;
+//! 1. samples the traffic manager's queue depth if a sample is due (the core queues, the frames
+//!    held back at the ports and what the ports report waiting in their receive rings);
 //! 2. receives a burst from each port no other core is receiving from (one port call), and
-//!    steers it to the core queues (one lock per queue: the traffic manager);
+//!    steers it to the core queues (one lock per queue: the traffic manager); frames no queue
+//!    takes are held back at the port, in order;
 //! 3. sends on the wire what the host queued for it, if no other core is doing so;
 //! 4. runs a burst of its own queue to completion (or, idle, of the busiest queue): demux,
 //!    then ARP, ICMP echo, the host path, the agent or a counted drop at once, and the requests
@@ -18,7 +20,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use microservices::engines::Engines;
 use microservices::{Context, Service};
@@ -48,7 +50,7 @@ pub const MAX_UDP_PAYLOAD: usize = 1500 - ipv4::HEADER_LEN - udp::HEADER_LEN;
 
 /// Everything the runtime needs to start.
 pub struct Config {
-    /// The MAC and IPs this NIC answers for.
+    /// The IPs this NIC answers for (its MACs are its ports': [`Port::mac`]).
     pub addresses: Addresses,
     /// How frames are steered to cores.
     pub steering: Steering,
@@ -122,9 +124,33 @@ impl fmt::Display for RuntimeError {
 
 struct PortState<P> {
     device: spin::Mutex<P>,
+    /// The port's MAC ([`Port::mac`], read once at start-up): what frames received on the port
+    /// must be addressed to (or broadcast), and the source of every frame sent on it.
+    mac: MacAddress,
     /// Frames received but not yet accepted by a core queue; whoever holds this lock is the
     /// port's receiver.
     backlog: spin::Mutex<heapless::Deque<Descriptor, BURST>>,
+    /// The backlog's length, readable without its lock (for depth samples).
+    held: AtomicUsize,
+    /// What the port last reported waiting in its receive ring ([`Port::pending`]).
+    pending: AtomicUsize,
+}
+
+impl<P: Port> PortState<P> {
+    /// Frames waiting at this port for the traffic manager: held back by the runtime, and in
+    /// the port's receive ring (asked of the port unless a core is using it right now, in
+    /// which case its last answer stands).
+    fn waiting(&self) -> usize {
+        let pending = match self.device.try_lock() {
+            Some(mut device) => {
+                let pending = device.pending();
+                self.pending.store(pending, Ordering::Relaxed);
+                pending
+            }
+            None => self.pending.load(Ordering::Relaxed),
+        };
+        self.held.load(Ordering::Relaxed).saturating_add(pending)
+    }
 }
 
 /// The NIC runtime, shared by every core of a board.
@@ -174,8 +200,11 @@ impl<B: Board> Runtime<B> {
         let ports = ports
             .into_iter()
             .map(|device| PortState {
+                mac: device.mac(),
                 device: spin::Mutex::new(device),
                 backlog: spin::Mutex::new(heapless::Deque::new()),
+                held: AtomicUsize::new(0),
+                pending: AtomicUsize::new(0),
             })
             .collect();
         let services = ServiceTable::new(cores);
@@ -254,6 +283,14 @@ impl<B: Board> Runtime<B> {
         CounterTotals::sum(self.counters.iter())
     }
 
+    /// The counters of core `core` alone (what it received, steered, served, stole, dropped).
+    pub fn core_counters(&self, core: usize) -> Option<CounterTotals> {
+        self.counters
+            .get(core)
+            .map(core::iter::once)
+            .map(CounterTotals::sum)
+    }
+
     /// The board.
     pub fn board(&self) -> &B {
         &self.board
@@ -269,9 +306,14 @@ impl<B: Board> Runtime<B> {
         &self.services
     }
 
-    /// The addresses this runtime answers for.
+    /// The IPs this runtime answers for.
     pub fn addresses(&self) -> &Addresses {
         &self.addresses
+    }
+
+    /// The MAC of port `port` (what it accepts unicast frames for and sends from).
+    pub fn port_mac(&self, port: usize) -> Option<MacAddress> {
+        self.ports.get(port).map(|state| state.mac)
     }
 
     /// Runs `f` on the host path (waiting for a core that is using it).
@@ -373,12 +415,24 @@ impl<'r, B: Board> Core<'r, B> {
         &self.runtime.counters[self.id]
     }
 
+    /// The MAC of `port`, which frames received on it are for and frames sent on it are from
+    /// (the zero MAC for a port that does not exist, which no frame is sent on).
+    #[inline]
+    fn port_mac(&self, port: usize) -> MacAddress {
+        self.runtime
+            .ports
+            .get(port)
+            .map_or(MacAddress([0; 6]), |state| state.mac)
+    }
+
     /// One round of the loop; returns how many frames and datagrams it moved (0: idle).
     pub fn poll(&mut self) -> usize {
         let runtime = self.runtime;
         let now_ns = runtime.board.now_ns();
         self.now_ns = now_ns;
-        runtime.tm.sample_depth(now_ns);
+        runtime.tm.sample_depth(now_ns, || {
+            runtime.ports.iter().map(PortState::waiting).sum::<usize>()
+        });
         if self.id == 0 {
             self.agent_tick(now_ns);
         }
@@ -443,73 +497,121 @@ impl<'r, B: Board> Core<'r, B> {
     }
 
     /// The traffic manager's input: a burst from every port this core can take, to the queues.
+    /// Returns how many frames it moved: received from a port, steered to a queue (a frame
+    /// received and steered in one go counts twice), or dropped.
     fn receive(&mut self) -> usize {
-        let runtime = self.runtime;
         let mut moved = 0;
-        for (index, port) in runtime.ports.iter().enumerate() {
+        for (index, port) in self.runtime.ports.iter().enumerate() {
             let Some(mut backlog) = port.backlog.try_lock() else {
                 continue;
             };
-            if !backlog.is_empty() {
-                moved += self.dispatch_burst(&mut backlog);
-                if !backlog.is_empty() {
-                    continue;
-                }
-            }
-            let room = self.top_up().min(BURST);
-            let mut lengths = [0usize; BURST];
-            let received = {
-                // The last `room` buffers of the cache, newest first, so that the frames
-                // received come off its end in order.
-                let mut buffers: heapless::Vec<&mut [u8], BURST> = self
-                    .free
-                    .iter_mut()
-                    .rev()
-                    .take(room)
-                    .map(|token| &mut runtime.pool.bytes_mut(token)[..])
-                    .collect();
-                let received = port
-                    .device
-                    .lock()
-                    .receive_burst(&mut buffers, &mut lengths[..room]);
-                received.min(room)
-            };
-            let counters = self.counters();
-            let mut bytes = 0;
-            for &len in &lengths[..received] {
-                let Some(frame) = self.free.pop() else {
-                    break;
-                };
-                if len > FRAME_CAPACITY {
-                    // The port broke its contract: count the frame, keep the buffer.
-                    counters.drop(DropReason::Malformed(
-                        Layer::Ethernet,
-                        wire::Error::BadLength,
-                    ));
-                    self.release(frame);
-                    continue;
-                }
-                bytes += len as u64;
-                // Cannot fail: the backlog is empty and holds a burst.
-                let _ = backlog.push_back(Descriptor {
-                    frame,
-                    len: len as u16,
-                    port: index as u8,
-                });
-            }
-            counters.rx_frames[index].add(received as u64);
-            counters.rx_bytes[index].add(bytes);
-            moved += self.dispatch_burst(&mut backlog);
+            moved += self.receive_port(index, port, &mut backlog);
+            port.held.store(backlog.len(), Ordering::Relaxed);
         }
         moved
+    }
+
+    /// Steers the frames `port` held back and a burst received from it. Frames no queue could
+    /// take stay held, in order, and while some are held the port is not received from (its
+    /// ring holds the rest, as a hardware traffic manager's would), unless a core is running
+    /// short of work under flow-affine steering: then a burst is received behind the held
+    /// frames, so that one full core does not block the others' flows
+    /// ([`TrafficManager::dispatch_behind`]).
+    fn receive_port(
+        &mut self,
+        index: usize,
+        port: &PortState<B::Port>,
+        backlog: &mut heapless::Deque<Descriptor, BURST>,
+    ) -> usize {
+        let mut moved = 0;
+        if !backlog.is_empty() {
+            moved += self.dispatch_burst(backlog);
+        }
+        if backlog.is_empty() {
+            moved += self.receive_into(index, port, backlog);
+            return moved + self.dispatch_burst(backlog);
+        }
+        let runtime = self.runtime;
+        if !runtime.tm.core_short_of_work() {
+            return moved;
+        }
+        let mut fresh = heapless::Deque::new();
+        moved += self.receive_into(index, port, &mut fresh);
+        let steered = runtime
+            .tm
+            .dispatch_behind(backlog, &mut fresh, |descriptor| {
+                flow_hash_of_frame(&runtime.pool, descriptor)
+            });
+        self.counters().dispatched.add(steered as u64);
+        let refused = fresh.len();
+        self.counters()
+            .drop_many(DropReason::CoreQueueFull, refused as u64);
+        while let Some(descriptor) = fresh.pop_front() {
+            self.release(descriptor.frame);
+        }
+        moved + steered
+    }
+
+    /// Receives a burst from `port` into `into` (empty), as many frames as the cache has
+    /// buffers for, at most a burst; returns how many frames the port gave.
+    fn receive_into(
+        &mut self,
+        index: usize,
+        port: &PortState<B::Port>,
+        into: &mut heapless::Deque<Descriptor, BURST>,
+    ) -> usize {
+        let runtime = self.runtime;
+        let room = self.top_up().min(BURST - into.len());
+        let mut lengths = [0usize; BURST];
+        let received = {
+            // The last `room` buffers of the cache, newest first, so that the frames
+            // received come off its end in order.
+            let mut buffers: heapless::Vec<&mut [u8], BURST> = self
+                .free
+                .iter_mut()
+                .rev()
+                .take(room)
+                .map(|token| &mut runtime.pool.bytes_mut(token)[..])
+                .collect();
+            let received = port
+                .device
+                .lock()
+                .receive_burst(&mut buffers, &mut lengths[..room]);
+            received.min(room)
+        };
+        let counters = self.counters();
+        let mut bytes = 0;
+        for &len in &lengths[..received] {
+            let Some(frame) = self.free.pop() else {
+                break;
+            };
+            if len > FRAME_CAPACITY {
+                // The port broke its contract: count the frame, keep the buffer.
+                counters.drop(DropReason::Malformed(
+                    Layer::Ethernet,
+                    wire::Error::BadLength,
+                ));
+                self.release(frame);
+                continue;
+            }
+            bytes += len as u64;
+            // Cannot fail: `room` leaves room.
+            let _ = into.push_back(Descriptor {
+                frame,
+                len: len as u16,
+                port: index as u8,
+            });
+        }
+        counters.rx_frames[index].add(received as u64);
+        counters.rx_bytes[index].add(bytes);
+        received
     }
 
     /// Steers what `frames` holds to the core queues; what does not fit stays, in order.
     fn dispatch_burst(&self, frames: &mut heapless::Deque<Descriptor, BURST>) -> usize {
         let runtime = self.runtime;
         let moved = runtime.tm.dispatch_burst(frames, |descriptor| {
-            let bytes = runtime.pool.bytes(&descriptor.frame);
-            steering::flow_hash(bytes.get(..usize::from(descriptor.len)).unwrap_or_default())
+            flow_hash_of_frame(&runtime.pool, descriptor)
         });
         self.counters().dispatched.add(moved as u64);
         moved
@@ -518,10 +620,7 @@ impl<'r, B: Board> Core<'r, B> {
     fn dispatch(&self, descriptor: Descriptor) -> Result<(), Descriptor> {
         let runtime = self.runtime;
         let flow = match runtime.tm.steering() {
-            Steering::FlowAffine => {
-                let bytes = runtime.pool.bytes(&descriptor.frame);
-                steering::flow_hash(bytes.get(..usize::from(descriptor.len)).unwrap_or_default())
-            }
+            Steering::FlowAffine => flow_hash_of_frame(&runtime.pool, &descriptor),
             Steering::RoundRobin => 0,
         };
         runtime.tm.dispatch(flow, descriptor)?;
@@ -557,7 +656,7 @@ impl<'r, B: Board> Core<'r, B> {
         let port = usize::from(descriptor.port);
         let bytes = runtime.pool.bytes(&descriptor.frame);
         let frame = bytes.get(..usize::from(descriptor.len)).unwrap_or_default();
-        match demux::try_classify(frame, &runtime.addresses) {
+        match demux::try_classify(frame, self.port_mac(port), &runtime.addresses) {
             Ok(Verdict::Arp(request)) => self.answer_arp(port, &request),
             Ok(Verdict::Echo {
                 source_mac,
@@ -600,7 +699,7 @@ impl<'r, B: Board> Core<'r, B> {
     }
 
     fn answer_arp(&mut self, port: usize, request: &ArpRepr) {
-        let mac = self.runtime.addresses.mac;
+        let mac = self.port_mac(port);
         let reply = request.reply_from(mac);
         let ethernet = EthernetRepr {
             source: mac,
@@ -799,11 +898,10 @@ impl<'r, B: Board> Core<'r, B> {
             self.release(reply);
             return;
         };
-        let addresses = &self.runtime.addresses;
         let repr = UdpFrameRepr {
-            source_mac: addresses.mac,
+            source_mac: self.port_mac(port),
             destination_mac: client_mac,
-            source: addresses.nic_ip,
+            source: self.runtime.addresses.nic_ip,
             destination: client.ip,
             udp: UdpRepr {
                 source_port: service,
@@ -983,8 +1081,8 @@ impl<'r, B: Board> Core<'r, B> {
     /// Sends the `len` bytes of UDP data already in the transmit buffer from
     /// `datagram.source` to `datagram.destination` at `datagram.source_mac`.
     fn send_udp(&mut self, port: usize, datagram: &Datagram<'_>, len: usize) -> bool {
-        let addresses = self.runtime.addresses;
-        match build_udp(self.tx_bytes(), &addresses, datagram, len) {
+        let source_mac = self.port_mac(port);
+        match build_udp(self.tx_bytes(), source_mac, datagram, len) {
             Ok(len) => self.transmit(port, len),
             Err(reason) => {
                 self.counters().drop(reason);
@@ -1011,7 +1109,7 @@ impl<'r, B: Board> Core<'r, B> {
             payload_len: l4_len,
             ttl: ipv4::DEFAULT_TTL,
         };
-        let our_mac = self.runtime.addresses.mac;
+        let our_mac = self.port_mac(port);
         match build_ipv4(self.tx_bytes(), our_mac, mac, &ip) {
             Ok(len) => self.transmit(port, len),
             Err(reason) => {
@@ -1092,16 +1190,16 @@ impl<'r, B: Board> Core<'r, B> {
 }
 
 /// Builds a UDP frame around the `len` bytes of data already at [`UDP_PAYLOAD_OFFSET`] of
-/// `buffer`, from `datagram.source` to `datagram.destination` at `datagram.source_mac`;
-/// returns the frame length.
+/// `buffer`, from `datagram.source` at `source_mac` to `datagram.destination` at
+/// `datagram.source_mac`; returns the frame length.
 fn build_udp(
     buffer: &mut [u8],
-    addresses: &Addresses,
+    source_mac: MacAddress,
     datagram: &Datagram<'_>,
     len: usize,
 ) -> Result<usize, DropReason> {
     let repr = UdpFrameRepr {
-        source_mac: addresses.mac,
+        source_mac,
         destination_mac: datagram.source_mac,
         source: datagram.source.ip,
         destination: datagram.destination.ip,
@@ -1160,6 +1258,13 @@ enum Disposition {
     Park,
     /// For the local service in this slot: run it with the rest of the batch's requests.
     Call(usize),
+}
+
+/// The [`steering::flow_hash`] of the frame `descriptor` holds.
+#[inline]
+fn flow_hash_of_frame(pool: &FramePool, descriptor: &Descriptor) -> u32 {
+    let bytes = pool.bytes(&descriptor.frame);
+    steering::flow_hash(bytes.get(..usize::from(descriptor.len)).unwrap_or_default())
 }
 
 /// The flow id of a datagram between two end points (symmetric).

@@ -46,6 +46,19 @@ pub fn udp_frame(
     frame
 }
 
+/// A request from the fixture peer's UDP port `client` to the NIC's UDP port `port` (the
+/// addresses of [`fixtures`](crate::wire::fixtures)).
+pub fn request_to_nic(client: u16, port: u16, payload: &[u8]) -> Vec<u8> {
+    use crate::wire::fixtures;
+    udp_frame(
+        fixtures::PEER_MAC,
+        fixtures::NIC_MAC,
+        Endpoint::new(fixtures::PEER_IP, client),
+        Endpoint::new(fixtures::NIC_IP, port),
+        payload,
+    )
+}
+
 /// A UDP frame's addressing and data, after checking every header; `None` if it is not one.
 pub fn parse_udp_frame(frame: &[u8]) -> Option<(MacAddress, Endpoint, Endpoint, Vec<u8>)> {
     let ethernet = EthernetFrame::parse(frame).ok()?;

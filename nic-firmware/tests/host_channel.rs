@@ -16,7 +16,6 @@ use pcie_channel::{EngineSet, Geometry, Loopback};
 
 fn addresses() -> Addresses {
     Addresses {
-        mac: fixtures::NIC_MAC,
         nic_ip: fixtures::NIC_IP,
         host_ip: Some(fixtures::HOST_IP),
     }
@@ -41,7 +40,7 @@ fn datagrams_cross_the_channel_both_ways_in_flow_order() {
     );
     let mut host_sender = loopback.host().sender(engines).unwrap();
     let mut host_receiver = loopback.host().receiver().unwrap();
-    let (board, wires) = SoftwareBoard::with_host_path(1, 1, fixtures::NIC_MAC, 512, path);
+    let (board, wires) = SoftwareBoard::with_host_path(1, &[fixtures::NIC_MAC], 512, path);
     let runtime = Runtime::new(Config::new(addresses(), &SoftwareEngines), board).unwrap();
     let wire = &wires[0];
     let mut core = runtime.core(0).unwrap();

@@ -33,7 +33,6 @@ fn client(port: u16) -> Endpoint {
 
 fn config() -> Config {
     let addresses = Addresses {
-        mac: fixtures::NIC_MAC,
         nic_ip: fixtures::NIC_IP,
         host_ip: Some(fixtures::HOST_IP),
     };
@@ -82,7 +81,7 @@ fn kvs_and_count_are_served_end_to_end_from_raw_frames() {
             COUNT_PORT,
             Box::new(Count::new(ServiceId(2), CountConfig { items: 1024 })),
         );
-    let nic = SoftwareNic::start(config, 2, 1).unwrap();
+    let nic = SoftwareNic::start(config, 2, &[fixtures::NIC_MAC]).unwrap();
 
     assert_eq!(
         call(&nic, 40000, KVS_PORT, &kvs::request::put(b"answer", b"42")),
@@ -118,10 +117,10 @@ fn kvs_and_count_are_served_end_to_end_from_raw_frames() {
 fn a_kvs_moves_to_another_node_without_losing_a_request() {
     let mut old_config = config();
     old_config.agent = Some(AgentConfig::new(1, AGENT_PORT));
-    let old = SoftwareNic::start(old_config, 2, 1).unwrap();
+    let old = SoftwareNic::start(old_config, 2, &[fixtures::NIC_MAC]).unwrap();
     let mut new_config = config();
     new_config.agent = Some(AgentConfig::new(2, AGENT_PORT));
-    let new = SoftwareNic::start(new_config, 1, 1).unwrap();
+    let new = SoftwareNic::start(new_config, 1, &[fixtures::NIC_MAC]).unwrap();
 
     let deploy = Command::Deploy {
         service: 9,
@@ -220,7 +219,7 @@ fn a_kvs_moves_to_another_node_without_losing_a_request() {
 fn bad_commands_get_a_status_and_change_nothing() {
     let mut config = config();
     config.agent = Some(AgentConfig::new(1, AGENT_PORT));
-    let nic = SoftwareNic::start(config, 1, 1).unwrap();
+    let nic = SoftwareNic::start(config, 1, &[fixtures::NIC_MAC]).unwrap();
     let unknown = call(&nic, 40000, AGENT_PORT, &[1, 2, 5, 0, 99, 0]);
     assert_eq!(
         unknown,
@@ -261,7 +260,7 @@ fn heartbeats_report_the_busiest_service_to_the_controller() {
     agent.controller = Some(controller);
     agent.heartbeat_interval_ns = 2_000_000;
     config.agent = Some(agent);
-    let nic = SoftwareNic::start(config, 1, 1).unwrap();
+    let nic = SoftwareNic::start(config, 1, &[fixtures::NIC_MAC]).unwrap();
 
     // Keep the service busy and collect heartbeats until one names it.
     let mut last: Option<Heartbeat> = None;
@@ -315,7 +314,7 @@ fn heartbeats_find_a_controller_heard_from_without_a_gateway() {
     agent.controller = Some(controller);
     agent.heartbeat_interval_ns = 2_000_000;
     config.agent = Some(agent);
-    let nic = SoftwareNic::start(config, 1, 1).unwrap();
+    let nic = SoftwareNic::start(config, 1, &[fixtures::NIC_MAC]).unwrap();
     let unroutable = || {
         nic.runtime()
             .counters()
@@ -374,7 +373,7 @@ fn deploys_are_built_by_kind_checked_for_memory_and_counted() {
     // A board with 8 MiB free: enough for a small Count, not for NAT's 32 MiB table.
     agent.free_memory = Some(|| DEPLOY_RESERVE + (8 << 20));
     config.agent = Some(agent);
-    let nic = SoftwareNic::start(config, 1, 1).unwrap();
+    let nic = SoftwareNic::start(config, 1, &[fixtures::NIC_MAC]).unwrap();
     let deploy = |service, kind, port, config| Command::Deploy {
         service,
         kind,

@@ -17,7 +17,6 @@ const WAIT: Duration = Duration::from_secs(10);
 
 fn addresses() -> Addresses {
     Addresses {
-        mac: fixtures::NIC_MAC,
         nic_ip: fixtures::NIC_IP,
         host_ip: Some(fixtures::HOST_IP),
     }
@@ -27,7 +26,7 @@ fn start(cores: usize, steering: Steering) -> SoftwareNic {
     let mut config = Config::new(addresses(), &SoftwareEngines)
         .with_service(7001, Box::new(Echo::new(ServiceId(1))));
     config.steering = steering;
-    SoftwareNic::start(config, cores, 1).expect("software NIC starts")
+    SoftwareNic::start(config, cores, &[fixtures::NIC_MAC]).expect("software NIC starts")
 }
 
 /// `frame` padded with zeros to the Ethernet minimum, as the NIC sends it.

@@ -172,8 +172,10 @@ fn sha1_compress(state: &mut [u32; 5], block: &[u8; 64]) {
 }
 
 /// [`sha1_compress`] behind the plain function type HMAC framing takes. Only handed out by
-/// `ArmCrypto` after it checked the SHA-1 instructions exist.
-pub fn sha1_compress_checked(state: &mut [u32; 5], block: &[u8; 64]) {
-    // SAFETY: this function is only used by `ArmCrypto::hmac_sha1` when `features.sha1` is set.
+/// `ArmCrypto` after it checked the SHA-1 instructions exist (hence not public beyond
+/// `accel`).
+pub(super) fn sha1_compress_checked(state: &mut [u32; 5], block: &[u8; 64]) {
+    // SAFETY: this function is only used by `ArmCrypto::hmac_sha1` when `features.sha1()` is
+    // set, which only a `CpuFeatures::detect` on a core with the instructions can make so.
     unsafe { sha1_compress(state, block) }
 }

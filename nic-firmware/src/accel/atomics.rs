@@ -17,7 +17,9 @@ pub struct LseAtomics {
 impl LseAtomics {
     /// Atomics for a core with `features`.
     pub const fn new(features: CpuFeatures) -> Self {
-        Self { lse: features.lse }
+        Self {
+            lse: features.lse(),
+        }
     }
 }
 
@@ -48,7 +50,8 @@ impl FetchAddEngine for LseAtomics {
     fn fetch_add(&self, cell: &AtomicU64, delta: u64) -> u64 {
         #[cfg(target_arch = "aarch64")]
         if self.lse {
-            // SAFETY: `lse` comes from the core's ID register.
+            // SAFETY: `lse` comes from a `CpuFeatures`, which only `CpuFeatures::detect` (whose
+            // caller vouches for the core) can make with LSE on.
             return unsafe { ldadd(cell, delta) };
         }
         cell.fetch_add(delta, Ordering::Relaxed)

@@ -9,7 +9,9 @@
 //!
 //! Each engine checks the CPU at start-up ([`CpuFeatures`], from `ID_AA64ISAR0_EL1`) and falls
 //! back to [`SoftwareEngines`] when its instructions are absent, so one firmware image runs on
-//! every ARMv8-A core.
+//! every ARMv8-A core. A [`CpuFeatures`] with an extension on can only come from
+//! [`CpuFeatures::detect`] (`unsafe`: its caller vouches that the cores have what the register
+//! says), so the safe constructors here cannot enable an instruction the core lacks.
 //!
 //! Why not RustCrypto's own ARMv8 back-ends: the `aes` and `sha1` crates pick them with
 //! `cpufeatures`, which on `aarch64-unknown-none` has no OS to ask and reports "absent" unless
@@ -17,23 +19,27 @@
 //! a core without the extension. Reading the ID register ourselves (the firmware runs at EL1)
 //! keeps one image and run-time selection. The software fallback is RustCrypto.
 //!
-//! [`self_test`] runs the published known-answer vectors (FIPS-197, SP 800-38A, RFC 2202) on
-//! the selected engines: boards run it at boot.
+//! [`tested_engines`] is what a board calls at boot: it runs the published known-answer vectors
+//! (FIPS-197, SP 800-38A, RFC 2202, and reference checks of fetch-and-add and pattern matching)
+//! on each hardware engine the core offers, and returns engines in which every engine that
+//! failed runs in software instead, with a [`SelfTest`] report naming them. [`self_test`] runs
+//! the same vectors on any set of engines.
 
 mod atomics;
 mod features;
 pub mod hmac;
+mod self_test;
 
 #[cfg(target_arch = "aarch64")]
 mod armv8;
 
-use microservices::engines::kat::{self, KatFailure};
 use microservices::engines::{
     CryptoEngine, EngineError, Engines, FetchAddEngine, PatternEngine, SoftwareEngines, SHA1_DIGEST,
 };
 
 pub use atomics::LseAtomics;
-pub use features::CpuFeatures;
+pub use features::{CpuFeatures, HardwareEngine};
+pub use self_test::{self_test, tested_engines, SelfTest};
 
 /// Symmetric crypto on the ARMv8 Cryptographic Extension where the core has it.
 #[derive(Clone, Copy, Debug)]
@@ -57,8 +63,9 @@ impl CryptoEngine for ArmCrypto {
         buf: &mut [u8],
     ) -> Result<(), EngineError> {
         #[cfg(target_arch = "aarch64")]
-        if self.features.aes {
-            // SAFETY: `features.aes` says the core implements the AES instructions.
+        if self.features.aes() {
+            // SAFETY: `features.aes()` says the core implements the AES instructions (only
+            // `CpuFeatures::detect` makes it so).
             return unsafe { armv8::cbc_encrypt(key, iv, buf) };
         }
         SoftwareEngines.aes128_cbc_encrypt(key, iv, buf)
@@ -71,8 +78,9 @@ impl CryptoEngine for ArmCrypto {
         buf: &mut [u8],
     ) -> Result<(), EngineError> {
         #[cfg(target_arch = "aarch64")]
-        if self.features.aes {
-            // SAFETY: `features.aes` says the core implements the AES instructions.
+        if self.features.aes() {
+            // SAFETY: `features.aes()` says the core implements the AES instructions (only
+            // `CpuFeatures::detect` makes it so).
             return unsafe { armv8::cbc_decrypt(key, iv, buf) };
         }
         SoftwareEngines.aes128_cbc_decrypt(key, iv, buf)
@@ -80,7 +88,7 @@ impl CryptoEngine for ArmCrypto {
 
     fn hmac_sha1(&self, key: &[u8], message: &[&[u8]]) -> [u8; SHA1_DIGEST] {
         #[cfg(target_arch = "aarch64")]
-        if self.features.sha1 {
+        if self.features.sha1() {
             return hmac::hmac_sha1(armv8::sha1_compress_checked, key, message);
         }
         SoftwareEngines.hmac_sha1(key, message)
@@ -96,8 +104,9 @@ pub struct NicEngines {
 }
 
 impl NicEngines {
-    /// Engines for a core with `features` (use [`CpuFeatures::detect`] on the board; on the
-    /// host, [`CpuFeatures::NONE`] gives the software engines).
+    /// Engines for a core with `features` (use [`tested_engines`] on the board, which also
+    /// turns off engines that fail their known answers; on the host, [`CpuFeatures::NONE`]
+    /// gives the software engines).
     pub const fn new(features: CpuFeatures) -> Self {
         Self {
             features,
@@ -124,13 +133,6 @@ impl Engines for NicEngines {
     fn atomics(&self) -> &dyn FetchAddEngine {
         &self.atomics
     }
-}
-
-/// Runs every known-answer check on `engines`; the first failure, if any.
-pub fn self_test(engines: &dyn Engines) -> Result<(), KatFailure> {
-    kat::check_crypto(engines.crypto())?;
-    kat::check_atomics(engines.atomics())?;
-    kat::check_pattern(engines.pattern())
 }
 
 #[cfg(test)]

@@ -117,6 +117,10 @@ impl Port for MemoryPort {
     fn link_bits_per_second(&self) -> u64 {
         self.bits_per_second
     }
+
+    fn pending(&mut self) -> usize {
+        self.wire.to_nic.len()
+    }
 }
 
 /// The host's side of the memory host path.
@@ -182,12 +186,12 @@ pub const LINK_BITS_PER_SECOND: u64 = 10_000_000_000;
 pub const WIRE_QUEUE_FRAMES: usize = 4096;
 
 impl SoftwareBoard {
-    /// A board of `cores` cores and `ports` ports with `mac`, with wire queues of
+    /// A board of `cores` cores and one port per MAC of `macs` (at most
+    /// [`MAX_PORTS`](super::MAX_PORTS); port `i` has `macs[i]`), with wire queues of
     /// `queue_frames` frames; returns it with the network and host ends of its devices.
     pub fn new(
         cores: usize,
-        ports: usize,
-        mac: MacAddress,
+        macs: &[MacAddress],
         queue_frames: usize,
     ) -> (Self, Vec<Wire>, HostEnd) {
         let host = HostEnd {
@@ -195,7 +199,7 @@ impl SoftwareBoard {
             from_host: Arc::new(SlotQueue::new(queue_frames)),
         };
         let path = MemoryHostPath { end: host.clone() };
-        let (board, wires) = SoftwareBoard::with_host_path(cores, ports, mac, queue_frames, path);
+        let (board, wires) = SoftwareBoard::with_host_path(cores, macs, queue_frames, path);
         (board, wires, host)
     }
 }
@@ -204,12 +208,13 @@ impl<H: HostPath> SoftwareBoard<H> {
     /// A board like [`SoftwareBoard::new`] whose host path is `host`.
     pub fn with_host_path(
         cores: usize,
-        ports: usize,
-        mac: MacAddress,
+        macs: &[MacAddress],
         queue_frames: usize,
         host: H,
     ) -> (Self, Vec<Wire>) {
-        let wires: Vec<Wire> = (0..ports.clamp(1, super::MAX_PORTS))
+        let macs = &macs[..macs.len().min(super::MAX_PORTS)];
+        let wires: Vec<Wire> = macs
+            .iter()
             .map(|_| Wire {
                 to_nic: Arc::new(FrameQueue::new(queue_frames)),
                 from_nic: Arc::new(FrameQueue::new(queue_frames)),
@@ -217,7 +222,8 @@ impl<H: HostPath> SoftwareBoard<H> {
             .collect();
         let ports = wires
             .iter()
-            .map(|wire| MemoryPort {
+            .zip(macs)
+            .map(|(wire, &mac)| MemoryPort {
                 mac,
                 wire: wire.clone(),
                 bits_per_second: LINK_BITS_PER_SECOND,
@@ -272,10 +278,9 @@ pub struct SoftwareNic {
 }
 
 impl SoftwareNic {
-    /// Starts `config` on `cores` threads with `ports` ports.
-    pub fn start(config: Config, cores: usize, ports: usize) -> Result<Self, RuntimeError> {
-        let mac = config.addresses.mac;
-        let (board, wires, host) = SoftwareBoard::new(cores, ports, mac, WIRE_QUEUE_FRAMES);
+    /// Starts `config` on `cores` threads with one port per MAC of `macs`.
+    pub fn start(config: Config, cores: usize, macs: &[MacAddress]) -> Result<Self, RuntimeError> {
+        let (board, wires, host) = SoftwareBoard::new(cores, macs, WIRE_QUEUE_FRAMES);
         let runtime = Arc::new(Runtime::new(config, board)?);
         let threads = (0..runtime.board().core_count())
             .map(|core| {
@@ -333,7 +338,7 @@ mod tests {
 
     fn port(queue_frames: usize) -> (MemoryPort, Wire) {
         let (mut board, mut wires, _host) =
-            SoftwareBoard::new(1, 1, fixtures::NIC_MAC, queue_frames);
+            SoftwareBoard::new(1, &[fixtures::NIC_MAC], queue_frames);
         (board.take_devices().ports.remove(0), wires.remove(0))
     }
 

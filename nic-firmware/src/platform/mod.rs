@@ -57,6 +57,14 @@ pub trait Port: Send {
 
     /// Line rate in bits per second, for link utilisation.
     fn link_bits_per_second(&self) -> u64;
+
+    /// Frames the port has received and not yet handed over by [`Port::receive`] (its receive
+    /// ring's backlog), counted into the traffic manager's queue depth (the standing-queue
+    /// signal) when a depth sample is taken. The default, for a driver that cannot tell, is 0:
+    /// the depth then counts only the frames the runtime holds.
+    fn pending(&mut self) -> usize {
+        0
+    }
 }
 
 /// A port driver on the heap (a board keeps large drivers, such as virtio queues, off its boot
@@ -70,12 +78,24 @@ impl<P: Port + ?Sized> Port for alloc::boxed::Box<P> {
         (**self).receive(buffer)
     }
 
+    fn receive_burst(&mut self, buffers: &mut [&mut [u8]], lengths: &mut [usize]) -> usize {
+        (**self).receive_burst(buffers, lengths)
+    }
+
     fn transmit(&mut self, frame: &[u8]) -> Result<(), PortError> {
         (**self).transmit(frame)
     }
 
+    fn transmit_burst(&mut self, frames: &[&[u8]]) -> usize {
+        (**self).transmit_burst(frames)
+    }
+
     fn link_bits_per_second(&self) -> u64 {
         (**self).link_bits_per_second()
+    }
+
+    fn pending(&mut self) -> usize {
+        (**self).pending()
     }
 }
 

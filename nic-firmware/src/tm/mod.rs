@@ -6,8 +6,10 @@
 //! [`TrafficManager::dispatch_burst`], [`TrafficManager::pull`]) and [`depth`] samples how full
 //! they are over time. The manager is work-conserving: round-robin steering skips full queues,
 //! an idle core takes frames from the busiest queue ([`TrafficManager::steal`]), and under
-//! flow-affine steering a full queue holds its frame back at the port (no drop) until it
-//! drains.
+//! flow-affine steering a full queue holds its frames back at the port (no drop) until it
+//! drains, unless another core runs short of work meanwhile: then frames are received behind
+//! the held ones and those for a full core that find no room are dropped
+//! ([`TrafficManager::dispatch_behind`]), so that one hot flow does not starve the others.
 
 pub mod depth;
 pub mod pool;
@@ -120,9 +122,9 @@ impl TrafficManager {
     /// [`steering::flow_hash`]) and keeps a frame whose queue is full, with every later frame
     /// of that core, so that no flow is reordered. What no queue took stays in `frames`, in
     /// order. Returns how many frames were steered.
-    pub fn dispatch_burst(
+    pub fn dispatch_burst<const N: usize>(
         &self,
-        frames: &mut heapless::Deque<Descriptor, BURST>,
+        frames: &mut heapless::Deque<Descriptor, N>,
         mut flow: impl FnMut(&Descriptor) -> u32,
     ) -> usize {
         let cores = self.queues.len();
@@ -137,8 +139,8 @@ impl TrafficManager {
             queue.depth.store(queued.len(), Ordering::Relaxed);
             return moved;
         }
-        let mut held: [Option<Descriptor>; BURST] = [const { None }; BURST];
-        let mut target = [0usize; BURST];
+        let mut held: [Option<Descriptor>; N] = [const { None }; N];
+        let mut target = [0usize; N];
         let start = match self.steering {
             Steering::RoundRobin => self.cursor.fetch_add(count, Ordering::Relaxed) % cores,
             Steering::FlowAffine => 0,
@@ -178,6 +180,40 @@ impl TrafficManager {
             // Cannot fail: these came out of `frames`.
             let _ = frames.push_front(descriptor);
         }
+        moved
+    }
+
+    /// Under flow-affine steering, whether some core's queue holds less than a burst: that
+    /// core is about to run out of work, so frames held back for a full queue should not keep
+    /// it from the port's later frames ([`TrafficManager::dispatch_behind`]). Always false
+    /// under round-robin steering, where frames are held back only when every queue is full.
+    pub fn core_short_of_work(&self) -> bool {
+        self.steering == Steering::FlowAffine
+            && self
+                .queues
+                .iter()
+                .any(|queue| queue.depth.load(Ordering::Relaxed) < BURST)
+    }
+
+    /// Steers `fresh` frames, received behind the `held` ones (frames an earlier burst could
+    /// not place), without letting any overtake an earlier frame for the same core: the held
+    /// frames and then the fresh ones go through [`TrafficManager::dispatch_burst`] as one
+    /// burst. Of what no queue takes (frames for full queues, in order) the oldest stay in
+    /// `held`, as many as it holds, and the newest are left in `fresh`, refused: the caller
+    /// drops them. Per-flow order holds: a refused frame is newer than every frame kept for its
+    /// core. Returns how many frames were steered.
+    pub fn dispatch_behind(
+        &self,
+        held: &mut heapless::Deque<Descriptor, BURST>,
+        fresh: &mut heapless::Deque<Descriptor, BURST>,
+        flow: impl FnMut(&Descriptor) -> u32,
+    ) -> usize {
+        let mut all: heapless::Deque<Descriptor, { 2 * BURST }> = heapless::Deque::new();
+        move_oldest(held, &mut all, BURST);
+        move_oldest(fresh, &mut all, BURST);
+        let moved = self.dispatch_burst(&mut all, flow);
+        move_oldest(&mut all, held, BURST);
+        move_oldest(&mut all, fresh, BURST);
         moved
     }
 
@@ -274,12 +310,16 @@ impl TrafficManager {
             .sum()
     }
 
-    /// Takes a depth sample if one is due at `now_ns` (cheap when not; any core may call).
-    pub fn sample_depth(&self, now_ns: u64) {
+    /// Takes a depth sample if one is due at `now_ns` (cheap when not; any core may call): the
+    /// frames in the core queues plus `upstream()`, the frames waiting in front of them (at the
+    /// ports: received and not yet steered, or not yet received), which is called only when a
+    /// sample is taken. Without the upstream frames a core that takes one burst per poll and
+    /// runs it at once would always see empty queues, however many frames its port holds.
+    pub fn sample_depth(&self, now_ns: u64, upstream: impl FnOnce() -> usize) {
         if let Some(mut monitor) = self.monitor.try_lock() {
             if monitor.due(now_ns) {
-                let depth = u32::try_from(self.total_depth()).unwrap_or(u32::MAX);
-                monitor.sample(now_ns, depth);
+                let total = self.total_depth().saturating_add(upstream());
+                monitor.sample(now_ns, u32::try_from(total).unwrap_or(u32::MAX));
             }
         }
     }
@@ -518,6 +558,67 @@ mod tests {
     }
 
     #[test]
+    fn frames_behind_held_ones_never_overtake_them_and_the_newest_are_refused() {
+        let pool = FramePool::new(2 * QUEUE_DEPTH + 2 * BURST);
+        let tm = TrafficManager::new(Steering::FlowAffine, 2, 1);
+        // Frames are numbered by their length; one in four is for core 1, the rest for core
+        // 0, whose queue is full.
+        let for_core_1 = |n: &u16| n % 4 == 1;
+        let flow = |d: &Descriptor| u32::from(for_core_1(&d.len));
+        for descriptor in descriptors(&pool, QUEUE_DEPTH) {
+            tm.push(0, descriptor).unwrap();
+        }
+        assert!(tm.core_short_of_work(), "core 1 has nothing");
+        let mut held = burst(&pool, BURST);
+        assert_eq!(tm.dispatch_burst(&mut held, flow), BURST / 4);
+        assert_eq!(held.len(), 3 * BURST / 4, "core 0's frames are held back");
+        // A fresh burst numbered after the held one.
+        let mut fresh = burst(&pool, BURST);
+        for descriptor in fresh.iter_mut() {
+            descriptor.len += BURST as u16;
+        }
+        assert_eq!(tm.dispatch_behind(&mut held, &mut fresh, flow), BURST / 4);
+        // The held frames keep their place and fill up with the oldest fresh ones for core 0;
+        // the newest are refused.
+        let numbers = |frames: &heapless::Deque<Descriptor, BURST>| -> Vec<u16> {
+            frames.iter().map(|d| d.len).collect()
+        };
+        let core_0: Vec<u16> = (0..2 * BURST as u16).filter(|n| !for_core_1(n)).collect();
+        assert_eq!(numbers(&held), core_0[..BURST]);
+        assert_eq!(numbers(&fresh), core_0[BURST..]);
+        // Core 1 got every frame of its flows, in order.
+        let core_1: Vec<u16> = (0..2 * BURST as u16).filter(for_core_1).collect();
+        assert_eq!(drain_core(&tm, 1, &pool), core_1);
+        // Once core 0 drains, its held frames go first, in order.
+        drain_core(&tm, 0, &pool);
+        assert_eq!(tm.dispatch_burst(&mut held, flow), BURST);
+        assert_eq!(drain_core(&tm, 0, &pool), core_0[..BURST]);
+        for d in fresh {
+            pool.give(d.frame);
+        }
+        assert_eq!(pool.available(), pool.capacity());
+    }
+
+    #[test]
+    fn round_robin_never_asks_for_frames_behind_held_ones() {
+        let pool = FramePool::new(QUEUE_DEPTH);
+        let tm = TrafficManager::new(Steering::RoundRobin, 2, 1);
+        assert!(!tm.core_short_of_work());
+        let flow_affine = TrafficManager::new(Steering::FlowAffine, 2, 1);
+        assert!(flow_affine.core_short_of_work());
+        for core in 0..2 {
+            for descriptor in descriptors(&pool, QUEUE_DEPTH / 2) {
+                flow_affine.push(core, descriptor).unwrap();
+            }
+        }
+        assert!(
+            !flow_affine.core_short_of_work(),
+            "both have a burst or more"
+        );
+        flow_affine.drain_all(|d| pool.give(d.frame));
+    }
+
+    #[test]
     fn an_idle_core_steals_half_of_the_busiest_queue() {
         let pool = FramePool::new(20);
         let tm = TrafficManager::new(Steering::RoundRobin, 3, 1);
@@ -538,14 +639,16 @@ mod tests {
     fn depth_is_sampled_over_time() {
         let pool = FramePool::new(8);
         let tm = TrafficManager::new(Steering::RoundRobin, 2, 100);
-        tm.sample_depth(0);
+        tm.sample_depth(0, || 0);
         for descriptor in descriptors(&pool, 8) {
             tm.dispatch(0, descriptor).unwrap();
         }
-        tm.sample_depth(50); // not due yet
-        tm.sample_depth(100);
+        tm.sample_depth(50, || unreachable!("not due yet: the ports are not asked"));
+        tm.sample_depth(100, || 0);
+        // Frames waiting at the ports count as well.
+        tm.sample_depth(200, || 5);
         let summary = tm.take_depth_interval();
-        assert_eq!((summary.samples, summary.min, summary.max), (2, 0, 8));
+        assert_eq!((summary.samples, summary.min, summary.max), (3, 0, 13));
         let mut drained = 0;
         tm.drain_all(|d| {
             drained += 1;

@@ -104,13 +104,14 @@ pub fn start(
     match accel::self_test(engines) {
         Ok(()) => info!(
             "engines: AES {} SHA-1 {} LSE {}: known-answer tests pass",
-            features.aes, features.sha1, features.lse
+            features.aes(),
+            features.sha1(),
+            features.lse()
         ),
         Err(failure) => error!("engines fail their known-answer tests: {failure:?}"),
     }
-    let mac = ports.first().map_or([0; 6], |port| port.mac());
+    // The runtime takes each port's MAC from the port itself (`Port::mac`).
     let addresses = Addresses {
-        mac: MacAddress(mac),
         nic_ip: Ipv4Address(config.nic_ip.octets()),
         host_ip: Some(Ipv4Address(config.host_ip.octets())),
     };
