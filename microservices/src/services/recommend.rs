@@ -334,7 +334,7 @@ mod tests {
                 (den > 0.0).then(|| (num / den, u32::from(i)))
             })
             .collect();
-        scored.sort_by(rank);
+        scored.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
         scored.into_iter().map(|(s, i)| (i as u16, s)).collect()
     }
 
