@@ -173,6 +173,9 @@ impl Service for Recommend {
     ) -> Result<usize, ServiceError> {
         let mut request = Request::new(request);
         let operation = request.u8()?;
+        if !matches!(operation, op::VIEW | op::RATE | op::RECOMMEND) {
+            return Err(ServiceError::BadOpcode);
+        }
         let user = request.u32()?;
         match operation {
             op::VIEW => {
@@ -388,6 +391,7 @@ mod tests {
         );
         assert_eq!(h.err(&[op::VIEW, 1, 0]), ServiceError::Truncated);
         assert_eq!(h.err(&[9, 1, 0, 0, 0]), ServiceError::BadOpcode);
+        assert_eq!(h.err(&[9]), ServiceError::BadOpcode);
         h.ok(&rate(1, &[(0, 5.0), (1, 3.0)]));
         h.ok(&rate(2, &[(0, 4.0), (2, 2.0)]));
         assert_eq!(h.err(&rate(3, &[(0, 1.0)])), ServiceError::Full);

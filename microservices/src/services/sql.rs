@@ -155,8 +155,8 @@ impl Sql {
     fn run(&self, request: &[u8], response: &mut [u8]) -> Result<usize, ServiceError> {
         let mut request = Request::new(request);
         let index = usize::from(request.u8()?);
+        let sql = self.statements.get(index).ok_or(ServiceError::BadOpcode)?;
         let count = usize::from(request.u8()?);
-        let sql = self.statements.get(index).ok_or(ServiceError::BadField)?;
         let connection = self
             .connection
             .try_borrow()
@@ -377,7 +377,9 @@ mod tests {
             h.err(&execute(0, &[Value::Integer(1)])),
             ServiceError::BadField
         );
-        assert_eq!(h.err(&execute(9, &[])), ServiceError::BadField);
+        assert_eq!(h.err(&execute(9, &[])), ServiceError::BadOpcode);
+        assert_eq!(h.err(&[9]), ServiceError::BadOpcode);
+        assert_eq!(h.err(&[0]), ServiceError::Truncated);
         assert_eq!(h.err(&[0, 4, 1, 0]), ServiceError::Truncated);
         assert_eq!(h.err(&[0, 4, 3, 9, 0, b'a']), ServiceError::BadLength);
         assert_eq!(h.err(&[0, 4, 7]), ServiceError::BadField);
