@@ -35,8 +35,9 @@ pub const TOP_ITEMS: usize = 16384;
 pub const GATEWAY_CLIENTS: usize = 4096;
 /// The standard API gateway's token key.
 pub const GATEWAY_KEY: &[u8] = b"standard gateway key";
-/// Features per KNN point.
-pub const KNN_DIMS: usize = 120;
+/// Features per KNN point: a classify request (`u16 k, u16 dims`, then the features as `f32`)
+/// is then 4 + 127 × 4 = 512 bytes, the benchmark's request size, with no padding.
+pub const KNN_DIMS: usize = 127;
 /// KNN training points.
 pub const KNN_POINTS: usize = 4096;
 /// KNN classes.
