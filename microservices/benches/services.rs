@@ -8,6 +8,10 @@
 //! not move with the machine's load the way absolute rates do; the load average at the start
 //! is printed for that reason.
 //!
+//! The request-bytes column is the mean size of the replayed requests: the generators pad
+//! shorter requests up to the size (`apps::traffic`), and a KNN request of the standard model's
+//! 127 features is 512 bytes with no padding.
+//!
 //! Options: `--seconds S` per service (default 1), `--size BYTES` (default 512), and service
 //! names to run only those.
 
@@ -97,11 +101,14 @@ fn trace_of(kind: ServiceKind, size: usize) -> Vec<(u64, Vec<u8>)> {
     (0..4096).map(|_| traffic.next_request()).collect()
 }
 
-/// Requests per second of `kind`'s standard instance on this core, and the share of requests
-/// that answered an error.
-fn measure(kind: ServiceKind, size: usize, seconds: f64) -> Option<(f64, f64)> {
+/// Requests per second of `kind`'s standard instance on this core, the share of requests
+/// that answered an error, and the mean request size in bytes.
+fn measure(kind: ServiceKind, size: usize, seconds: f64) -> Option<(f64, f64, f64)> {
     let service = instantiate(kind, ServiceId(1))?;
-    Some(replay(service, &trace_of(kind, size), seconds))
+    let trace = trace_of(kind, size);
+    let bytes = trace.iter().map(|(_, r)| r.len()).sum::<usize>() as f64 / trace.len() as f64;
+    let (rps, errors) = replay(service, &trace, seconds);
+    Some((rps, errors, bytes))
 }
 
 /// Replays `trace` through `service` in order for `seconds`; requests per second and error
@@ -145,22 +152,23 @@ fn main() {
     println!("baselines: E3 Table 1, host with DPDK (RPS / cores); copy floor {floor:.0} req/s");
     println!();
     println!(
-        "| service | ours (req/s/core) | E3 host (req/s/core) | ratio | cost in copies | errors |"
+        "| service | request bytes | ours (req/s/core) | E3 host (req/s/core) | ratio | cost in copies | errors |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut log_sum = 0.0;
     let mut measured = 0;
     for kind in kinds {
         let (rps, cores) = paper_host(kind);
         let paper = rps / cores;
         match measure(kind, options.size, options.seconds) {
-            Some((ours, error_share)) => {
+            Some((ours, error_share, bytes)) => {
                 let ratio = ours / paper;
                 log_sum += ratio.ln();
                 measured += 1;
                 println!(
-                    "| {} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1}% |",
+                    "| {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1}% |",
                     kind,
+                    bytes,
                     ours,
                     paper,
                     ratio,
@@ -168,7 +176,9 @@ fn main() {
                     100.0 * error_share
                 );
             }
-            None => println!("| {kind} | not built (feature `sql` off) | {paper:.0} | - | - | - |"),
+            None => {
+                println!("| {kind} | - | not built (feature `sql` off) | {paper:.0} | - | - | - |")
+            }
         }
     }
     if measured > 0 {

@@ -194,9 +194,13 @@ fn host_only_kinds_are_refused_on_a_nic_and_built_on_a_host() {
             DeployError::HostOnly(kind)
         );
     }
-    // This test build has the `sql` feature (the crate's default).
-    let sql = deploy::build_on_host(ServiceKind::Sql, ServiceId(2), &[]).unwrap();
-    assert_eq!(sql.identity().kind, ServiceKind::Sql);
+    // With the `sql` feature (the crate's default) a host builds it; without, it refuses.
+    let sql = deploy::build_on_host(ServiceKind::Sql, ServiceId(2), &[]);
+    if cfg!(feature = "sql") {
+        assert_eq!(sql.unwrap().identity().kind, ServiceKind::Sql);
+    } else {
+        assert!(matches!(sql, Err(DeployError::Refused { .. })));
+    }
     assert!(matches!(
         deploy::plan(Node::Host, ServiceKind::Sql, &[1]),
         Err(DeployError::BadParameters { .. })

@@ -1,6 +1,7 @@
 //! Known-answer checks every engine implementation must pass: the published vectors of
-//! FIPS-197 (appendix C.1) and NIST SP 800-38A (F.2.1, F.2.2) for AES-128-CBC, RFC 2202 for
-//! HMAC-SHA1, and brute-force references for pattern matching and fetch-and-add.
+//! FIPS-197 (appendix C.1), NIST SP 800-38A (F.2.1, F.2.2) and RFC 3602 (section 4, cases 1 to
+//! 4) for AES-128-CBC, RFC 2202 for HMAC-SHA1, and brute-force references for pattern matching
+//! and fetch-and-add.
 //!
 //! These are plain functions (not `#[test]`s) so that the NIC firmware can run them at boot on
 //! its own engines and report the first failure.
@@ -18,6 +19,8 @@ pub enum KatFailure {
     Fips197,
     /// SP 800-38A F.2.1 (encrypt) or F.2.2 (decrypt), CBC-AES128.
     Sp80038aCbc,
+    /// RFC 3602 AES-CBC test case `n` (1-based), encryption or decryption.
+    Rfc3602(u8),
     /// RFC 2202 HMAC-SHA1 test case `n` (1-based); message split at every byte when `split`.
     Rfc2202 {
         /// Test case number.
@@ -38,6 +41,7 @@ impl fmt::Display for KatFailure {
         match self {
             KatFailure::Fips197 => f.write_str("AES-128 differs from FIPS-197 C.1"),
             KatFailure::Sp80038aCbc => f.write_str("AES-128-CBC differs from SP 800-38A F.2"),
+            KatFailure::Rfc3602(case) => write!(f, "AES-128-CBC differs from RFC 3602 case {case}"),
             KatFailure::Rfc2202 { case, split } => write!(
                 f,
                 "HMAC-SHA1 differs from RFC 2202 case {case}{}",
@@ -89,6 +93,68 @@ const SP800_38A_CIPHER: [u8; 64] = hex(concat!(
     "73bed6b8e3c1743b7116e69e22229516",
     "3ff1caa1681fac09120eca307586e1a7"
 ));
+
+/// One RFC 3602 AES-128-CBC case: key, IV, plaintext, ciphertext.
+struct CbcCase {
+    key: [u8; 16],
+    iv: [u8; 16],
+    plain: &'static [u8],
+    cipher: &'static [u8],
+}
+
+const RFC3602_CIPHER2: [u8; 32] = hex(concat!(
+    "d296cd94c2cccf8a3a863028b5e1dc0a",
+    "7586602d253cfff91b8266bea6d61ab1"
+));
+const RFC3602_PLAIN2: [u8; 32] = hex(concat!(
+    "000102030405060708090a0b0c0d0e0f",
+    "101112131415161718191a1b1c1d1e1f"
+));
+const RFC3602_CIPHER3: [u8; 48] = hex(concat!(
+    "d0a02b3836451753d493665d33f0e886",
+    "2dea54cdb293abc7506939276772f8d5",
+    "021c19216bad525c8579695d83ba2684"
+));
+const RFC3602_PLAIN4: [u8; 64] = hex(concat!(
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf",
+    "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf",
+    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecf",
+    "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+));
+const RFC3602_CIPHER4: [u8; 64] = hex(concat!(
+    "c30e32ffedc0774e6aff6af0869f71aa",
+    "0f3af07a9a31a9c684db207eb0ef8e4e",
+    "35907aa632c3ffdf868bb7b29d3d46ad",
+    "83ce9f9a102ee99d49a53e87f4c3da55"
+));
+
+/// RFC 3602 section 4, cases 1 to 4 (AES-128-CBC without ESP framing).
+const RFC3602: [CbcCase; 4] = [
+    CbcCase {
+        key: hex("06a9214036b8a15b512e03d534120006"),
+        iv: hex("3dafba429d9eb430b422da802c9fac41"),
+        plain: b"Single block msg",
+        cipher: &hex::<16>("e353779c1079aeb82708942dbe77181a"),
+    },
+    CbcCase {
+        key: hex("c286696d887c9aa0611bbb3e2025a45a"),
+        iv: hex("562e17996d093d28ddb3ba695a2e6f58"),
+        plain: &RFC3602_PLAIN2,
+        cipher: &RFC3602_CIPHER2,
+    },
+    CbcCase {
+        key: hex("6c3ea0477630ce21a2ce334aa746c2cd"),
+        iv: hex("c782dc4c098c66cbd9cd27d825682c81"),
+        plain: b"This is a 48-byte message (exactly 3 AES blocks)",
+        cipher: &RFC3602_CIPHER3,
+    },
+    CbcCase {
+        key: hex("56e47a38c5598974bc46903dba290349"),
+        iv: hex("8ce82eefbea0da3c44699ed7db51b7d9"),
+        plain: &RFC3602_PLAIN4,
+        cipher: &RFC3602_CIPHER4,
+    },
+];
 
 /// One RFC 2202 HMAC-SHA1 case: key, data, digest.
 struct HmacCase {
@@ -165,6 +231,23 @@ pub fn check_crypto(engine: &dyn CryptoEngine) -> Result<(), KatFailure> {
         .map_err(|_| KatFailure::Sp80038aCbc)?;
     if buf != SP800_38A_PLAIN {
         return Err(KatFailure::Sp80038aCbc);
+    }
+    for (number, case) in (1u8..).zip(RFC3602.iter()) {
+        let mut buf = [0u8; 64];
+        let buf = &mut buf[..case.plain.len()];
+        buf.copy_from_slice(case.plain);
+        engine
+            .aes128_cbc_encrypt(&case.key, &case.iv, buf)
+            .map_err(|_| KatFailure::Rfc3602(number))?;
+        if *buf != *case.cipher {
+            return Err(KatFailure::Rfc3602(number));
+        }
+        engine
+            .aes128_cbc_decrypt(&case.key, &case.iv, buf)
+            .map_err(|_| KatFailure::Rfc3602(number))?;
+        if *buf != *case.plain {
+            return Err(KatFailure::Rfc3602(number));
+        }
     }
     let mut partial = [0u8; 20];
     if engine

@@ -163,6 +163,7 @@ mod tests {
     use super::request::classify;
     use super::*;
     use crate::services::testing::Harness;
+    use proptest::prelude::*;
 
     /// The joint probability of `doc` with each class, computed plainly: the prior and the
     /// smoothed token frequencies multiplied in f64.
@@ -245,5 +246,59 @@ mod tests {
         assert_eq!(h.err(&[2, 0, 1, 0, 0]), ServiceError::BadLength);
         assert_eq!(h.err(&[2]), ServiceError::Truncated);
         assert_eq!(h.ok(&classify(&[4]))[..2], [1, 0]);
+    }
+
+    proptest! {
+        /// Random models (classes, vocabulary, training documents) and documents, some with
+        /// tokens outside the vocabulary, against the log posterior summed plainly from
+        /// counts. The class is judged where the best beats the runner-up by more than
+        /// rounding.
+        #[test]
+        fn agrees_with_the_plain_log_posterior(
+            classes in 1usize..5,
+            vocabulary in 1usize..12,
+            docs in proptest::collection::vec(
+                (any::<u16>(), proptest::collection::vec(any::<u32>(), 0..10)), 0..20),
+            queries in proptest::collection::vec(proptest::collection::vec(0u32..13, 0..12), 1..10),
+        ) {
+            let docs: Vec<(u16, Vec<u32>)> = docs
+                .iter()
+                .map(|(c, t)| {
+                    let class = (usize::from(*c) % classes) as u16;
+                    (class, t.iter().map(|&x| x % vocabulary as u32).collect())
+                })
+                .collect();
+            let refs: Vec<(u16, &[u32])> = docs.iter().map(|(c, t)| (*c, &t[..])).collect();
+            let mut h = Harness::new(Bayes::train(ServiceId(1), classes, vocabulary, &refs).unwrap());
+            for query in queries {
+                if query.iter().any(|&t| t as usize >= vocabulary) {
+                    prop_assert_eq!(h.err(&classify(&query)), ServiceError::BadField);
+                    continue;
+                }
+                let log_joint: Vec<f64> = (0..classes)
+                    .map(|c| {
+                        let mine: Vec<&Vec<u32>> =
+                            docs.iter().filter(|d| usize::from(d.0) == c).map(|d| &d.1).collect();
+                        let tokens: usize = mine.iter().map(|d| d.len()).sum();
+                        let prior = (mine.len() as f64 + 1.0) / (docs.len() + classes) as f64;
+                        query.iter().fold(prior.ln(), |sum, t| {
+                            let n: usize = mine.iter().map(|d| d.iter().filter(|x| *x == t).count()).sum();
+                            sum + ((n as f64 + 1.0) / (tokens + vocabulary) as f64).ln()
+                        })
+                    })
+                    .collect();
+                let answer = h.ok(&classify(&query));
+                let class = usize::from(u16::from_le_bytes([answer[0], answer[1]]));
+                let score = f64::from_le_bytes(answer[2..10].try_into().unwrap());
+                let best = log_joint.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                prop_assert!((score - best).abs() < 1e-9 * (1.0 + best.abs()));
+                let mut sorted = log_joint.clone();
+                sorted.sort_by(|a, b| b.partial_cmp(a).unwrap());
+                let margin = sorted.get(1).map_or(f64::INFINITY, |second| best - second);
+                if margin > 1e-9 * (1.0 + best.abs()) {
+                    prop_assert_eq!(log_joint[class], best);
+                }
+            }
+        }
     }
 }

@@ -202,7 +202,8 @@ mod tests {
     use super::request::{add, get};
     use super::*;
     use crate::services::testing::{call, Harness};
-    use std::collections::HashMap;
+    use proptest::prelude::*;
+    use std::collections::{HashMap, HashSet};
 
     fn small() -> Count {
         Count::new(ServiceId(1), CountConfig { items: 100 })
@@ -272,5 +273,60 @@ mod tests {
         let mut bytes = Vec::new();
         c.snapshot(&mut bytes);
         assert_eq!(small().restore(&bytes), Err(StateError::Corrupt));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add(Vec<u32>),
+        Get(Vec<u32>),
+        Stats,
+    }
+
+    proptest! {
+        /// Random batches over a random item space (ids a little past its end included)
+        /// against exact counts in a hash map.
+        #[test]
+        fn agrees_with_exact_counts(
+            items in 1u32..100,
+            ops in proptest::collection::vec(prop_oneof![
+                4 => proptest::collection::vec(0u32..104, 0..40).prop_map(Op::Add),
+                2 => proptest::collection::vec(0u32..104, 0..40).prop_map(Op::Get),
+                1 => Just(Op::Stats),
+            ], 1..40),
+        ) {
+            let mut h = Harness::new(Count::new(ServiceId(1), CountConfig { items }));
+            let mut exact: HashMap<u32, u64> = HashMap::new();
+            let mut total = 0u64;
+            for op in ops {
+                match op {
+                    Op::Add(batch) if batch.iter().any(|&i| i >= items) => {
+                        prop_assert_eq!(h.err(&add(&batch)), ServiceError::BadField);
+                    }
+                    Op::Add(batch) => {
+                        let distinct: HashSet<u32> = batch.iter().copied().collect();
+                        let fresh = distinct.iter().filter(|i| !exact.contains_key(i)).count();
+                        for &i in &batch {
+                            *exact.entry(i).or_default() += 1;
+                        }
+                        total += batch.len() as u64;
+                        prop_assert_eq!(h.ok(&add(&batch)), (fresh as u16).to_le_bytes());
+                    }
+                    Op::Get(batch) if batch.iter().any(|&i| i >= items) => {
+                        prop_assert_eq!(h.err(&get(&batch)), ServiceError::BadField);
+                    }
+                    Op::Get(batch) => {
+                        let expected: Vec<u8> = batch
+                            .iter()
+                            .flat_map(|i| exact.get(i).copied().unwrap_or(0).to_le_bytes())
+                            .collect();
+                        prop_assert_eq!(h.ok(&get(&batch)), expected);
+                    }
+                    Op::Stats => {
+                        let expected = [(exact.len() as u64).to_le_bytes(), total.to_le_bytes()];
+                        prop_assert_eq!(h.ok(&[op::STATS]), expected.concat());
+                    }
+                }
+            }
+        }
     }
 }

@@ -254,7 +254,8 @@ mod tests {
     use super::request::{observe, status};
     use super::*;
     use crate::services::testing::Harness;
-    use std::collections::HashMap;
+    use proptest::prelude::*;
+    use std::collections::{HashMap, HashSet};
 
     fn ddos(window: usize) -> Harness<Ddos> {
         Harness::new(Ddos::new(
@@ -352,5 +353,46 @@ mod tests {
         let mut bytes = Vec::new();
         h.service.snapshot(&mut bytes);
         assert_eq!(ddos(32).service.restore(&bytes), Err(StateError::TooLarge));
+    }
+
+    proptest! {
+        /// Random windows and thresholds over streams of few or many sources, against a
+        /// recount of the last `window` sources after every batch: entropy, packets in the
+        /// window, distinct sources and the alarm (judged where the normalised entropy is not
+        /// within rounding of a threshold).
+        #[test]
+        fn status_matches_a_recount_of_the_window(
+            window in 2usize..40,
+            thresholds in (0u8..=10, 0u8..=10),
+            universe in 1u32..50,
+            batches in proptest::collection::vec(
+                proptest::collection::vec(any::<u32>(), 0..60), 1..12),
+        ) {
+            let low = f64::from(thresholds.0.min(thresholds.1)) / 10.0;
+            let high = f64::from(thresholds.0.max(thresholds.1)) / 10.0;
+            let mut h = Harness::new(Ddos::new(
+                ServiceId(1),
+                DdosConfig { window, low, high, seed: 3 },
+            ));
+            let mut history: Vec<u32> = Vec::new();
+            for batch in batches {
+                let sources: Vec<u32> = batch.iter().map(|s| 0x0a00_0000 + s % universe).collect();
+                history.extend_from_slice(&sources);
+                let answer = h.ok(&observe(&sources));
+                prop_assert_eq!(&answer, &h.ok(&status()));
+                let (entropy, alarm, filled, distinct) = decode(&answer);
+                let recent = &history[history.len().saturating_sub(window)..];
+                let expected = reference(&history, window);
+                prop_assert!((entropy - expected).abs() < 1e-9, "{} vs {}", entropy, expected);
+                prop_assert_eq!(filled as usize, recent.len());
+                prop_assert_eq!(distinct as usize, recent.iter().collect::<HashSet<_>>().len());
+                let normalised = expected / (window as f64).log2();
+                let clear = (normalised - low).abs() > 1e-9 && (normalised - high).abs() > 1e-9;
+                if clear {
+                    let should = recent.len() == window && (normalised < low || normalised > high);
+                    prop_assert_eq!(alarm, should);
+                }
+            }
+        }
     }
 }

@@ -170,6 +170,8 @@ mod tests {
     use super::request::{get, update};
     use super::*;
     use crate::services::testing::Harness;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
 
     fn ema(streams: usize) -> Harness<Ema> {
         Harness::new(Ema::new(
@@ -255,5 +257,58 @@ mod tests {
         let mut bytes = Vec::new();
         h.service.snapshot(&mut bytes);
         assert_eq!(different.service.restore(&bytes), Err(StateError::Corrupt));
+    }
+
+    proptest! {
+        /// Random updates and reads of a few streams, with random alpha and capacity, against
+        /// the closed form over every sample each stream has seen.
+        #[test]
+        fn agrees_with_the_closed_form_per_stream(
+            eighths in 1u8..=8,
+            capacity in 1usize..5,
+            ops in proptest::collection::vec((
+                0u32..6,
+                proptest::collection::vec(-100i16..100, 0..20),
+                proptest::option::weighted(0.1, any::<usize>()),
+                proptest::bool::weighted(0.3),
+            ), 1..40),
+        ) {
+            let alpha = f64::from(eighths) / 8.0;
+            let mut h = Harness::new(Ema::new(
+                ServiceId(1),
+                EmaConfig { streams: capacity, alpha, seed: 7 },
+            ));
+            let mut seen: HashMap<u32, Vec<f64>> = HashMap::new();
+            for (stream, samples, nan_at, read) in ops {
+                if read {
+                    match seen.get(&stream) {
+                        Some(xs) => {
+                            let (value, count) = decode(&h.ok(&get(stream)));
+                            prop_assert!((value - closed_form(alpha, xs)).abs() < 1e-9);
+                            prop_assert_eq!(count, xs.len() as u64);
+                        }
+                        None => prop_assert_eq!(h.err(&get(stream)), ServiceError::NotFound),
+                    }
+                    continue;
+                }
+                let mut samples: Vec<f32> = samples.iter().map(|&x| f32::from(x)).collect();
+                if let (Some(at), false) = (nan_at, samples.is_empty()) {
+                    let at = at % samples.len();
+                    samples[at] = f32::NAN;
+                }
+                let request = update(stream, &samples);
+                if samples.is_empty() || samples.iter().any(|x| x.is_nan()) {
+                    prop_assert_eq!(h.err(&request), ServiceError::BadField);
+                } else if !seen.contains_key(&stream) && seen.len() == capacity {
+                    prop_assert_eq!(h.err(&request), ServiceError::Full);
+                } else {
+                    let xs = seen.entry(stream).or_default();
+                    xs.extend(samples.iter().map(|&x| f64::from(x)));
+                    let (value, count) = decode(&h.ok(&request));
+                    prop_assert!((value - closed_form(alpha, xs)).abs() < 1e-9);
+                    prop_assert_eq!(count, xs.len() as u64);
+                }
+            }
+        }
     }
 }

@@ -230,6 +230,7 @@ mod tests {
     use super::request::{query, record};
     use super::*;
     use crate::services::testing::Harness;
+    use proptest::prelude::*;
     use std::collections::HashMap;
 
     fn flow(i: u32) -> FlowKey {
@@ -321,5 +322,54 @@ mod tests {
         let mut bytes = Vec::new();
         h.service.snapshot(&mut bytes);
         assert_eq!(narrower.service.restore(&bytes), Err(StateError::WrongKind));
+    }
+
+    proptest! {
+        /// Random sketches (depth, width, seed) over random flows and volumes, against exact
+        /// volumes: every estimate is at least the flow's volume and at most the total, never
+        /// decreases, and is exact when a single flow was recorded; the total is exact.
+        #[test]
+        fn estimates_bound_the_exact_volumes(
+            depth in 1usize..5,
+            width in 1usize..64,
+            seed in any::<u64>(),
+            universe in proptest::collection::vec(any::<(u32, u32, u16, u16, u8)>(), 1..30),
+            batches in proptest::collection::vec(
+                proptest::collection::vec((any::<usize>(), 0u32..5000), 0..30), 1..10),
+        ) {
+            let mut h = Harness::new(FlowMonitor::new(
+                ServiceId(1),
+                FlowMonitorConfig { depth, width, seed },
+            ));
+            let flows: Vec<FlowKey> = universe
+                .iter()
+                .map(|&(src, dst, src_port, dst_port, protocol)| FlowKey {
+                    src, dst, src_port, dst_port, protocol,
+                })
+                .collect();
+            let mut exact: HashMap<FlowKey, u64> = HashMap::new();
+            let mut previous = vec![0u64; flows.len()];
+            for batch in batches {
+                let records: Vec<(FlowKey, u32)> =
+                    batch.iter().map(|&(i, v)| (flows[i % flows.len()], v)).collect();
+                for (flow, volume) in &records {
+                    *exact.entry(*flow).or_default() += u64::from(*volume);
+                }
+                prop_assert!(h.ok(&record(&records)).is_empty());
+                let total: u64 = exact.values().sum();
+                let (reported, got) = estimates(&mut h, &flows);
+                prop_assert_eq!(reported, total);
+                let recorded = exact.values().filter(|&&v| v > 0).count();
+                for (i, flow) in flows.iter().enumerate() {
+                    let truth = exact.get(flow).copied().unwrap_or(0);
+                    prop_assert!(got[i] >= truth && got[i] <= total);
+                    prop_assert!(got[i] >= previous[i]);
+                    if recorded == 1 && truth > 0 {
+                        prop_assert_eq!(got[i], truth);
+                    }
+                }
+                previous = got;
+            }
+        }
     }
 }

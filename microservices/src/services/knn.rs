@@ -179,7 +179,8 @@ mod tests {
     use crate::services::testing::Harness;
     use proptest::prelude::*;
 
-    /// Brute force: every distance, full sort by (distance, index), vote over the first k.
+    /// Brute force: every distance, full sort by (distance, index), then a count of the
+    /// first k's labels; most votes wins, the smallest label among equals.
     fn brute_force(
         points: &[f32],
         labels: &[u16],
@@ -200,8 +201,16 @@ mod tests {
                 )
             })
             .collect();
-        all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        vote(all[..k].iter().map(|&(_, i)| labels[i]))
+        all.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then(a.1.cmp(&b.1)));
+        let mut votes = std::collections::BTreeMap::<u16, u16>::new();
+        for &(_, i) in &all[..k] {
+            *votes.entry(labels[i]).or_default() += 1;
+        }
+        // Ascending labels: a later label replaces the leader only with strictly more votes.
+        votes.into_iter().fold(
+            (0, 0),
+            |best, (label, n)| if n > best.1 { (label, n) } else { best },
+        )
     }
 
     proptest! {

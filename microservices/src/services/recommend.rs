@@ -173,6 +173,9 @@ impl Service for Recommend {
     ) -> Result<usize, ServiceError> {
         let mut request = Request::new(request);
         let operation = request.u8()?;
+        if !matches!(operation, op::VIEW | op::RATE | op::RECOMMEND) {
+            return Err(ServiceError::BadOpcode);
+        }
         let user = request.u32()?;
         match operation {
             op::VIEW => {
@@ -279,7 +282,8 @@ mod tests {
     use super::request::{rate, recommend, view};
     use super::*;
     use crate::services::testing::Harness;
-    use std::collections::HashMap;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, HashMap};
 
     const NAMES: [&str; 6] = ["laptop", "phone", "headphones", "tablet", "camera", "drone"];
 
@@ -334,7 +338,7 @@ mod tests {
                 (den > 0.0).then(|| (num / den, u32::from(i)))
             })
             .collect();
-        scored.sort_by(rank);
+        scored.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
         scored.into_iter().map(|(s, i)| (i as u16, s)).collect()
     }
 
@@ -387,6 +391,7 @@ mod tests {
         );
         assert_eq!(h.err(&[op::VIEW, 1, 0]), ServiceError::Truncated);
         assert_eq!(h.err(&[9, 1, 0, 0, 0]), ServiceError::BadOpcode);
+        assert_eq!(h.err(&[9]), ServiceError::BadOpcode);
         h.ok(&rate(1, &[(0, 5.0), (1, 3.0)]));
         h.ok(&rate(2, &[(0, 4.0), (2, 2.0)]));
         assert_eq!(h.err(&rate(3, &[(0, 1.0)])), ServiceError::Full);
@@ -396,5 +401,136 @@ mod tests {
             assert_eq!(h.ok(&recommend(user, 4)), other.ok(&recommend(user, 4)));
         }
         assert_eq!(decode(&h.ok(&recommend(1, 4))), [(2, 2.0)]);
+    }
+
+    /// A catalogue whose names overlap ("pod" inside "ipod" and "podcast").
+    const OVERLAPPING: [&str; 6] = ["pod", "ipod", "podcast", "cam", "camera", "x"];
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Rate(u32, Vec<(u16, f32)>),
+        View(u32, Vec<u8>),
+        Recommend(u32, u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let ratings = [0.0f32, 1.0, 2.5, 4.0, 5.0, 6.0, -1.0];
+        let pieces = [
+            "pod", "ipod", "podcast", "cam", "camera", "x", " ", "the ", "IPOD", "po", "d",
+        ];
+        prop_oneof![
+            3 => (0u32..6, proptest::collection::vec((0u16..7, 0..ratings.len()), 0..6))
+                .prop_map(move |(user, pairs)| {
+                    Op::Rate(user, pairs.iter().map(|&(i, r)| (i, ratings[r])).collect())
+                }),
+            2 => (0u32..6, proptest::collection::vec(0..pieces.len(), 0..12))
+                .prop_map(move |(user, ids)| {
+                    Op::View(user, ids.iter().flat_map(|&i| pieces[i].bytes()).collect())
+                }),
+            2 => (0u32..6, 0u16..8).prop_map(|(user, k)| Op::Recommend(user, k)),
+        ]
+    }
+
+    /// Occurrences of `name` in `text`, overlapping ones included, by trying every offset.
+    fn occurrences(text: &[u8], name: &[u8]) -> usize {
+        (0..text.len())
+            .filter(|&at| text[at..].starts_with(name))
+            .count()
+    }
+
+    /// The predictions for `user` from the definition: cosine similarity over whole rows,
+    /// then for each unrated item the similarity-weighted mean of positive-similarity users'
+    /// ratings of it; best first, then the lower item.
+    fn predictions(rows: &BTreeMap<u32, Vec<f32>>, user: u32) -> Vec<(u16, f64)> {
+        let norm = |r: &[f32]| r.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+        let mine = &rows[&user];
+        let mut scored = Vec::new();
+        for item in (0..mine.len()).filter(|&i| mine[i] == 0.0) {
+            let (mut num, mut den) = (0.0, 0.0);
+            for (&other, theirs) in rows {
+                if other == user || norm(mine) == 0.0 || norm(theirs) == 0.0 {
+                    continue;
+                }
+                let dot: f64 = mine
+                    .iter()
+                    .zip(theirs)
+                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                    .sum();
+                let similarity = dot / (norm(mine) * norm(theirs));
+                if similarity > 0.0 && theirs[item] > 0.0 {
+                    num += similarity * f64::from(theirs[item]);
+                    den += similarity;
+                }
+            }
+            if den > 0.0 {
+                scored.push((num / den, item as u16));
+            }
+        }
+        scored.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
+        scored.into_iter().map(|(s, i)| (i, s)).collect()
+    }
+
+    proptest! {
+        /// Random explicit ratings, viewed texts and recommendation requests over a catalogue
+        /// of overlapping names, against a plain rating table: VIEW counts every occurrence by
+        /// trying each offset, RECOMMEND follows the definition.
+        #[test]
+        fn agrees_with_a_plain_rating_table(
+            capacity in 1usize..5,
+            ops in proptest::collection::vec(op(), 1..40),
+        ) {
+            let items = OVERLAPPING.len();
+            let mut h = Harness::new(Recommend::new(ServiceId(1), OVERLAPPING, capacity, 8).unwrap());
+            let mut rows: BTreeMap<u32, Vec<f32>> = BTreeMap::new();
+            for op in ops {
+                let new_user = |rows: &BTreeMap<u32, Vec<f32>>, user| {
+                    !rows.contains_key(&user) && rows.len() == capacity
+                };
+                match op {
+                    Op::Rate(user, pairs) => {
+                        let request = rate(user, &pairs);
+                        if pairs.iter().any(|&(i, r)| usize::from(i) >= items || !(0.0..=5.0).contains(&r)) {
+                            prop_assert_eq!(h.err(&request), ServiceError::BadField);
+                        } else if new_user(&rows, user) {
+                            prop_assert_eq!(h.err(&request), ServiceError::Full);
+                        } else {
+                            prop_assert!(h.ok(&request).is_empty());
+                            let row = rows.entry(user).or_insert_with(|| vec![0.0; items]);
+                            for (i, r) in pairs {
+                                row[usize::from(i)] = r;
+                            }
+                        }
+                    }
+                    Op::View(user, text) => {
+                        if new_user(&rows, user) {
+                            prop_assert_eq!(h.err(&view(user, &text)), ServiceError::Full);
+                            continue;
+                        }
+                        let row = rows.entry(user).or_insert_with(|| vec![0.0; items]);
+                        let mut found = 0;
+                        for (i, name) in OVERLAPPING.iter().enumerate() {
+                            let n = occurrences(&text, name.as_bytes());
+                            found += n;
+                            row[i] = (row[i] + n as f32).min(MAX_RATING);
+                        }
+                        prop_assert_eq!(h.ok(&view(user, &text)), (found as u16).to_le_bytes());
+                    }
+                    Op::Recommend(user, k) => {
+                        if !rows.contains_key(&user) {
+                            prop_assert_eq!(h.err(&recommend(user, k)), ServiceError::NotFound);
+                            continue;
+                        }
+                        let got = decode(&h.ok(&recommend(user, k)));
+                        let want = predictions(&rows, user);
+                        prop_assert_eq!(got.len(), want.len().min(usize::from(k)));
+                        for ((gi, gs), (wi, ws)) in got.iter().zip(&want) {
+                            prop_assert!((gs - ws).abs() < 1e-9);
+                            // Items may only swap places where predictions tie to rounding.
+                            prop_assert!(gi == wi || want.iter().any(|(i, s)| i == gi && (s - gs).abs() < 1e-9));
+                        }
+                    }
+                }
+            }
+        }
     }
 }

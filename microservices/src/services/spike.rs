@@ -247,6 +247,8 @@ mod tests {
     use super::request::{observe, stats};
     use super::*;
     use crate::services::testing::Harness;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
 
     fn spike(sensors: usize) -> Harness<Spike> {
         Harness::new(Spike::new(
@@ -335,6 +337,69 @@ mod tests {
             let more = observe(sensor, &[1.0, 2.0, 90.0, 1.0]);
             assert_eq!(h.ok(&more), other.ok(&more));
             assert_eq!(h.ok(&stats(sensor)), other.ok(&stats(sensor)));
+        }
+    }
+
+    /// Mean and population standard deviation, two-pass.
+    fn mean_sd(window: &[f64]) -> (f64, f64) {
+        let n = window.len() as f64;
+        let mean = window.iter().sum::<f64>() / n;
+        let variance = window.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+        (mean, variance.sqrt())
+    }
+
+    proptest! {
+        /// Random windows, thresholds and sensor capacities over integer samples with
+        /// occasional large excursions, against Z-scores recomputed over each sensor's
+        /// previous `window` samples. Samples whose Z-score is within rounding of the
+        /// threshold are not judged.
+        #[test]
+        fn spikes_match_a_two_pass_recount(
+            window in 2usize..12,
+            tenths in 5u8..40,
+            capacity in 1usize..4,
+            batches in proptest::collection::vec((
+                0u32..5,
+                proptest::collection::vec(prop_oneof![8 => -5i16..5, 1 => -100i16..100], 0..30),
+            ), 1..20),
+        ) {
+            let threshold = f64::from(tenths) / 10.0;
+            let mut h = Harness::new(Spike::new(
+                ServiceId(1),
+                SpikeConfig { sensors: capacity, window, threshold, seed: 2 },
+            ));
+            let mut seen: HashMap<u32, Vec<f64>> = HashMap::new();
+            for (sensor, samples) in batches {
+                let samples: Vec<f32> = samples.iter().map(|&x| f32::from(x)).collect();
+                if !seen.contains_key(&sensor) && seen.len() == capacity {
+                    prop_assert_eq!(h.err(&observe(sensor, &samples)), ServiceError::Full);
+                    continue;
+                }
+                let found = spikes(&h.ok(&observe(sensor, &samples)));
+                let history = seen.entry(sensor).or_default();
+                for (i, &x) in samples.iter().enumerate() {
+                    let x = f64::from(x);
+                    if history.len() >= window {
+                        let (mean, sd) = mean_sd(&history[history.len() - window..]);
+                        let reported = found.contains(&(i as u16));
+                        if sd == 0.0 {
+                            prop_assert_eq!(reported, x != mean);
+                        } else if ((x - mean).abs() / sd - threshold).abs() > 1e-9 {
+                            prop_assert_eq!(reported, (x - mean).abs() / sd > threshold);
+                        }
+                    } else {
+                        prop_assert!(!found.contains(&(i as u16)), "judged before the window filled");
+                    }
+                    history.push(x);
+                }
+                let answer = h.ok(&stats(sensor));
+                let recent = &history[history.len().saturating_sub(window)..];
+                let (mean, sd) = if recent.is_empty() { (0.0, 0.0) } else { mean_sd(recent) };
+                let got_mean = f64::from_le_bytes(answer[..8].try_into().unwrap());
+                let got_sd = f64::from_le_bytes(answer[8..16].try_into().unwrap());
+                prop_assert!((got_mean - mean).abs() < 1e-9 && (got_sd - sd).abs() < 1e-6);
+                prop_assert_eq!(&answer[16..20], &(recent.len() as u32).to_le_bytes()[..]);
+            }
         }
     }
 }

@@ -155,8 +155,8 @@ impl Sql {
     fn run(&self, request: &[u8], response: &mut [u8]) -> Result<usize, ServiceError> {
         let mut request = Request::new(request);
         let index = usize::from(request.u8()?);
+        let sql = self.statements.get(index).ok_or(ServiceError::BadOpcode)?;
         let count = usize::from(request.u8()?);
-        let sql = self.statements.get(index).ok_or(ServiceError::BadField)?;
         let connection = self
             .connection
             .try_borrow()
@@ -280,6 +280,8 @@ mod tests {
     use super::request::execute;
     use super::*;
     use crate::services::testing::{call, Harness};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     const SCHEMA: &str = "CREATE TABLE readings (sensor INTEGER NOT NULL, at INTEGER NOT NULL,
                               value REAL, note TEXT, PRIMARY KEY (sensor, at));";
@@ -375,7 +377,9 @@ mod tests {
             h.err(&execute(0, &[Value::Integer(1)])),
             ServiceError::BadField
         );
-        assert_eq!(h.err(&execute(9, &[])), ServiceError::BadField);
+        assert_eq!(h.err(&execute(9, &[])), ServiceError::BadOpcode);
+        assert_eq!(h.err(&[9]), ServiceError::BadOpcode);
+        assert_eq!(h.err(&[0]), ServiceError::Truncated);
         assert_eq!(h.err(&[0, 4, 1, 0]), ServiceError::Truncated);
         assert_eq!(h.err(&[0, 4, 3, 9, 0, b'a']), ServiceError::BadLength);
         assert_eq!(h.err(&[0, 4, 7]), ServiceError::BadField);
@@ -429,5 +433,74 @@ mod tests {
             other.ok(&queries[0]),
             "a refused snapshot changes nothing"
         );
+    }
+
+    const MODEL_SCHEMA: &str = "CREATE TABLE readings (sensor INTEGER NOT NULL, \
+        at INTEGER NOT NULL, value REAL NOT NULL, PRIMARY KEY (sensor, at));";
+    const MODEL_STATEMENTS: [&str; 5] = [
+        "INSERT INTO readings VALUES (?1, ?2, ?3)",
+        "INSERT OR REPLACE INTO readings VALUES (?1, ?2, ?3)",
+        "DELETE FROM readings WHERE sensor = ?1 AND at = ?2",
+        "SELECT at, value FROM readings WHERE sensor = ?1 ORDER BY at",
+        "SELECT count(*), sum(value) FROM readings WHERE sensor = ?1",
+    ];
+
+    proptest! {
+        /// Random inserts, replacements, deletions and queries against a sorted map of
+        /// (sensor, at) -> value; a request with one parameter too few fails and changes
+        /// nothing. Values are small integers, so sums are exact.
+        #[test]
+        fn agrees_with_a_sorted_map(
+            ops in proptest::collection::vec(
+                (0u8..5, 0i64..4, 0i64..8, -50i16..50, proptest::bool::weighted(0.1)), 1..60),
+        ) {
+            let mut h = Harness::new(Sql::new(ServiceId(1), MODEL_SCHEMA, &MODEL_STATEMENTS).unwrap());
+            let mut table: BTreeMap<(i64, i64), f64> = BTreeMap::new();
+            for (statement, sensor, at, value, short) in ops {
+                let value = f64::from(value);
+                let mut parameters = match statement {
+                    0 | 1 => vec![Value::Integer(sensor), Value::Integer(at), Value::Real(value)],
+                    2 => vec![Value::Integer(sensor), Value::Integer(at)],
+                    _ => vec![Value::Integer(sensor)],
+                };
+                if short {
+                    parameters.pop();
+                    prop_assert_eq!(h.err(&execute(statement, &parameters)), ServiceError::BadField);
+                    continue;
+                }
+                let request = execute(statement, &parameters);
+                let expected: (u64, usize, Vec<Vec<Value>>) = match statement {
+                    0 if table.contains_key(&(sensor, at)) => {
+                        prop_assert_eq!(h.err(&request), ServiceError::Refused);
+                        continue;
+                    }
+                    0 | 1 => {
+                        table.insert((sensor, at), value);
+                        (1, 0, vec![])
+                    }
+                    2 => (u64::from(table.remove(&(sensor, at)).is_some()), 0, vec![]),
+                    3 => {
+                        let rows = table
+                            .range((sensor, i64::MIN)..=(sensor, i64::MAX))
+                            .map(|(&(_, at), &v)| vec![Value::Integer(at), Value::Real(v)])
+                            .collect();
+                        (0, 2, rows)
+                    }
+                    _ => {
+                        let values: Vec<f64> = table
+                            .range((sensor, i64::MIN)..=(sensor, i64::MAX))
+                            .map(|(_, &v)| v)
+                            .collect();
+                        let sum = if values.is_empty() {
+                            Value::Null
+                        } else {
+                            Value::Real(values.iter().sum())
+                        };
+                        (0, 2, vec![vec![Value::Integer(values.len() as i64), sum]])
+                    }
+                };
+                prop_assert_eq!(decode(&h.ok(&request)), expected);
+            }
+        }
     }
 }

@@ -35,8 +35,9 @@ pub const TOP_ITEMS: usize = 16384;
 pub const GATEWAY_CLIENTS: usize = 4096;
 /// The standard API gateway's token key.
 pub const GATEWAY_KEY: &[u8] = b"standard gateway key";
-/// Features per KNN point.
-pub const KNN_DIMS: usize = 120;
+/// Features per KNN point: a classify request (`u16 k, u16 dims`, then the features as `f32`)
+/// is then 4 + 127 × 4 = 512 bytes, the benchmark's request size, with no padding.
+pub const KNN_DIMS: usize = 127;
 /// KNN training points.
 pub const KNN_POINTS: usize = 4096;
 /// KNN classes.
@@ -294,4 +295,81 @@ pub fn instantiate(kind: ServiceKind, id: ServiceId) -> Option<Box<dyn Service>>
         return Some(Box::new(loaded_kvs(id)));
     }
     super::deploy::build_on_host(kind, id, &[]).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::ServiceError;
+    use crate::services::ipv4::udp_packet;
+
+    /// A packet whose IPv4 total length runs past the bytes given.
+    fn cut_packet() -> Vec<u8> {
+        udp_packet(1, NAT_NETWORK | 1, (1, 2), &[0; 60])[..40].to_vec()
+    }
+
+    /// Short requests, unknown operation codes and lengths past the end, for the kinds whose
+    /// format has them (NIDS takes any bytes as a payload).
+    fn malformed(kind: ServiceKind) -> Vec<(Vec<u8>, ServiceError)> {
+        use ServiceError::{BadLength, BadOpcode, Truncated};
+        let short = (Vec::new(), Truncated);
+        let past_end = |bytes: &[u8]| (bytes.to_vec(), BadLength);
+        let opcode = (vec![0xee], BadOpcode);
+        match kind {
+            ServiceKind::IpSec | ServiceKind::Nat => {
+                vec![
+                    short,
+                    (vec![0x45; 19], Truncated),
+                    (cut_packet(), BadLength),
+                ]
+            }
+            ServiceKind::Bm25 => vec![
+                short,
+                (vec![1, 0], Truncated),
+                past_end(&[1, 0, 9, 0, b'a']),
+            ],
+            ServiceKind::Nids => Vec::new(),
+            ServiceKind::Count => vec![short, opcode, past_end(&[1, 3, 0, 1, 0, 0, 0])],
+            ServiceKind::Ema => vec![short, opcode, past_end(&[1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0])],
+            ServiceKind::Kvs => vec![short, opcode, past_end(&[1, 3, b'a'])],
+            ServiceKind::FlowMonitor => vec![short, opcode, past_end(&[1, 2, 0, 1])],
+            ServiceKind::Ddos => vec![short, opcode, past_end(&[1, 1, 0, 1])],
+            ServiceKind::Recommend => vec![short, opcode, past_end(&[1, 0, 0, 0, 0, 5, 0, b'a'])],
+            ServiceKind::Knn => vec![
+                short,
+                (vec![7, 0, 127], Truncated),
+                past_end(&[7, 0, 127, 0, 0, 0, 0, 0]),
+            ],
+            ServiceKind::Spike => vec![short, opcode, past_end(&[1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0])],
+            ServiceKind::Bayes => vec![short, past_end(&[3, 0, 1, 0, 0, 0])],
+            ServiceKind::ApiGateway => vec![short, opcode, (vec![1, 0, 0, 0, 0], Truncated)],
+            ServiceKind::TopRanker => {
+                vec![short, opcode, past_end(&[1, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0])]
+            }
+            ServiceKind::Sql => vec![
+                short,
+                (vec![9, 0], BadOpcode),
+                past_end(&[0, 3, 3, 9, 0, b'a']),
+            ],
+        }
+    }
+
+    /// Every standard instance answers malformed requests with the one-byte error response
+    /// and hands the error to its runtime, which counts it (host-lib's `service_errors`, the
+    /// firmware's per-service error count).
+    #[test]
+    fn malformed_requests_get_an_error_response() {
+        for kind in ServiceKind::ALL {
+            let Some(mut service) = instantiate(kind, ServiceId(1)) else {
+                continue;
+            };
+            let mut ctx = Context::new(&SoftwareEngines, 0);
+            for (request, expected) in malformed(kind) {
+                let mut response = [0xa5u8; 2048];
+                let (len, error) = service.serve(&mut ctx, &request, &mut response);
+                assert_eq!(error, Some(expected), "{kind} {request:02x?}");
+                assert_eq!((len, response[0]), (1, expected.code()), "{kind}");
+            }
+        }
+    }
 }

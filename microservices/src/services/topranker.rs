@@ -246,7 +246,8 @@ mod tests {
                 h.ok(&update(&deltas));
             }
             let mut sorted: Vec<(f64, u32)> = exact.iter().map(|(&i, &s)| (s, i)).collect();
-            sorted.sort_by(rank);
+            // Higher score first, then the lower item (scores are sums of small integers).
+            sorted.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
             let expected: Vec<(u32, f64)> =
                 sorted.iter().take(usize::from(k)).map(|&(s, i)| (i, s)).collect();
             prop_assert_eq!(decode(&h.ok(&top(k))), expected);

@@ -136,11 +136,82 @@ impl Service for Nat {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::services::ipv4::ones_complement_sum;
     use crate::services::ipv4::{udp_packet, udp_sum};
+    use crate::services::testing::packets::{check_translated, packet_spec, PacketSpec};
     use crate::services::testing::{call, Harness};
+    use proptest::prelude::*;
+
+    /// Networks the random rules fall in, so that random destinations often match.
+    const BASES: [u32; 3] = [0x0a00_0000, 0xc0a8_0000, 0xac10_0000];
+
+    /// The network mask of a `len`-bit prefix, for the references (not [`mask`]).
+    fn network(len: u8) -> u32 {
+        u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+    }
+
+    /// A rule from (base, bits, length, target).
+    pub(crate) fn random_rule((base, bits, len, to): (usize, u32, u8, u32)) -> Rule {
+        let network = network(len);
+        Rule {
+            prefix: (BASES[base % BASES.len()] ^ (bits & 0x00ff_ffff)) & network,
+            len,
+            to,
+        }
+    }
+
+    pub(crate) fn rule_strategy() -> impl Strategy<Value = Rule> {
+        (0..BASES.len(), any::<u32>(), 0u8..=32, any::<u32>()).prop_map(random_rule)
+    }
+
+    /// A destination from (pick, rule index, host bits): inside a rule's network unless `pick`
+    /// is 0, then the host bits themselves.
+    pub(crate) fn destination(rules: &[Rule], (pick, index, host): (u8, usize, u32)) -> u32 {
+        let rule = &rules[index % rules.len()];
+        let network = network(rule.len);
+        if pick == 0 {
+            host
+        } else {
+            rule.prefix | (host & !network)
+        }
+    }
+
+    /// Longest-prefix match by a linear scan (later rules win ties), and where it sends
+    /// `address`: the rule's network with the address's host bits.
+    pub(crate) fn linear_translate(rules: &[Rule], address: u32) -> Option<u32> {
+        let mut best: Option<(u8, u32)> = None;
+        for rule in rules {
+            let network = network(rule.len);
+            if address & network == rule.prefix && best.is_none_or(|(len, _)| rule.len >= len) {
+                best = Some((rule.len, (rule.to & network) | (address & !network)));
+            }
+        }
+        best.map(|(_, to)| to)
+    }
+
+    proptest! {
+        // Each case fills a 32 MiB DIR-24-8 table.
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn random_packets_are_translated_with_valid_checksums(
+            rules in proptest::collection::vec(rule_strategy(), 1..24),
+            packets in proptest::collection::vec(
+                (packet_spec(), (0u8..4, any::<usize>(), any::<u32>())), 1..24),
+        ) {
+            let mut h = Harness::new(Nat::new(ServiceId(3), &rules).unwrap());
+            for (spec, pick) in &packets {
+                let spec: &PacketSpec = spec;
+                let dst = destination(&rules, *pick);
+                let packet = spec.build(dst);
+                match linear_translate(&rules, dst) {
+                    Some(to) => check_translated(&packet, &h.ok(&packet), to),
+                    None => prop_assert_eq!(h.err(&packet), ServiceError::NotFound),
+                }
+            }
+        }
+    }
 
     fn nat() -> Harness<Nat> {
         let rules = [
