@@ -333,6 +333,7 @@ fn a_cpu_fault_is_reported_and_stops_the_board() {
                 .contains(&elr),
             "ELR {elr:#x} is an instruction of the image: {fatal}"
         );
+        eprintln!("fault: {fatal}");
     });
 }
 
