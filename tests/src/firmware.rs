@@ -33,7 +33,7 @@ pub enum Board {
     QemuVirt,
     /// NVIDIA BlueField (build target; boot stream through rshim).
     Bluefield,
-    /// Marvell LiquidIO III (build target; firmware file loaded by the host driver).
+    /// Marvell LiquidIO III (build target; image handed to the card's U-Boot over TFTP).
     Liquidio3,
 }
 
@@ -51,7 +51,7 @@ impl Board {
     }
 
     /// The nic-firmware cargo feature that selects the board (none for qemu-virt).
-    const fn feature(self) -> Option<&'static str> {
+    pub const fn feature(self) -> Option<&'static str> {
         match self {
             Board::QemuVirt => None,
             Board::Bluefield => Some("board-bluefield"),

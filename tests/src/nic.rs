@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -12,9 +13,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use nic_firmware::wire::MacAddress;
 
 /// Where the boot configuration sits in fw_cfg (the firmware reads this name).
 pub const CONFIG_FW_CFG_NAME: &str = "opt/e3/nic.conf";
+/// Where a diagnostic switch sits in fw_cfg (docs/firmware.md, "Faults and stopping").
+pub const DIAGNOSTIC_FW_CFG_NAME: &str = "opt/e3/diagnostic";
 /// RAM of the emulated NIC (linker/qemu-virt.ld's `heap_end` assumes it).
 pub const MEMORY_MIB: u32 = 256;
 
@@ -52,7 +56,7 @@ pub struct ChannelFile {
 }
 
 /// Everything one emulated NIC is started with.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct NicSpec {
     /// The firmware ELF.
     pub image: PathBuf,
@@ -66,6 +70,10 @@ pub struct NicSpec {
     pub cores: u32,
     /// Run QEMU inside this network namespace (its tap ports appear there).
     pub namespace: Option<String>,
+    /// A diagnostic switch for the firmware (off when `None`), e.g. `fault-after-boot`.
+    pub diagnostic: Option<String>,
+    /// RAM in MiB (0: [`MEMORY_MIB`], what linker/qemu-virt.ld assumes).
+    pub memory_mib: u32,
 }
 
 impl NicSpec {
@@ -82,7 +90,7 @@ impl NicSpec {
         command
             .args(["-M", "virt,gic-version=2", "-cpu", "max"])
             .args(["-smp", &self.cores.to_string()])
-            .args(["-m", &format!("{MEMORY_MIB}M")])
+            .args(["-m", &format!("{}M", self.memory())])
             .args(["-nodefaults", "-display", "none", "-monitor", "none"])
             .args(["-serial", "stdio", "-no-reboot"])
             .args(["-semihosting-config", "enable=on,target=native"])
@@ -94,6 +102,11 @@ impl NicSpec {
                 "name={CONFIG_FW_CFG_NAME},file={}",
                 config.display()
             ));
+        }
+        if let Some(switch) = &self.diagnostic {
+            command
+                .arg("-fw_cfg")
+                .arg(format!("name={DIAGNOSTIC_FW_CFG_NAME},string={switch}"));
         }
         if let Some(channel) = &self.channel {
             command.arg("-object").arg(format!(
@@ -135,11 +148,27 @@ impl NicSpec {
         }
         command
     }
+
+    /// RAM in MiB.
+    fn memory(&self) -> u32 {
+        if self.memory_mib == 0 {
+            MEMORY_MIB
+        } else {
+            self.memory_mib
+        }
+    }
 }
 
-/// The MAC QEMU gives port `index` (the boot configuration's `mac` can override it).
+/// The MAC QEMU gives port `index` (the boot configuration's `mac` can override it), as QEMU's
+/// command line spells it.
 pub fn port_mac(index: usize) -> String {
-    format!("52:54:00:e3:00:{:02x}", index & 0xff)
+    let MacAddress(bytes) = port_mac_address(index);
+    bytes.map(|b| format!("{b:02x}")).join(":")
+}
+
+/// The MAC QEMU gives port `index`.
+pub fn port_mac_address(index: usize) -> MacAddress {
+    MacAddress([0x52, 0x54, 0x00, 0xe3, 0x00, (index & 0xff) as u8])
 }
 
 /// The firmware's counters, as its UART prints them every half second when they change.
@@ -209,8 +238,20 @@ impl EmulatedNic {
                 let _ = std::fs::remove_file(qemu);
             }
         }
-        let mut child = spec
-            .command(qemu)
+        let mut command = spec.command(qemu);
+        // SAFETY: the hook runs in the forked child before exec and only calls prctl, which is
+        // async-signal-safe. QEMU (or `ip netns exec`, which execs it) is killed when the
+        // thread that started it ends, so a test that panics or hits its time limit and exits
+        // leaves no emulated NIC running.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

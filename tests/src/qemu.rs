@@ -6,10 +6,12 @@ use std::process::Command;
 
 /// The emulator binary.
 pub const QEMU: &str = "qemu-system-aarch64";
+/// The environment variable that names the QEMU binary to use.
+pub const QEMU_VARIABLE: &str = "E3_QEMU";
 
 /// The QEMU to use: `$E3_QEMU`, else `qemu-system-aarch64` on `PATH`.
 pub fn find() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("E3_QEMU") {
+    if let Some(path) = std::env::var_os(QEMU_VARIABLE) {
         return Some(PathBuf::from(path));
     }
     find_on_path(QEMU)

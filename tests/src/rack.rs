@@ -1,19 +1,25 @@
-//! A rack for one hardware-in-loop scenario: the test switch, the emulated NICs cabled to it,
-//! and request/reply exchanges over the wire.
+//! A rack for one hardware-in-loop scenario: the top-of-rack switch, the emulated NICs cabled
+//! to it, and request/reply exchanges over the wire.
+//!
+//! Booting a NIC configures the switch as an operator would: a route for the NIC's IP to its
+//! ports, and, when the NIC fronts a host, its ports joined to the host IP's ECMP group.
+//! [`Rack::request`] sends a client's request through the switch's router;
+//! [`Rack::exchange`] puts a frame straight on one NIC port (for frames a router would not
+//! send, or would send elsewhere).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nic_firmware::boot_config::BootConfig;
-use nic_firmware::wire::MacAddress;
+use nic_firmware::wire::{Ipv4Address, MacAddress};
 
 use microservices::Service;
 
 use crate::frames::{self, Datagram, Station};
 use crate::host::HostSide;
-use crate::nic::{port_mac, ChannelFile, EmulatedNic, NicSpec};
-use crate::switch::{Switch, SwitchPort};
+use crate::nic::{port_mac_address, ChannelFile, EmulatedNic, NicSpec};
+use crate::switch::{Forwarded, NextHop, Switch, SwitchPort};
 
 /// Longest a NIC may take to print `ready:` (it boots in well under a second).
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,16 +56,19 @@ pub struct RackNic {
 impl RackNic {
     /// The MAC of NIC port `port` (what QEMU gives it unless the configuration overrides it).
     pub fn mac(&self, port: usize) -> MacAddress {
-        let text = self.config.mac.map(|m| m.to_vec()).unwrap_or_else(|| {
-            port_mac(port)
-                .split(':')
-                .map(|b| u8::from_str_radix(b, 16).unwrap_or(0))
-                .collect()
-        });
-        let mut mac = [0u8; 6];
-        mac.copy_from_slice(&text[..6]);
-        MacAddress(mac)
+        self.config
+            .mac
+            .map_or_else(|| port_mac_address(port), MacAddress)
     }
+}
+
+/// A request sent through the switch's router, and what came back.
+#[derive(Debug)]
+pub struct Routed {
+    /// What the router did with the request.
+    pub forwarded: Forwarded,
+    /// The switch port the reply came in on, and the reply.
+    pub reply: Option<(usize, Datagram)>,
 }
 
 /// The switch and its NICs.
@@ -116,21 +125,61 @@ impl Rack {
                 .or_else(|| host.as_ref().map(|h| h.channel_file(0))),
             cores: plan.cores,
             namespace: None,
+            ..Default::default()
         };
+        let fronts_host = host.is_some() || spec.channel.is_some();
         let nic = EmulatedNic::start(&self.qemu, &spec)?;
         nic.wait_for_line("ready:", BOOT_TIMEOUT)?;
-        self.nics.push(RackNic {
+        let rack_nic = RackNic {
             nic,
             switch_ports,
             config: plan.config,
             host,
-        });
+        };
+        for (nic_port, &port) in rack_nic.switch_ports.iter().enumerate() {
+            let hop = NextHop {
+                port,
+                mac: rack_nic.mac(nic_port),
+            };
+            self.switch
+                .add_route(Ipv4Address(rack_nic.config.nic_ip.octets()), hop);
+            if fronts_host {
+                self.switch
+                    .add_route(Ipv4Address(rack_nic.config.host_ip.octets()), hop);
+            }
+        }
+        self.nics.push(rack_nic);
         Ok(index)
     }
 
     /// The switch port cabled to port `port` of NIC `nic`.
     pub fn port(&self, nic: usize, port: usize) -> &SwitchPort {
         self.switch.port(self.nics[nic].switch_ports[port])
+    }
+
+    /// Sends `payload` from `client` to `server` (IP and UDP port) through the switch's router
+    /// and waits up to `timeout` for the first UDP datagram that comes back to the client on
+    /// any port.
+    pub fn request(
+        &self,
+        client: Station,
+        server: (Ipv4Address, u16),
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Routed> {
+        let to = Station {
+            mac: self.switch.mac(),
+            ip: server.0,
+            port: server.1,
+        };
+        let forwarded = self.switch.forward(&frames::udp(client, to, payload))?;
+        let reply = self
+            .switch
+            .receive(timeout, |_, frame| {
+                frames::parse_udp(frame).is_some_and(|d| d.destination == (client.ip, client.port))
+            })
+            .and_then(|(port, frame)| frames::parse_udp(&frame).map(|d| (port, d)));
+        Ok(Routed { forwarded, reply })
     }
 
     /// Sends `payload` from `client` to `server` through NIC `nic`'s port `port` and returns the

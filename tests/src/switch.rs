@@ -1,18 +1,48 @@
-//! The top-of-rack switch of the hardware-in-loop tests: one Unix datagram socket per NIC port
-//! (QEMU's dgram netdev carries one Ethernet frame per datagram), so a test sends the exact frames
-//! it wants and reads back exactly what the firmware transmitted.
+//! The top-of-rack switch of the hardware-in-loop tests and the demo: one Unix datagram socket
+//! per NIC port (QEMU's dgram netdev carries one Ethernet frame per datagram), and an IPv4
+//! router in front of them.
+//!
+//! Routing ([`Switch::forward`]): every destination the switch knows is a group of next hops
+//! (a switch port and the MAC behind it). A NIC's own IP is a group of that NIC's ports; the
+//! host IP is one ECMP group over the ports of every NIC that fronts the host. A frame's next
+//! hop is picked by a hash of its 5-tuple (FNV-1a over source and destination address,
+//! protocol, source and destination port), so every frame of a flow takes the same port. The
+//! hash selects one of [`BUCKETS`] buckets, each bucket names a live member (resilient
+//! hashing): when a member goes down only its buckets move, spread over the survivors, and
+//! flows on the survivors stay where they are. The router rewrites the destination MAC to the
+//! next hop's, the source MAC to its own ([`Switch::mac`]) and decrements the TTL.
+//!
+//! Link state: a port's link is up while QEMU holds its end of the cable (the NIC-side socket is
+//! bound; a `connect` probe sends nothing). The switch looks again at most every
+//! [`LINK_CHECK`] when it forwards, and whenever a test asks ([`Switch::wait_for_link`]); a NIC
+//! that powers off (QEMU exits) takes its ports out of every group. A frame whose group has no
+//! live member is dropped and counted. A hung NIC whose QEMU still runs keeps its link, as a
+//! real one would.
+//!
+//! Frames from the NICs go to whoever plays the clients behind the switch: a test reads one
+//! port ([`SwitchPort::recv`]) or all of them ([`Switch::receive`]).
 
+use std::collections::BTreeMap;
 use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use nic_firmware::wire::{Ipv4Address, MacAddress};
 
 use crate::nic::PortBackend;
 
 /// Largest frame read (a jumbo-free Ethernet frame fits with room to spare).
 const MAX_FRAME: usize = 2048;
+/// Buckets of an ECMP group.
+pub const BUCKETS: usize = 64;
+/// How long the switch trusts the link state it last saw when forwarding.
+pub const LINK_CHECK: Duration = Duration::from_millis(10);
+/// The switch's own MAC (locally administered).
+pub const SWITCH_MAC: MacAddress = MacAddress([0x02, 0x00, 0x00, 0x00, 0x00, 0xfe]);
 
 /// One switch port, cabled to one NIC port.
 pub struct SwitchPort {
@@ -31,6 +61,11 @@ impl SwitchPort {
             }
             Err(e) => Err(e).with_context(|| format!("sending to {}", self.nic_side.display())),
         }
+    }
+
+    /// Whether the NIC holds its end of the cable (its socket is bound). Sends nothing.
+    pub fn carrier(&self) -> bool {
+        UnixDatagram::unbound().is_ok_and(|probe| probe.connect(&self.nic_side).is_ok())
     }
 
     /// Receives the next frame the NIC port sent, waiting up to `timeout`.
@@ -72,14 +107,171 @@ impl SwitchPort {
 
     /// Drops every frame already waiting.
     pub fn drain(&self) {
-        while self.recv(Duration::from_millis(1)).is_some() {}
+        while self.try_recv().is_some() {}
     }
 }
 
-/// The switch: its ports and the directory their sockets live in.
+/// Where the router sends a frame: a switch port and the MAC behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextHop {
+    /// The switch port.
+    pub port: usize,
+    /// The MAC of the NIC port cabled there.
+    pub mac: MacAddress,
+}
+
+/// The fields of a frame the router looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FiveTuple {
+    /// IPv4 source.
+    pub source: Ipv4Address,
+    /// IPv4 destination.
+    pub destination: Ipv4Address,
+    /// IP protocol.
+    pub protocol: u8,
+    /// Source port (0 for protocols without ports).
+    pub source_port: u16,
+    /// Destination port (0 for protocols without ports).
+    pub destination_port: u16,
+}
+
+impl FiveTuple {
+    /// The 5-tuple of an Ethernet/IPv4 frame, or `None` for anything else (too short, not
+    /// IPv4, a header length that does not fit).
+    pub fn of(frame: &[u8]) -> Option<FiveTuple> {
+        if frame.get(12..14)? != [0x08, 0x00] {
+            return None;
+        }
+        let ip = frame.get(14..)?;
+        let header = usize::from(ip.first()? & 0x0f) * 4;
+        if ip.first()? >> 4 != 4 || header < 20 || ip.len() < header {
+            return None;
+        }
+        let address = |at: usize| Ipv4Address([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
+        let protocol = ip[9];
+        let ports = match protocol {
+            6 | 17 => ip.get(header..header + 4),
+            _ => None,
+        };
+        let port = |at: usize| ports.map_or(0, |p| u16::from_be_bytes([p[at], p[at + 1]]));
+        Some(FiveTuple {
+            source: address(12),
+            destination: address(16),
+            protocol,
+            source_port: port(0),
+            destination_port: port(2),
+        })
+    }
+
+    /// The flow hash the router picks next hops by: FNV-1a (64-bit) over source address,
+    /// destination address, protocol, source port and destination port.
+    pub fn hash(&self) -> u64 {
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        let [s0, s1] = self.source_port.to_be_bytes();
+        let [d0, d1] = self.destination_port.to_be_bytes();
+        let bytes = self.source.0.into_iter().chain(self.destination.0).chain([
+            self.protocol,
+            s0,
+            s1,
+            d0,
+            d1,
+        ]);
+        for byte in bytes {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        hash
+    }
+}
+
+/// A destination's next hops and which live one each bucket of the flow hash goes to.
+#[derive(Clone, Debug)]
+struct Group {
+    members: Vec<NextHop>,
+    /// Index into `members` per bucket; `None` when no member is live.
+    buckets: [Option<usize>; BUCKETS],
+}
+
+impl Group {
+    fn new() -> Group {
+        Group {
+            members: Vec::new(),
+            buckets: [None; BUCKETS],
+        }
+    }
+
+    /// Spreads every bucket evenly over the live members (on creation and when one joins).
+    fn rebalance(&mut self, up: &[bool]) {
+        let live: Vec<usize> = (0..self.members.len())
+            .filter(|&m| up[self.members[m].port])
+            .collect();
+        for (bucket, slot) in self.buckets.iter_mut().enumerate() {
+            *slot = (!live.is_empty()).then(|| live[bucket % live.len()]);
+        }
+    }
+
+    /// Moves only the buckets of members that went down, round-robin over the live ones.
+    fn repair(&mut self, up: &[bool]) {
+        let live: Vec<usize> = (0..self.members.len())
+            .filter(|&m| up[self.members[m].port])
+            .collect();
+        let mut next = 0;
+        for slot in self.buckets.iter_mut() {
+            let dead = slot.is_none_or(|m| !up[self.members[m].port]);
+            if dead {
+                *slot = (!live.is_empty()).then(|| {
+                    next += 1;
+                    live[(next - 1) % live.len()]
+                });
+            }
+        }
+    }
+
+    fn pick(&self, hash: u64) -> Option<NextHop> {
+        self.buckets[(hash % BUCKETS as u64) as usize].map(|m| self.members[m])
+    }
+}
+
+/// What the router did with a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forwarded {
+    /// Sent out of this port.
+    Sent(NextHop),
+    /// Dropped: the destination's group has no live member (its NICs' links are down).
+    LinkDown,
+    /// Dropped: no route for the destination.
+    NoRoute,
+    /// Dropped: not an IPv4 frame, or its TTL ran out.
+    Unroutable,
+}
+
+/// What the switch counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SwitchCounters {
+    /// Frames routed out of each port.
+    pub forwarded: BTreeMap<usize, u64>,
+    /// Frames dropped because every next hop of their destination was down.
+    pub link_down: u64,
+    /// Frames dropped for want of a route.
+    pub no_route: u64,
+    /// Frames dropped as not routable (not IPv4, TTL expired).
+    pub unroutable: u64,
+    /// Times a port's link was seen going down.
+    pub links_lost: u64,
+}
+
+/// The routing state, shared by whoever forwards.
+struct Fabric {
+    groups: BTreeMap<[u8; 4], Group>,
+    up: Vec<bool>,
+    checked: Option<Instant>,
+    counters: SwitchCounters,
+}
+
+/// The switch: its ports, its routes and the directory their sockets live in.
 pub struct Switch {
     dir: PathBuf,
     ports: Vec<SwitchPort>,
+    fabric: Mutex<Fabric>,
 }
 
 impl Switch {
@@ -91,6 +283,12 @@ impl Switch {
         Ok(Switch {
             dir,
             ports: Vec::new(),
+            fabric: Mutex::new(Fabric {
+                groups: BTreeMap::new(),
+                up: Vec::new(),
+                checked: None,
+                counters: SwitchCounters::default(),
+            }),
         })
     }
 
@@ -105,6 +303,7 @@ impl Switch {
             socket,
             nic_side: nic_side.clone(),
         });
+        self.fabric().up.push(false);
         Ok((
             index,
             PortBackend::Unix {
@@ -123,10 +322,392 @@ impl Switch {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// The switch's MAC: what clients send routed frames to, and what the NICs answer to.
+    pub fn mac(&self) -> MacAddress {
+        SWITCH_MAC
+    }
+
+    fn fabric(&self) -> std::sync::MutexGuard<'_, Fabric> {
+        self.fabric
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds `hop` to the next hops of `destination` (a new destination gets a group).
+    pub fn add_route(&self, destination: Ipv4Address, hop: NextHop) {
+        let up = self.link_states();
+        let mut fabric = self.fabric();
+        fabric.up = up;
+        let Fabric { groups, up, .. } = &mut *fabric;
+        let group = groups.entry(destination.0).or_insert_with(Group::new);
+        if !group.members.contains(&hop) {
+            group.members.push(hop);
+        }
+        group.rebalance(up);
+    }
+
+    /// The next hop the router would pick for `tuple` now (after a look at the links).
+    pub fn choose(&self, tuple: &FiveTuple) -> Option<NextHop> {
+        self.refresh_links(false);
+        let fabric = self.fabric();
+        fabric
+            .groups
+            .get(&tuple.destination.0)
+            .and_then(|group| group.pick(tuple.hash()))
+    }
+
+    /// Routes one frame from a client: picks the next hop, rewrites the frame and sends it.
+    pub fn forward(&self, frame: &[u8]) -> Result<Forwarded> {
+        self.refresh_links(false);
+        let Some(tuple) = FiveTuple::of(frame) else {
+            self.fabric().counters.unroutable += 1;
+            return Ok(Forwarded::Unroutable);
+        };
+        let hop = {
+            let mut fabric = self.fabric();
+            match fabric.groups.get(&tuple.destination.0) {
+                None => {
+                    fabric.counters.no_route += 1;
+                    return Ok(Forwarded::NoRoute);
+                }
+                Some(group) => match group.pick(tuple.hash()) {
+                    Some(hop) => hop,
+                    None => {
+                        fabric.counters.link_down += 1;
+                        return Ok(Forwarded::LinkDown);
+                    }
+                },
+            }
+        };
+        let mut routed = frame.to_vec();
+        if !rewrite(&mut routed, hop.mac, SWITCH_MAC) {
+            self.fabric().counters.unroutable += 1;
+            return Ok(Forwarded::Unroutable);
+        }
+        if !self.ports[hop.port].send(&routed)? {
+            // The link went down since the last look: the frame is lost, as on a real switch
+            // inside its detection time, and the port leaves its groups now.
+            self.refresh_links(true);
+            self.fabric().counters.link_down += 1;
+            return Ok(Forwarded::LinkDown);
+        }
+        *self
+            .fabric()
+            .counters
+            .forwarded
+            .entry(hop.port)
+            .or_default() += 1;
+        Ok(Forwarded::Sent(hop))
+    }
+
+    /// Every port's carrier, now.
+    fn link_states(&self) -> Vec<bool> {
+        self.ports.iter().map(SwitchPort::carrier).collect()
+    }
+
+    /// Looks at every link (unless it looked within [`LINK_CHECK`] and `now` is false) and
+    /// takes ports whose link went down out of their groups, or puts back those that came up.
+    fn refresh_links(&self, now: bool) {
+        {
+            let fabric = self.fabric();
+            if !now && fabric.checked.is_some_and(|at| at.elapsed() < LINK_CHECK) {
+                return;
+            }
+        }
+        let up = self.link_states();
+        let mut fabric = self.fabric();
+        fabric.checked = Some(Instant::now());
+        let lost = fabric.up.iter().zip(&up).any(|(&was, &is)| was && !is);
+        let gained = fabric.up.iter().zip(&up).any(|(&was, &is)| !was && is);
+        fabric.counters.links_lost += fabric
+            .up
+            .iter()
+            .zip(&up)
+            .filter(|(&was, &is)| was && !is)
+            .count() as u64;
+        fabric.up = up;
+        let Fabric { groups, up, .. } = &mut *fabric;
+        for group in groups.values_mut() {
+            if gained {
+                group.rebalance(up);
+            } else if lost {
+                group.repair(up);
+            }
+        }
+    }
+
+    /// Waits until port `port`'s link is `up` (or not) as the switch sees it.
+    pub fn wait_for_link(&self, port: usize, up: bool, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.refresh_links(true);
+            if self.fabric().up.get(port) == Some(&up) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "switch port {port} did not go {} within {timeout:?}",
+                    if up { "up" } else { "down" }
+                );
+            }
+            std::thread::sleep(LINK_CHECK);
+        }
+    }
+
+    /// What the switch counted so far.
+    pub fn counters(&self) -> SwitchCounters {
+        self.fabric().counters.clone()
+    }
+
+    /// Waits up to `timeout` for a frame from any NIC port that `accept` takes (others are
+    /// dropped); returns the port it came in on and the frame.
+    pub fn receive(
+        &self,
+        timeout: Duration,
+        mut accept: impl FnMut(usize, &[u8]) -> bool,
+    ) -> Option<(usize, Vec<u8>)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for (index, port) in self.ports.iter().enumerate() {
+                while let Some(frame) = port.try_recv() {
+                    if accept(index, &frame) {
+                        return Some((index, frame));
+                    }
+                }
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.wait_readable(left);
+        }
+    }
+
+    /// Sleeps until some port has a frame waiting, or `timeout` passes.
+    fn wait_readable(&self, timeout: Duration) {
+        let mut fds: Vec<libc::pollfd> = self
+            .ports
+            .iter()
+            .map(|port| libc::pollfd {
+                fd: port.socket.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let millis = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: `fds` is a live array of `fds.len()` pollfd structs, each naming a socket this
+        // switch owns; poll only writes their `revents`.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
+    }
+}
+
+/// Rewrites a routed frame in place: destination MAC `to`, source MAC `from`, TTL one less
+/// with the header checksum updated (RFC 1624). `false` when the TTL has run out.
+fn rewrite(frame: &mut [u8], to: MacAddress, from: MacAddress) -> bool {
+    let ttl = frame[22];
+    if ttl <= 1 {
+        return false;
+    }
+    frame[0..6].copy_from_slice(&to.0);
+    frame[6..12].copy_from_slice(&from.0);
+    // The TTL is the high byte of the 16-bit word at header offset 8.
+    let old = u16::from_be_bytes([frame[22], frame[23]]);
+    frame[22] = ttl - 1;
+    let new = u16::from_be_bytes([frame[22], frame[23]]);
+    let checksum = u16::from_be_bytes([frame[24], frame[25]]);
+    // HC' = ~(~HC + ~m + m'), in one's-complement arithmetic.
+    let mut sum = u32::from(!checksum) + u32::from(!old) + u32::from(new);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    frame[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    true
 }
 
 impl Drop for Switch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames::{self, Station};
+
+    fn station(n: u8, port: u16) -> Station {
+        Station {
+            mac: MacAddress([0x02, 0, 0, 0, 0, n]),
+            ip: Ipv4Address([10, 0, 1, n]),
+            port,
+        }
+    }
+
+    const HOST: Ipv4Address = Ipv4Address([10, 0, 0, 1]);
+
+    fn host(port: u16) -> Station {
+        Station {
+            mac: SWITCH_MAC,
+            ip: HOST,
+            port,
+        }
+    }
+
+    /// A switch with `n` ports whose NIC ends are sockets this test holds (the "NICs").
+    fn switch_with_nics(name: &str, n: usize) -> (Switch, Vec<UnixDatagram>) {
+        let mut switch = Switch::new(name).unwrap();
+        let mut nics = Vec::new();
+        for index in 0..n {
+            let (_, backend) = switch.add_port().unwrap();
+            let PortBackend::Unix { qemu, .. } = backend else {
+                unreachable!()
+            };
+            nics.push(UnixDatagram::bind(qemu).unwrap());
+            switch.add_route(
+                HOST,
+                NextHop {
+                    port: index,
+                    mac: MacAddress([0x52, 0x54, 0, 0, 0, index as u8]),
+                },
+            );
+        }
+        (switch, nics)
+    }
+
+    #[test]
+    fn parses_the_five_tuple_of_a_udp_frame() {
+        let frame = frames::udp(station(7, 5000), host(7100), b"hi");
+        let tuple = FiveTuple::of(&frame).unwrap();
+        assert_eq!(
+            tuple,
+            FiveTuple {
+                source: Ipv4Address([10, 0, 1, 7]),
+                destination: HOST,
+                protocol: 17,
+                source_port: 5000,
+                destination_port: 7100,
+            }
+        );
+        assert_eq!(FiveTuple::of(&frame[..20]), None);
+        let mut arp = frame.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(FiveTuple::of(&arp), None);
+    }
+
+    #[test]
+    fn a_routed_frame_gets_the_next_hops_mac_and_a_valid_checksum() {
+        let (switch, nics) = switch_with_nics("switch-rewrite", 1);
+        let frame = frames::udp(station(1, 4000), host(7100), b"payload");
+        let Forwarded::Sent(hop) = switch.forward(&frame).unwrap() else {
+            panic!("not forwarded")
+        };
+        let mut buffer = [0u8; 2048];
+        let length = nics[hop.port].recv(&mut buffer).unwrap();
+        let routed = &buffer[..length];
+        assert_eq!(routed[0..6], hop.mac.0);
+        assert_eq!(routed[6..12], SWITCH_MAC.0);
+        assert_eq!(routed[22], frame[22] - 1, "TTL decremented");
+        let datagram = frames::parse_udp(routed).expect("checksums still verify");
+        assert_eq!(datagram.payload, b"payload");
+    }
+
+    /// Forwards `frame` and takes it off the "NIC" socket it went to (a socket's queue is
+    /// short: a switch sending to a NIC that does not read would block).
+    fn forward_and_deliver(switch: &Switch, nics: &[UnixDatagram], frame: &[u8]) -> Forwarded {
+        let forwarded = switch.forward(frame).unwrap();
+        if let Forwarded::Sent(hop) = forwarded {
+            let mut buffer = [0u8; 2048];
+            nics[hop.port].recv(&mut buffer).unwrap();
+        }
+        forwarded
+    }
+
+    #[test]
+    fn flows_stay_on_one_port_and_spread_over_all() {
+        let (switch, nics) = switch_with_nics("switch-spread", 2);
+        let mut per_port = [0u32; 2];
+        for flow in 0..32u16 {
+            let frame = frames::udp(station(1, 6000 + flow), host(7100), b"x");
+            let first = forward_and_deliver(&switch, &nics, &frame);
+            let again = forward_and_deliver(&switch, &nics, &frame);
+            assert_eq!(first, again, "flow {flow} keeps its port");
+            let Forwarded::Sent(hop) = first else {
+                panic!("{first:?}")
+            };
+            per_port[hop.port] += 2;
+        }
+        assert!(per_port.iter().all(|&n| n > 0), "{per_port:?}");
+        assert_eq!(switch.counters().forwarded.values().sum::<u64>(), 64);
+    }
+
+    #[test]
+    fn a_port_whose_nic_goes_away_leaves_the_group_and_only_its_flows_move() {
+        let (switch, mut nics) = switch_with_nics("switch-failover", 2);
+        let flows: Vec<Vec<u8>> = (0..32u16)
+            .map(|flow| frames::udp(station(2, 7000 + flow), host(7100), b"x"))
+            .collect();
+        let before: Vec<Forwarded> = flows
+            .iter()
+            .map(|f| forward_and_deliver(&switch, &nics, f))
+            .collect();
+        assert!(before.contains(&Forwarded::Sent(NextHop {
+            port: 1,
+            mac: MacAddress([0x52, 0x54, 0, 0, 0, 1])
+        })));
+        // NIC 1 powers off: its socket closes, the switch sees the link drop.
+        drop(nics.pop());
+        switch
+            .wait_for_link(1, false, Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(switch.counters().links_lost, 1);
+        for (flow, was) in flows.iter().zip(&before) {
+            let now = forward_and_deliver(&switch, &nics, flow);
+            let Forwarded::Sent(hop) = now else {
+                panic!("{now:?}")
+            };
+            assert_eq!(hop.port, 0, "every flow re-hashed onto the survivor");
+            if let Forwarded::Sent(old) = was {
+                if old.port == 0 {
+                    assert_eq!(now, *was, "flows on the survivor did not move");
+                }
+            }
+        }
+        // With no member left, frames for the group are dropped and counted.
+        drop(nics.pop());
+        switch
+            .wait_for_link(0, false, Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(switch.forward(&flows[0]).unwrap(), Forwarded::LinkDown);
+        assert_eq!(switch.counters().link_down, 1);
+    }
+
+    #[test]
+    fn unknown_destinations_and_non_ip_frames_are_dropped_and_counted() {
+        let (switch, _nics) = switch_with_nics("switch-noroute", 1);
+        let stranger = Station {
+            ip: Ipv4Address([192, 0, 2, 1]),
+            ..host(1)
+        };
+        let frame = frames::udp(station(3, 1), stranger, b"x");
+        assert_eq!(switch.forward(&frame).unwrap(), Forwarded::NoRoute);
+        assert_eq!(switch.forward(&[0u8; 10]).unwrap(), Forwarded::Unroutable);
+        let mut expired = frames::udp(station(3, 1), host(1), b"x");
+        expired[22] = 1;
+        assert_eq!(switch.forward(&expired).unwrap(), Forwarded::Unroutable);
+        let counters = switch.counters();
+        assert_eq!((counters.no_route, counters.unroutable), (1, 2));
+    }
+
+    #[test]
+    fn receive_returns_the_first_accepted_frame_from_any_port() {
+        let (switch, nics) = switch_with_nics("switch-receive", 2);
+        let switch_side = |index: usize| switch.dir().join(format!("switch-{index}.sock"));
+        nics[1].send_to(b"skip me", switch_side(1)).unwrap();
+        nics[1].send_to(b"take me", switch_side(1)).unwrap();
+        let (port, frame) = switch
+            .receive(Duration::from_secs(5), |_, f| f.starts_with(b"take"))
+            .unwrap();
+        assert_eq!((port, frame.as_slice()), (1, &b"take me"[..]));
+        assert!(switch
+            .receive(Duration::from_millis(20), |_, _| true)
+            .is_none());
     }
 }

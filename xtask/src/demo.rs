@@ -1,18 +1,27 @@
 //! `cargo xtask demo`: the main job, first version. Boots two emulated SmartNICs and a host
-//! process, plays the top-of-rack switch and a client population, sends a stream of requests to
-//! the services on each NIC and on the host (reached through either NIC by ECMP), and prints a
-//! live table of requests/s and p50/p99 latency per node.
+//! process, plays the top-of-rack switch (the rack's router: a route per NIC IP, the host IP an
+//! ECMP group over both NICs) and a client population, sends a stream of requests to the
+//! services on each NIC and on the host, and prints a live table of requests/s and p50/p99
+//! latency per node.
+//!
+//! Each in-flight slot is one flow (its own client UDP port), so the switch's 5-tuple hash
+//! keeps every request of a host flow on one NIC. Each slot first writes its keys (PUT, one at a
+//! time, every answer checked), then reads them in turn (GET): a key's value names its slot and
+//! index, so every answer says which request it answers. An answer for an older request (one
+//! already counted lost) is counted late, never against the request in flight; an error answer
+//! (no value, so no request id) is counted and completes nothing.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use e3_tests::firmware::{self, Board};
 use e3_tests::frames::{self, Station};
 use e3_tests::host::HostSide;
 use e3_tests::qemu;
 use e3_tests::rack::{NicPlan, Rack};
+use e3_tests::switch::Forwarded;
 use microservices::services::deploy;
 use microservices::services::kvs::request as kvs;
 use microservices::{Service, ServiceId, ServiceKind};
@@ -27,7 +36,7 @@ pub struct Args {
     /// How long to send requests, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Requests in flight per node (closed loop).
+    /// Requests in flight per node (closed loop), each on its own flow.
     #[arg(long, default_value_t = 4)]
     window: usize,
     /// Cores per emulated NIC (each is a host thread under QEMU: on a 2-core machine more
@@ -40,22 +49,28 @@ const HOST_IP: Ipv4Address = Ipv4Address([10, 0, 0, 1]);
 const NIC_IPS: [[u8; 4]; 2] = [[10, 0, 0, 2], [10, 0, 0, 3]];
 const NIC_KVS_PORT: u16 = 7000;
 const HOST_KVS_PORT: u16 = 7100;
-/// A request unanswered for this long is counted lost and its slot reused.
+/// Keys each slot writes and then reads in turn.
+const KEYS_PER_SLOT: u32 = 32;
+/// A request unanswered for this long is counted lost and its slot moves on.
 const LOST_AFTER: Duration = Duration::from_secs(1);
+/// How long a setup PUT may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A node of the demo: where its requests go.
 struct Node {
     name: String,
-    /// The switch port for each request, by ECMP over these NICs.
-    via: Vec<usize>,
     ip: Ipv4Address,
     port: u16,
 }
 
-/// One in-flight request.
+/// One flow of the client population and the request it has in flight.
 struct Slot {
     node: usize,
-    sent: Instant,
+    client: Station,
+    /// Requests sent so far; the one in flight reads key `sent - 1`.
+    sent: u64,
+    /// When the request in flight left, if one is.
+    in_flight: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -64,6 +79,16 @@ struct Tally {
     answered: u64,
     errors: u64,
     lost: u64,
+    late: u64,
+}
+
+/// The key slot `slot` reads as its request number `n`, and the value stored under it.
+fn key_value(slot: usize, n: u64) -> (Vec<u8>, Vec<u8>) {
+    let index = n % u64::from(KEYS_PER_SLOT);
+    (
+        format!("slot{slot}-key{index}").into_bytes(),
+        format!("slot {slot} key {index}").into_bytes(),
+    )
 }
 
 /// Entry point of the subcommand.
@@ -122,29 +147,30 @@ pub fn run(args: Args) -> Result<()> {
     let nodes = vec![
         Node {
             name: "nic0 kvs".into(),
-            via: vec![rack.nics[0].switch_ports[0]],
             ip: Ipv4Address(NIC_IPS[0]),
             port: NIC_KVS_PORT,
         },
         Node {
             name: "nic1 kvs".into(),
-            via: vec![rack.nics[1].switch_ports[0]],
             ip: Ipv4Address(NIC_IPS[1]),
             port: NIC_KVS_PORT,
         },
         Node {
             name: "host kvs".into(),
-            via: vec![rack.nics[0].switch_ports[0], rack.nics[1].switch_ports[0]],
             ip: HOST_IP,
             port: HOST_KVS_PORT,
         },
     ];
-    let macs: HashMap<usize, MacAddress> = rack
-        .nics
-        .iter()
-        .map(|n| (n.switch_ports[0], n.mac(0)))
+    let mut slots: Vec<Slot> = (0..nodes.len() * args.window)
+        .map(|index| Slot {
+            node: index / args.window,
+            client: client(index),
+            sent: 0,
+            in_flight: None,
+        })
         .collect();
-    drive(&rack, &nodes, &macs, &args)?;
+    write_keys(&rack, &nodes, &slots)?;
+    drive(&rack, &nodes, &mut slots, &args)?;
     let stats = host.shutdown()?;
     let per_nic: Vec<String> = stats
         .nics
@@ -189,7 +215,7 @@ fn nic_config(ip: [u8; 4]) -> BootConfig {
     }
 }
 
-/// The client of in-flight slot `slot`: its UDP port names the slot.
+/// The client of slot `slot`: its UDP port names the slot (and makes it its own flow).
 fn client(slot: usize) -> Station {
     Station {
         mac: MacAddress([0x02, 0, 0, 0, 0xde, 0x01]),
@@ -198,37 +224,52 @@ fn client(slot: usize) -> Station {
     }
 }
 
-/// The ECMP choice among `n` ports for a client port (what a switch hashes the 5-tuple for).
-fn ecmp(client_port: u16, request: u64, n: usize) -> usize {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for byte in client_port
-        .to_be_bytes()
-        .into_iter()
-        .chain(request.to_le_bytes())
-    {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+/// Every slot writes its keys through the switch, one PUT at a time, each answer checked; and
+/// says which NIC each host flow goes through.
+fn write_keys(rack: &Rack, nodes: &[Node], slots: &[Slot]) -> Result<()> {
+    let mut host_flows: BTreeMap<usize, usize> = BTreeMap::new();
+    for (index, slot) in slots.iter().enumerate() {
+        let node = &nodes[slot.node];
+        for n in 0..u64::from(KEYS_PER_SLOT) {
+            let (key, value) = key_value(index, n);
+            let routed = rack.request(
+                slot.client,
+                (node.ip, node.port),
+                &kvs::put(&key, &value),
+                SETUP_TIMEOUT,
+            )?;
+            let (_, reply) = routed.reply.with_context(|| {
+                format!(
+                    "{}: no answer to the PUT of {} ({:?})",
+                    node.name,
+                    String::from_utf8_lossy(&key),
+                    routed.forwarded
+                )
+            })?;
+            if reply.payload.first() != Some(&0) {
+                bail!("{}: a PUT was refused: {:?}", node.name, reply.payload);
+            }
+            if let (Forwarded::Sent(hop), true) = (routed.forwarded, node.ip == HOST_IP) {
+                if n == 0 {
+                    *host_flows.entry(hop.port).or_default() += 1;
+                }
+            }
+        }
     }
-    (hash % n as u64) as usize
+    let via: Vec<String> = host_flows
+        .iter()
+        .map(|(port, flows)| format!("{flows} through switch port {port}"))
+        .collect();
+    println!(
+        "each slot wrote its {KEYS_PER_SLOT} keys; host flows by the switch's ECMP hash: {}",
+        via.join(", ")
+    );
+    Ok(())
 }
 
 /// Sends the request stream for `args.seconds` and prints the table every second.
-fn drive(
-    rack: &Rack,
-    nodes: &[Node],
-    macs: &HashMap<usize, MacAddress>,
-    args: &Args,
-) -> Result<()> {
-    let slots_total = nodes.len() * args.window;
-    let mut slots: Vec<Option<Slot>> = (0..slots_total).map(|_| None).collect();
+fn drive(rack: &Rack, nodes: &[Node], slots: &mut [Slot], args: &Args) -> Result<()> {
     let mut tallies: Vec<Tally> = nodes.iter().map(|_| Tally::default()).collect();
-    let mut counter = 0u64;
-    let mut per_node = vec![0u64; nodes.len()];
-    let ports: Vec<usize> = {
-        let mut p: Vec<usize> = nodes.iter().flat_map(|n| n.via.clone()).collect();
-        p.sort_unstable();
-        p.dedup();
-        p
-    };
     let start = Instant::now();
     let end = start + Duration::from_secs(args.seconds);
     let mut next_table = start + Duration::from_secs(1);
@@ -240,69 +281,65 @@ fn drive(
     );
     let mut lines_printed = 0;
     while Instant::now() < end {
-        // Fill every free slot with a new request.
+        // Every free slot sends its next GET; a request unanswered too long is lost.
         for (index, slot) in slots.iter_mut().enumerate() {
-            let stale = slot.as_ref().is_some_and(|s| s.sent.elapsed() > LOST_AFTER);
-            if stale {
-                if let Some(s) = slot.take() {
-                    tallies[s.node].lost += 1;
-                }
+            if slot
+                .in_flight
+                .is_some_and(|sent| sent.elapsed() > LOST_AFTER)
+            {
+                tallies[slot.node].lost += 1;
+                slot.in_flight = None;
             }
-            if slot.is_some() {
+            if slot.in_flight.is_some() {
                 continue;
             }
-            let node_index = index / args.window;
-            let node = &nodes[node_index];
-            counter += 1;
-            // Per node: PUT key n, then GET it, then PUT key n + 1, ... over 64 keys.
-            per_node[node_index] += 1;
-            let n = per_node[node_index];
-            let key = format!("key-{}", (n / 2) % 64);
-            let request = if n % 2 == 1 {
-                kvs::put(key.as_bytes(), b"demo value")
-            } else {
-                kvs::get(format!("key-{}", ((n - 1) / 2) % 64).as_bytes())
-            };
-            let client = client(index);
-            let port = node.via[ecmp(client.port, counter, node.via.len())];
+            let node = &nodes[slot.node];
+            let (key, _) = key_value(index, slot.sent);
             let server = Station {
-                mac: macs[&port],
+                mac: rack.switch.mac(),
                 ip: node.ip,
                 port: node.port,
             };
-            if rack
+            slot.sent += 1;
+            match rack
                 .switch
-                .port(port)
-                .send(&frames::udp(client, server, &request))?
+                .forward(&frames::udp(slot.client, server, &kvs::get(&key)))?
             {
-                *slot = Some(Slot {
-                    node: node_index,
-                    sent: Instant::now(),
-                });
+                Forwarded::Sent(_) => slot.in_flight = Some(Instant::now()),
+                // Dropped by the switch: counted lost at once, the slot moves on.
+                _ => tallies[slot.node].lost += 1,
             }
         }
-        // Collect replies.
+        // Collect the answers waiting on every port.
         let mut got_any = false;
-        for &port in &ports {
-            while let Some(frame) = rack.switch.port(port).try_recv() {
-                got_any = true;
-                let Some(reply) = frames::parse_udp(&frame) else {
-                    continue;
-                };
-                let Some(index) = reply.destination.1.checked_sub(20_000) else {
-                    continue;
-                };
-                let Some(slot) = slots.get_mut(usize::from(index)).and_then(Option::take) else {
-                    continue;
-                };
-                let tally = &mut tallies[slot.node];
-                tally.answered += 1;
-                if reply.payload.first() != Some(&0) {
-                    tally.errors += 1;
+        while let Some((_, frame)) = rack.switch.receive(Duration::ZERO, |_, _| true) {
+            got_any = true;
+            let Some(reply) = frames::parse_udp(&frame) else {
+                continue;
+            };
+            let Some(index) = reply.destination.1.checked_sub(20_000).map(usize::from) else {
+                continue;
+            };
+            let Some(slot) = slots.get_mut(index) else {
+                continue;
+            };
+            let tally = &mut tallies[slot.node];
+            // The answer must read the key of the request in flight: GET answers carry
+            // `status, version, vlen, value`, and the value names the key.
+            let (_, expected) = key_value(index, slot.sent.wrapping_sub(1));
+            let answers_this = reply.payload.first() == Some(&0)
+                && reply.payload.len() == 11 + expected.len()
+                && reply.payload[11..] == expected[..];
+            match (slot.in_flight, answers_this) {
+                (Some(sent), true) => {
+                    tally.answered += 1;
+                    tally.latencies_us.push(sent.elapsed().as_micros() as u64);
+                    slot.in_flight = None;
                 }
-                tally
-                    .latencies_us
-                    .push(slot.sent.elapsed().as_micros() as u64);
+                // An error status carries no value, so it cannot say which request it
+                // answers: it is counted, and completes nothing.
+                _ if reply.payload.len() == 1 => tally.errors += 1,
+                _ => tally.late += 1,
             }
         }
         if !got_any {
@@ -335,14 +372,15 @@ fn print_table(
     let clear = if live { "\x1b[K" } else { "" };
     writeln!(
         out,
-        "t={:>3} s  {:<10} {:>10} {:>10} {:>10} {:>8} {:>6}{clear}",
+        "t={:>3} s  {:<10} {:>10} {:>10} {:>10} {:>8} {:>6} {:>6}{clear}",
         elapsed.as_secs(),
         "node",
         "req/s",
         "p50 us",
         "p99 us",
         "errors",
-        "lost"
+        "lost",
+        "late"
     )?;
     for (node, tally) in nodes.iter().zip(tallies.iter_mut()) {
         tally.latencies_us.sort_unstable();
@@ -355,13 +393,14 @@ fn print_table(
         };
         writeln!(
             out,
-            "         {:<10} {:>10.0} {:>10} {:>10} {:>8} {:>6}{clear}",
+            "         {:<10} {:>10.0} {:>10} {:>10} {:>8} {:>6} {:>6}{clear}",
             node.name,
             tally.answered as f64 / seconds,
             quantile(0.50),
             quantile(0.99),
             tally.errors,
-            tally.lost
+            tally.lost,
+            tally.late
         )?;
         *tally = Tally::default();
     }

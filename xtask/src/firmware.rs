@@ -2,6 +2,7 @@
 //! a NIC (an emulated one under QEMU, or the documented path of a real board with `--dry-run`).
 
 use std::fs;
+use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -56,9 +57,12 @@ pub struct FlashArgs {
     /// bluefield: the rshim device directory of the card.
     #[arg(long, default_value = "/dev/rshim0")]
     rshim: PathBuf,
-    /// liquidio3: the card name in the driver's firmware file name (lio_<card>_e3.bin).
-    #[arg(long, default_value = "23xx")]
-    card: String,
+    /// liquidio3: the serial console of the card's boot loader (U-Boot).
+    #[arg(long, default_value = "/dev/ttyUSB0")]
+    console: PathBuf,
+    /// liquidio3: the TFTP server's root directory the card's U-Boot fetches from.
+    #[arg(long, default_value = "/srv/tftp")]
+    tftp_root: PathBuf,
 }
 
 /// Entry point of `build-fw`.
@@ -185,6 +189,7 @@ fn flash_qemu(args: &FlashArgs, image: &Image) -> Result<()> {
         channel: channel.clone(),
         cores: args.cores,
         namespace: None,
+        ..Default::default()
     };
     let qemu_path = if args.dry_run {
         qemu::find().unwrap_or_else(|| PathBuf::from(qemu::QEMU))
@@ -228,19 +233,52 @@ fn create_channel(channel: &ChannelFile, config: &Path) -> Result<MappedChannel>
     Ok(mapped)
 }
 
+/// One step of a real board's flash path.
+enum Step {
+    /// Run a command on this host.
+    Run(String, Command),
+    /// Type a line on a serial console (the card's boot loader).
+    Type {
+        what: String,
+        console: PathBuf,
+        line: String,
+    },
+}
+
 /// Runs `steps` in order, or prints them for `--dry-run`.
-fn run_steps(dry_run: bool, steps: Vec<(String, Command)>) -> Result<()> {
-    for (what, mut command) in steps {
-        if dry_run {
-            println!("would {what}:\n  {}", render(&command));
-            continue;
-        }
-        eprintln!("{what}: {}", render(&command));
-        let status = command
-            .status()
-            .with_context(|| format!("could not run {}", render(&command)))?;
-        if !status.success() {
-            bail!("{what} failed ({status})");
+fn run_steps(dry_run: bool, steps: Vec<Step>) -> Result<()> {
+    for step in steps {
+        match step {
+            Step::Run(what, mut command) => {
+                if dry_run {
+                    println!("would {what}:\n  {}", render(&command));
+                    continue;
+                }
+                eprintln!("{what}: {}", render(&command));
+                let status = command
+                    .status()
+                    .with_context(|| format!("could not run {}", render(&command)))?;
+                if !status.success() {
+                    bail!("{what} failed ({status})");
+                }
+            }
+            Step::Type {
+                what,
+                console,
+                line,
+            } => {
+                if dry_run {
+                    println!("would {what}, typing on {}:\n  {line}", console.display());
+                    continue;
+                }
+                eprintln!("{what}: typing `{line}` on {}", console.display());
+                let mut tty = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&console)
+                    .with_context(|| format!("opening the console {}", console.display()))?;
+                tty.write_all(format!("{line}\r").as_bytes())
+                    .with_context(|| format!("writing to {}", console.display()))?;
+            }
         }
     }
     Ok(())
@@ -271,8 +309,8 @@ fn flash_bluefield(args: &FlashArgs, image: &Image) -> Result<()> {
     run_steps(
         args.dry_run,
         vec![
-            ("wrap the image in a BlueField boot stream".into(), mkbfb),
-            (
+            Step::Run("wrap the image in a BlueField boot stream".into(), mkbfb),
+            Step::Run(
                 "push the boot stream through rshim (the card reboots into it)".into(),
                 push,
             ),
@@ -286,42 +324,56 @@ fn flash_bluefield(args: &FlashArgs, image: &Image) -> Result<()> {
     Ok(())
 }
 
-/// LiquidIO: install the image where the host driver loads firmware from, reload the driver.
+/// Where the image goes under the TFTP root, and the name U-Boot asks for.
+const LIQUIDIO_TFTP_NAME: &str = "e3/nic-firmware.bin";
+
+/// LiquidIO III (Marvell OCTEON TX2, CN9xxx Arm cores): the card boots from its own flash
+/// (boot ROM, then TF-A and U-Boot); the host's driver for these cards (`octeon_ep`) loads no
+/// firmware, it waits for the card's firmware to report ready. So the image is handed to the
+/// card's boot loader: staged on a TFTP server, fetched by U-Boot over the card's management
+/// port to the image's load address and started there. Nothing is written to the card's flash
+/// (a power cycle brings back its own software).
 fn flash_liquidio(args: &FlashArgs, image: &Image) -> Result<()> {
-    let target = PathBuf::from("/lib/firmware/liquidio").join(format!("lio_{}_e3.bin", args.card));
     if !args.dry_run {
-        let known = Command::new("modinfo")
-            .arg("liquidio")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !known {
+        if !args.console.exists() {
             bail!(
-                "the liquidio host driver is not available on this machine (modinfo liquidio \
-                 failed); `--dry-run` shows the steps"
+                "no serial console at {} (the card's U-Boot console: give it with --console); \
+                 `--dry-run` shows the steps",
+                args.console.display()
+            );
+        }
+        if !args.tftp_root.is_dir() {
+            bail!(
+                "no TFTP root at {} (give the TFTP server's directory with --tftp-root); \
+                 `--dry-run` shows the steps",
+                args.tftp_root.display()
             );
         }
     }
+    let staged = args.tftp_root.join(LIQUIDIO_TFTP_NAME);
     let mut install = Command::new("install");
     install
         .args(["-D", "-m", "0644"])
         .arg(&image.bin)
-        .arg(&target);
-    let mut unload = Command::new("modprobe");
-    unload.args(["-r", "liquidio"]);
-    let mut load = Command::new("modprobe");
-    load.args(["liquidio", "fw_type=e3"]);
+        .arg(&staged);
+    let load = image.manifest.load_address;
     run_steps(
         args.dry_run,
         vec![
-            (
-                "install the image as the driver's firmware file".into(),
+            Step::Run(
+                "stage the image on the TFTP server the card's U-Boot fetches from".into(),
                 install,
             ),
-            ("unload the host driver".into(), unload),
-            (
-                "load it again: it pushes lio_<card>_e3.bin to the card and boots it".into(),
-                load,
-            ),
+            Step::Type {
+                what: "have the card's U-Boot fetch it to its load address and start it".into(),
+                console: args.console.clone(),
+                line: format!("tftpboot {load:#x} {LIQUIDIO_TFTP_NAME} && go {load:#x}"),
+            },
         ],
-    )
+    )?;
+    println!(
+        "then watch the console for `ready:`: {}",
+        render(Command::new("cat").arg(&args.console))
+    );
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask fuzz`: builds the libFuzzer targets in `fuzz/` on the pinned stable toolchain
 //! (coverage instrumentation through `-Cpasses=sancov-module`, as cargo-fuzz does without a
-//! sanitizer) and runs each for a bounded time. `cargo +nightly fuzz run NAME` works as well.
+//! sanitizer) and runs each for a bounded time; an input that fails is written to
+//! `target/fuzz-artifacts/<target>/`. `cargo +nightly fuzz run NAME` works as well.
 
 use std::fs;
 use std::path::Path;
@@ -67,9 +68,18 @@ pub fn run(args: Args) -> Result<()> {
         let corpus = fuzz_dir.join("corpus").join(target);
         fs::create_dir_all(&corpus)
             .with_context(|| format!("could not create {}", corpus.display()))?;
+        // Crash, leak and timeout inputs go under target/ (ignored by git), one directory per
+        // target; libFuzzer's prefix is a plain string prefix, hence the trailing slash.
+        let artifacts = workspace_root()
+            .join("target")
+            .join("fuzz-artifacts")
+            .join(target);
+        fs::create_dir_all(&artifacts)
+            .with_context(|| format!("could not create {}", artifacts.display()))?;
         let mut command = std::process::Command::new(&binary);
         command
             .current_dir(&fuzz_dir)
+            .arg(format!("-artifact_prefix={}/", artifacts.display()))
             .arg(format!("-max_total_time={}", args.seconds))
             .arg("-print_final_stats=1")
             .arg(&corpus);
@@ -77,8 +87,12 @@ pub fn run(args: Args) -> Result<()> {
         if seeds.is_dir() {
             command.arg(&seeds);
         }
-        run_checked(&mut command)
-            .with_context(|| format!("fuzz target {target} found a failure"))?;
+        run_checked(&mut command).with_context(|| {
+            format!(
+                "fuzz target {target} found a failure (its input is in {})",
+                artifacts.display()
+            )
+        })?;
     }
     Ok(())
 }

@@ -1,13 +1,18 @@
 //! Debian packages the tasks need, installed with apt when missing (CI starts from a fresh
-//! Debian machine): COIN-OR CBC, the MILP solver host-lib's ILP placer links, and QEMU with the
-//! tools the hardware-in-loop tests use.
+//! Debian machine): COIN-OR CBC, the MILP solver host-lib's ILP placer links; QEMU for the
+//! emulated SmartNICs; and `ip` and `ping`, which only the HIL scenario with a Linux network
+//! namespace needs.
 //!
 //! One installer serves them all: it runs apt-get as root (or through passwordless `sudo`),
 //! waits for the dpkg lock while another apt or dpkg holds it, retries once after a fresh
 //! `apt-get update` (an apt hook on some machines deletes downloaded packages after each dpkg
 //! run), and when it cannot install says in one message what was needed, why, and the command
 //! to run by hand. QEMU comes from the release's backports suite (docs/user-guide.md): the
-//! stable suite's older QEMU would make apt remove a newer `qemu-utils`.
+//! stable suite's older QEMU would make apt remove a newer `qemu-utils`. It is installed with
+//! `apt-get install -t <release>-backports`, which lets apt take QEMU's own dependencies
+//! (`qemu-system-common`, `qemu-system-data`) from backports too; the per-package form
+//! `qemu-system-arm/<release>-backports` does not (checked on Debian 12: apt then wants
+//! bookworm's `qemu-system-data` 7.2 and gives up with "unmet dependencies").
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,31 +32,30 @@ const CBC_PACKAGES: [&str; 2] = ["coinor-libcbc-dev", "pkg-config"];
 const CBC_MODULE: &str = "cbc";
 /// The QEMU package (it brings `qemu-system-aarch64`).
 const QEMU_PACKAGE: &str = "qemu-system-arm";
-/// Programs the HIL tests run besides QEMU, and their packages: `ip` for namespaces and taps.
-const HIL_TOOLS: [(&str, &str); 2] = [("ip", "iproute2"), ("ping", "iputils-ping")];
+/// Programs the network-namespace HIL scenario runs, and their packages.
+const NETNS_TOOLS: [(&str, &str); 2] = [("ip", "iproute2"), ("ping", "iputils-ping")];
 
 /// Packages to install and why.
 struct Request<'a> {
     /// What needs them, for messages.
     purpose: &'a str,
-    /// Packages from the release itself.
+    /// The packages.
     packages: &'a [&'a str],
-    /// Packages from the release's backports suite.
-    backports: &'a [&'a str],
+    /// Whether they come from the release's backports suite (`apt-get install -t SUITE`).
+    backports: bool,
 }
 
 impl Request<'_> {
-    /// Every package, those from backports as `NAME/SUITE` (apt's syntax for one package's
-    /// suite: the others keep coming from the release).
+    /// The `apt-get install` arguments after the options: `-t SUITE` first when the packages
+    /// come from `backports_suite`.
     fn arguments(&self, backports_suite: &str) -> Vec<String> {
-        let backports = self
+        let suite = self
             .backports
-            .iter()
-            .map(|package| format!("{package}/{backports_suite}"));
-        self.packages
-            .iter()
-            .map(|package| package.to_string())
-            .chain(backports)
+            .then(|| ["-t".to_owned(), backports_suite.to_owned()]);
+        suite
+            .into_iter()
+            .flatten()
+            .chain(self.packages.iter().map(|package| package.to_string()))
             .collect()
     }
 
@@ -65,9 +69,14 @@ impl Request<'_> {
 
     /// The one failure message: what, why, the reason, and what to do.
     fn failure(&self, reason: impl std::fmt::Display) -> anyhow::Error {
+        let from = if self.backports {
+            " from backports"
+        } else {
+            ""
+        };
         anyhow::anyhow!(
-            "{} ({}) could not be installed: {reason}; install them by hand: `{}`",
-            self.arguments("backports").join(", "),
+            "{}{from} ({}) could not be installed: {reason}; install by hand: `{}`",
+            self.packages.join(", "),
             self.purpose,
             self.by_hand()
         )
@@ -82,7 +91,7 @@ pub fn ensure_cbc() -> Result<()> {
     let request = Request {
         purpose: "COIN-OR CBC, the MILP solver host-lib's ILP placer links",
         packages: &CBC_PACKAGES,
-        backports: &[],
+        backports: false,
     };
     install(&request)?;
     if !cbc_installed() {
@@ -93,25 +102,16 @@ pub fn ensure_cbc() -> Result<()> {
     Ok(())
 }
 
-/// Finds QEMU and the HIL tests' tools, installing what is missing; returns QEMU's path.
+/// Finds QEMU, installing it when it is missing; returns its path. The error says why it
+/// could not be installed (`cargo xtask ci` then skips the HIL tests with that reason).
 pub fn ensure_qemu() -> Result<PathBuf> {
-    let packages: Vec<&str> = HIL_TOOLS
-        .into_iter()
-        .filter(|(program, _)| !has_program(program))
-        .map(|(_, package)| package)
-        .collect();
-    let qemu = if qemu::find().is_none() {
-        vec![QEMU_PACKAGE]
-    } else {
-        Vec::new()
-    };
-    if packages.is_empty() && qemu.is_empty() {
-        return qemu::find().context("qemu-system-aarch64 disappeared");
+    if let Some(qemu) = qemu::find() {
+        return Ok(qemu);
     }
     let request = Request {
-        purpose: "QEMU and the tools of the emulated SmartNICs: hil, demo, flash",
-        packages: &packages,
-        backports: &qemu,
+        purpose: "QEMU for the emulated SmartNICs: hil, demo, flash",
+        packages: &[QEMU_PACKAGE],
+        backports: true,
     };
     install(&request)?;
     qemu::find().ok_or_else(|| {
@@ -122,14 +122,30 @@ pub fn ensure_qemu() -> Result<PathBuf> {
     })
 }
 
-/// Why QEMU can be neither found nor installed here, if so (CI then skips the HIL tests).
-pub fn qemu_unavailable() -> Option<String> {
-    if qemu::find().is_some() {
-        return None;
+/// Makes sure `ip` and `ping` are there for the network-namespace scenario, installing their
+/// packages when they are missing; the error says why they are not.
+pub fn ensure_netns_tools() -> Result<()> {
+    let missing: Vec<&str> = NETNS_TOOLS
+        .into_iter()
+        .filter(|(program, _)| !has_program(program))
+        .map(|(_, package)| package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
     }
-    installer()
-        .err()
-        .map(|why| format!("QEMU is not installed and {why}"))
+    let request = Request {
+        purpose: "`ip` and `ping` for the network-namespace HIL scenario",
+        packages: &missing,
+        backports: false,
+    };
+    install(&request)?;
+    match NETNS_TOOLS
+        .iter()
+        .find(|(program, _)| !has_program(program))
+    {
+        Some((program, _)) => Err(request.failure(format!("`{program}` is still missing"))),
+        None => Ok(()),
+    }
 }
 
 /// How apt-get runs here: directly as root, or through passwordless sudo; else why it cannot.
@@ -171,15 +187,15 @@ fn install(request: &Request<'_>) -> Result<()> {
             .args(args);
         command
     };
-    let suite = if request.backports.is_empty() {
-        String::new()
-    } else {
+    let suite = if request.backports {
         ensure_backports_source(&prefix).map_err(|e| request.failure(format!("{e:#}")))?
+    } else {
+        String::new()
     };
-    let packages = request.arguments(&suite);
+    let arguments = request.arguments(&suite);
     let mut install_args = vec!["install", "-y", "-q", "--no-install-recommends"];
-    install_args.extend(packages.iter().map(String::as_str));
-    eprintln!("installing {} ({})", packages.join(" "), request.purpose);
+    install_args.extend(arguments.iter().map(String::as_str));
+    eprintln!("installing {} ({})", arguments.join(" "), request.purpose);
     let attempt = || {
         run_checked(&mut apt(&["update", "-q"])).and_then(|()| run_checked(&mut apt(&install_args)))
     };
@@ -351,20 +367,30 @@ mod tests {
 
     #[test]
     fn the_failure_says_what_why_and_how() {
-        let request = Request {
+        let qemu = Request {
             purpose: "QEMU for the emulated SmartNICs",
-            packages: &["iproute2"],
-            backports: &["qemu-system-arm"],
+            packages: &["qemu-system-arm"],
+            backports: true,
         };
         assert_eq!(
-            request.arguments("bookworm-backports"),
-            ["iproute2", "qemu-system-arm/bookworm-backports"]
+            qemu.arguments("bookworm-backports"),
+            ["-t", "bookworm-backports", "qemu-system-arm"]
         );
         assert_eq!(
-            request.failure("no network").to_string(),
-            "iproute2, qemu-system-arm/backports (QEMU for the emulated SmartNICs) could not be \
-             installed: no network; install them by hand: \
-             `sudo apt-get install iproute2 qemu-system-arm/<release>-backports`"
+            qemu.failure("no network").to_string(),
+            "qemu-system-arm from backports (QEMU for the emulated SmartNICs) could not be \
+             installed: no network; install by hand: \
+             `sudo apt-get install -t <release>-backports qemu-system-arm`"
+        );
+        let tools = Request {
+            purpose: "ping",
+            packages: &["iproute2", "iputils-ping"],
+            backports: false,
+        };
+        assert_eq!(tools.arguments("unused"), ["iproute2", "iputils-ping"]);
+        assert_eq!(
+            tools.by_hand(),
+            "sudo apt-get install iproute2 iputils-ping"
         );
     }
 }

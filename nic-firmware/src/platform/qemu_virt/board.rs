@@ -61,6 +61,8 @@ impl platform::Port for Port {
         MacAddress(Port::mac(self))
     }
 
+    /// Frames too long for `buffer` are counted and skipped; the loop ends because
+    /// [`Port::receive`] returns `false` whenever it took nothing off the queue.
     fn receive(&mut self, buffer: &mut [u8]) -> Option<usize> {
         let mut length = None;
         while length.is_none() {
@@ -84,6 +86,7 @@ impl platform::Port for Port {
         Port::transmit(self, frame).map_err(|e| match e {
             TxError::RingFull => PortError::Full,
             TxError::TooLong => PortError::TooLong,
+            TxError::Down => PortError::LinkDown,
         })
     }
 

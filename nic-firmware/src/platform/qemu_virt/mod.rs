@@ -3,8 +3,9 @@
 //! shared with the host.
 //!
 //! Boot order on core 0 (docs/firmware.md tells the whole story):
-//! 1. aarch64-rt's entry code: MMU on with a 1 GiB-block identity map, FP/SIMD on, bss zeroed,
-//!    boot stack, exception vectors ([`exceptions`]).
+//! 1. aarch64-rt's entry code: MMU on with a 1 GiB-block identity map built from the board's
+//!    memory ([`memory`]), FP/SIMD on, bss zeroed, boot stack, exception vectors
+//!    ([`exceptions`]).
 //! 2. [`heap`], then the PL011 UART behind `log` ([`uart`]).
 //! 3. PCIe: ECAM enumeration, BARs sized and assigned ([`pci`], [`bar_window`]).
 //! 4. The final identity map, 4 KiB granularity: RAM and the shared BAR normal cacheable memory,
@@ -13,7 +14,8 @@
 //!    `fw_cfg` file ([`fw_cfg`]); bad configuration stops here.
 //! 6. The GIC and timer for idling ([`gic`], [`timer`]), then the virtio-net ports
 //!    ([`virtio_net`]).
-//! 7. Secondary cores through PSCI CPU_ON ([`cores`]), then every core runs ([`run`]).
+//! 7. Secondary cores through PSCI CPU_ON ([`cores`]), then every core runs ([`run`]); a
+//!    diagnostic switch, off unless QEMU is given one, can provoke a fault now ([`diagnostic`]).
 //!
 //! Memory map (QEMU's `virt` machine with `highmem` on):
 //!
@@ -29,6 +31,8 @@
 //! | PCIe ECAM (256 buses) | 0x40_1000_0000 | device |
 
 pub mod bar_window;
+pub mod diagnostic;
+pub mod memory;
 // The modules below build only for the bare-metal target (each starts with `#![cfg]`).
 mod board;
 mod cores;
@@ -81,8 +85,12 @@ pub mod map {
         start: 0x2000_0000,
         end: 0x3eff_0000,
     };
-    /// RAM start (the device tree QEMU writes sits at its very start).
-    pub const RAM: u64 = 0x4000_0000;
+    /// RAM start of the board the image is built for (on qemu-virt the device tree QEMU writes
+    /// sits at its very start).
+    pub const RAM: u64 = super::memory::BOARD.ram.start;
+    /// An address no page table maps on any board (4 GiB): what the `fault-after-boot`
+    /// diagnostic reads.
+    pub const UNMAPPED: usize = 0x1_0000_0000;
     /// PCIe ECAM: 1 MiB of configuration space per bus, 256 buses.
     pub const ECAM: Window = Window {
         start: 0x40_1000_0000,
@@ -105,19 +113,11 @@ mod boot {
     /// The fw_cfg file that holds the boot configuration.
     const CONFIG_FILE: &str = "opt/e3/nic.conf";
 
-    // The map the entry code turns the MMU on with, before any Rust code runs: 1 GiB blocks, so
-    // the PCI window is device memory until `mmu::install` refines it.
+    // The map the entry code turns the MMU on with, before any Rust code runs: 1 GiB blocks
+    // following the board's memory (RAM normal, the board layer's device windows device, the
+    // rest unmapped), so the PCI window is device memory until `mmu::install` refines it.
     initial_pagetable!(
-        {
-            let mut table = [0; 512];
-            // 0..1 GiB: flash, devices and the 32-bit PCI window.
-            table[0] = mmu::DEVICE.bits();
-            // 1..2 GiB: RAM.
-            table[1] = mmu::NORMAL.bits() | 0x4000_0000;
-            // 256..257 GiB: PCIe ECAM.
-            table[256] = mmu::DEVICE.bits() | 0x40_0000_0000;
-            InitialPagetable(table)
-        },
+        InitialPagetable(super::memory::BOARD.boot_table(mmu::DEVICE.bits(), mmu::NORMAL.bits())),
         mmu::MAIR.0
     );
 
@@ -140,9 +140,10 @@ mod boot {
     /// Brings the board up and runs; never returns.
     fn start() -> ! {
         info!(
-            "e3 nic-firmware {} ({}) on qemu-virt: timer {} Hz",
+            "e3 nic-firmware {} ({}), image for {}, qemu-virt board layer: timer {} Hz",
             env!("CARGO_PKG_VERSION"),
             option_env!("E3_GIT_REVISION").unwrap_or("unknown revision"),
+            super::memory::BOARD.name,
             timer::frequency()
         );
         let pci = pci::enumerate().unwrap_or_else(|e| fail("PCIe enumeration failed", &e));
@@ -194,6 +195,7 @@ mod boot {
             BOOT_STACK_PAGES * 4,
             timer::now_ns() / 1000
         );
+        super::diagnostic::run_requested();
         run::primary(interrupt_lines)
     }
 

@@ -29,7 +29,7 @@ use spin::Once;
 use super::board::QemuVirt;
 use super::cores::MAX_CORES;
 use super::host_link::{self, HostLink};
-use super::virtio_net::{InterruptLines, Port};
+use super::virtio_net::{self, Counter, InterruptLines, Port, PortCounters};
 use super::{gic, timer};
 
 /// Empty polls before a core sleeps.
@@ -189,8 +189,9 @@ fn serve(id: usize, lines: Option<&InterruptLines>) -> ! {
 /// Core 0's periodic counters line on the UART (docs/firmware.md, "Counters on the UART"):
 /// `counters: rx=.. tx=.. served=.. to_host=.. from_host=.. arp=.. echo=.. dropped=..
 /// channel=up|disconnected|failed|none channel_rejected=.. channel_corrupt=.. deployed=..
-/// deploy_no_memory=.. deploy_refused=..` followed by ` | REASON=COUNT` for every drop reason
-/// seen.
+/// deploy_no_memory=.. deploy_refused=.. portN_rx=.. portN_tx=.. portN_tx_ring_full=..
+/// portN_tx_too_long=.. portN_rx_errors=.. portN_rx_oversized=.. portN_unknown_tokens=..
+/// portN_resets=..` (for every port N) followed by ` | REASON=COUNT` for every drop reason seen.
 #[derive(Default)]
 struct Report {
     next_ns: u64,
@@ -199,8 +200,14 @@ struct Report {
 }
 
 /// What one counters line prints: the runtime's counters, the channel's state and refusals,
-/// the agent's deploys.
-type Totals = (CounterTotals, &'static str, (u64, u64), DeployCounts);
+/// the agent's deploys, each port's counters.
+type Totals = (
+    CounterTotals,
+    &'static str,
+    (u64, u64),
+    DeployCounts,
+    heapless::Vec<PortCounters, MAX_PORTS>,
+);
 
 impl Report {
     fn tick(&mut self, runtime: &Runtime<QemuVirt>) {
@@ -221,6 +228,7 @@ impl Report {
                 .agent()
                 .map(|agent| agent.deploy_counts())
                 .unwrap_or_default(),
+            virtio_net::counters(),
         );
         if self.last.as_ref() == Some(&current) {
             return;
@@ -234,7 +242,7 @@ struct CountersLine<'a>(&'a Totals);
 
 impl fmt::Display for CountersLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (c, channel, (rejected, corrupt), deploys) = self.0;
+        let (c, channel, (rejected, corrupt), deploys, ports) = self.0;
         write!(
             f,
             "counters: rx={} tx={} served={} to_host={} from_host={} arp={} echo={} dropped={} \
@@ -252,6 +260,11 @@ impl fmt::Display for CountersLine<'_> {
             deploys.no_memory,
             deploys.refused
         )?;
+        for (index, port) in ports.iter().enumerate() {
+            for (counter, value) in Counter::ALL.iter().zip(port) {
+                write!(f, " port{index}_{}={value}", counter.name())?;
+            }
+        }
         for (reason, count) in c.nonzero_drops() {
             write!(f, " | {reason}={count}")?;
         }

@@ -2,6 +2,11 @@
 //! virtio-drivers crate's non-blocking `VirtIONetRaw`. Receive is zero-copy (frames are handed out
 //! in the buffers the device wrote); transmit copies the frame behind the virtio-net header.
 //!
+//! A device that reports a completion for a descriptor the driver never posted would leave the
+//! used ring stuck on it (the driver cannot pop it without the buffer): the port counts it,
+//! resets the device and starts again with empty queues; a port that keeps failing is taken
+//! down. Each port's [`Counter`]s are on the UART counters line.
+//!
 //! QEMU fills the virtio-mmio slots from the last one down, so port 0 is the first
 //! `-device virtio-net-device` on QEMU's command line.
 #![cfg(target_os = "none")]
@@ -10,8 +15,9 @@ use alloc::alloc::{alloc_zeroed, dealloc, Layout};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use log::{info, warn};
+use log::{error, info, warn};
 use safe_mmio::fields::{ReadPure, WriteOnly};
 use safe_mmio::{field, UniqueMmioPointer};
 use virtio_drivers::device::net::VirtIONetRaw;
@@ -68,22 +74,79 @@ unsafe impl Hal for IdentityHal {
 }
 
 type Buffer = [u8; BUFFER];
+type Device = VirtIONetRaw<IdentityHal, MmioTransport<'static>, QUEUE_SIZE>;
 
-/// Counters of one port.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PortCounters {
+/// Resets after which a port that keeps misbehaving is taken down for good.
+const MAX_RESETS: u64 = 16;
+
+/// What each port counts (docs/firmware.md, "Counters on the UART": `portN_NAME=COUNT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
     /// Frames received.
-    pub rx_frames: u64,
-    /// Frames sent.
-    pub tx_frames: u64,
+    Rx,
+    /// Frames queued for transmission.
+    Tx,
     /// Frames not sent: every transmit descriptor was in flight.
-    pub tx_ring_full: u64,
+    TxRingFull,
     /// Frames not sent: longer than a buffer.
-    pub tx_too_long: u64,
-    /// Receive completions the device reported wrongly (dropped).
-    pub rx_errors: u64,
+    TxTooLong,
+    /// Receive completions the device reported wrongly (dropped), and receive buffers it
+    /// would not take.
+    RxErrors,
     /// Frames received that did not fit the runtime's buffer (dropped).
-    pub rx_oversized: u64,
+    RxOversized,
+    /// Completions for a descriptor the driver never posted (receive or transmit): the queue
+    /// cannot move past one, so the port is reset.
+    UnknownTokens,
+    /// Device resets (each brings both queues back empty; frames in them are lost).
+    Resets,
+}
+
+impl Counter {
+    /// Every counter, in the order the UART prints them.
+    pub const ALL: [Counter; 8] = [
+        Counter::Rx,
+        Counter::Tx,
+        Counter::TxRingFull,
+        Counter::TxTooLong,
+        Counter::RxErrors,
+        Counter::RxOversized,
+        Counter::UnknownTokens,
+        Counter::Resets,
+    ];
+
+    /// Its name on the UART.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::Rx => "rx",
+            Counter::Tx => "tx",
+            Counter::TxRingFull => "tx_ring_full",
+            Counter::TxTooLong => "tx_too_long",
+            Counter::RxErrors => "rx_errors",
+            Counter::RxOversized => "rx_oversized",
+            Counter::UnknownTokens => "unknown_tokens",
+            Counter::Resets => "resets",
+        }
+    }
+}
+
+/// One port's counters, as a snapshot.
+pub type PortCounters = [u64; Counter::ALL.len()];
+
+/// Each port's counters. Only the core that holds the port (the runtime serialises calls on a
+/// port) writes them, so a plain load and store counts; core 0's report reads them any time.
+static COUNTERS: [[AtomicU64; Counter::ALL.len()]; MAX_PORTS] =
+    [const { [const { AtomicU64::new(0) }; Counter::ALL.len()] }; MAX_PORTS];
+/// Ports brought up by [`probe`].
+static PORTS: AtomicUsize = AtomicUsize::new(0);
+
+/// The counters of every port, port 0 first.
+pub fn counters() -> heapless::Vec<PortCounters, MAX_PORTS> {
+    let ports = PORTS.load(Ordering::Acquire).min(MAX_PORTS);
+    COUNTERS[..ports]
+        .iter()
+        .map(|cells| core::array::from_fn(|i| cells[i].load(Ordering::Relaxed)))
+        .collect()
 }
 
 /// Why a frame was not sent.
@@ -93,12 +156,17 @@ pub enum TxError {
     RingFull,
     /// The frame does not fit a buffer.
     TooLong,
+    /// The port was taken down after failing too often.
+    Down,
 }
 
 /// One virtio-net port.
 pub struct Port {
-    device: VirtIONetRaw<IdentityHal, MmioTransport<'static>, QUEUE_SIZE>,
+    /// The driver; `None` once the port was taken down for good.
+    device: Option<Device>,
     slot: usize,
+    /// Index in probe order (port 0 is the first `-device virtio-net-device`).
+    index: usize,
     mac: [u8; 6],
     /// Receive buffers, indexed by the token (descriptor) the device holds them under.
     rx: Vec<Option<Box<Buffer>>>,
@@ -107,81 +175,142 @@ pub struct Port {
     tx_free: Vec<Box<Buffer>>,
     /// Transmit buffers in flight and the length sent from each, indexed by token.
     tx_busy: Vec<Option<(Box<Buffer>, usize)>>,
-    counters: PortCounters,
 }
 
 fn new_buffer() -> Box<Buffer> {
     Box::new([0; BUFFER])
 }
 
+/// The virtio-mmio transport of `slot`, if a device sits there.
+///
+/// # Safety
+///
+/// No other transport for `slot` may be alive: the caller owns the slot's registers.
+unsafe fn transport(slot: usize) -> Option<MmioTransport<'static>> {
+    let address = map::VIRTIO_MMIO + slot * map::VIRTIO_MMIO_STRIDE;
+    let header = NonNull::new(address as *mut VirtIOHeader)?;
+    // SAFETY: each virtio-mmio slot is a separate 0x200-byte MMIO block, mapped as device
+    // memory for the life of the board; the caller guarantees this is its only transport.
+    unsafe { MmioTransport::new(header, map::VIRTIO_MMIO_STRIDE) }.ok()
+}
+
 impl Port {
     /// Brings the device up; the port is boxed (its queues are a few KiB: the board moves
     /// ports around while it boots).
-    fn new(
-        slot: usize,
-        transport: MmioTransport<'static>,
-        mac: Option<[u8; 6]>,
-    ) -> Option<Box<Port>> {
-        let device = match VirtIONetRaw::new(transport) {
-            Ok(device) => device,
-            Err(e) => {
-                warn!("virtio-mmio slot {slot}: virtio-net init failed: {e}");
-                return None;
-            }
-        };
+    fn new(slot: usize, index: usize, device: Device, mac: Option<[u8; 6]>) -> Box<Port> {
         let mac = mac.unwrap_or(device.mac_address());
         let mut port = Box::new(Port {
-            device,
+            device: Some(device),
             slot,
+            index,
             mac,
             rx: (0..QUEUE_SIZE).map(|_| None).collect(),
             tx_free: (0..QUEUE_SIZE).map(|_| new_buffer()).collect(),
             tx_busy: (0..QUEUE_SIZE).map(|_| None).collect(),
-            counters: PortCounters::default(),
         });
         for _ in 0..QUEUE_SIZE {
             port.post_receive(new_buffer());
         }
-        Some(port)
+        port
+    }
+
+    fn count(&self, counter: Counter) {
+        let cell = &COUNTERS[self.index][counter as usize];
+        cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    fn counted(&self, counter: Counter) -> u64 {
+        COUNTERS[self.index][counter as usize].load(Ordering::Relaxed)
     }
 
     /// Gives the device a buffer to receive into.
     fn post_receive(&mut self, mut buffer: Box<Buffer>) {
+        let Some(device) = self.device.as_mut() else {
+            return;
+        };
         // SAFETY: the buffer is owned by `self.rx` until the device hands it back through
-        // `poll_receive`, and nothing reads or writes it meanwhile.
-        match unsafe { self.device.receive_begin(buffer.as_mut_slice()) } {
+        // `poll_receive` (or the device is reset), and nothing reads or writes it meanwhile.
+        match unsafe { device.receive_begin(buffer.as_mut_slice()) } {
             Ok(token) => match self.rx.get_mut(usize::from(token)) {
                 Some(slot) => *slot = Some(buffer),
-                None => self.counters.rx_errors += 1,
+                // Not one of our descriptors: the device may write it, so it must not be freed
+                // before the reset makes the device forget it.
+                None => {
+                    self.reset("a receive buffer was posted under an unknown descriptor");
+                    self.post_receive(buffer);
+                }
             },
             Err(e) => {
-                self.counters.rx_errors += 1;
-                warn!("port slot {}: cannot post a receive buffer: {e}", self.slot);
+                self.count(Counter::RxErrors);
+                warn!("port {}: cannot post a receive buffer: {e}", self.index);
             }
         }
     }
 
+    /// Resets the device after it reported a completion the driver cannot match: the driver
+    /// is dropped (its queues unset, so the device owns no buffer any more), every buffer is
+    /// taken back, and a fresh driver starts with all receive buffers posted. After
+    /// [`MAX_RESETS`] the port is taken down instead.
+    fn reset(&mut self, why: &str) {
+        self.count(Counter::Resets);
+        drop(self.device.take());
+        let mut receive: [Option<Box<Buffer>>; QUEUE_SIZE] = [const { None }; QUEUE_SIZE];
+        for (from, to) in self.rx.iter_mut().zip(receive.iter_mut()) {
+            *to = from.take();
+        }
+        for (buffer, _) in self.tx_busy.iter_mut().filter_map(Option::take) {
+            self.tx_free.push(buffer);
+        }
+        if self.counted(Counter::Resets) > MAX_RESETS {
+            error!(
+                "port {}: {why}; {MAX_RESETS} resets did not help: port down",
+                self.index
+            );
+            return;
+        }
+        warn!("port {}: {why}: resetting the device", self.index);
+        // SAFETY: the old transport of this slot was dropped with the old driver above.
+        let device = unsafe { transport(self.slot) }.and_then(|t| VirtIONetRaw::new(t).ok());
+        let Some(device) = device else {
+            error!(
+                "port {}: the device did not come back: port down",
+                self.index
+            );
+            return;
+        };
+        self.device = Some(device);
+        for buffer in receive.into_iter().flatten() {
+            self.post_receive(buffer);
+        }
+    }
+
     /// Hands the next received frame (if any) to `handle`, then gives its buffer back to the
-    /// device. Returns whether there was a frame.
+    /// device. Returns whether a frame was taken off the queue; `false` when none is waiting,
+    /// after a reset, and on a port that is down, so a caller looping on it always ends.
     pub fn receive(&mut self, handle: impl FnOnce(&[u8])) -> bool {
-        let Some(token) = self.device.poll_receive() else {
+        let Some(device) = self.device.as_mut() else {
+            return false;
+        };
+        let Some(token) = device.poll_receive() else {
             return false;
         };
         let Some(mut buffer) = self.rx.get_mut(usize::from(token)).and_then(Option::take) else {
-            // A token we never posted: the device is confused; nothing to give back.
-            self.counters.rx_errors += 1;
-            return true;
+            // A descriptor we never posted: the used ring cannot be popped past it without the
+            // buffer the device claims it filled.
+            self.count(Counter::UnknownTokens);
+            self.reset("receive completion for a descriptor never posted");
+            return false;
         };
         // SAFETY: `buffer` is the one posted under `token`.
-        match unsafe { self.device.receive_complete(token, buffer.as_mut_slice()) } {
+        match unsafe { device.receive_complete(token, buffer.as_mut_slice()) } {
             Ok((header, length)) => match buffer.get(header..header + length) {
                 Some(frame) => {
-                    self.counters.rx_frames += 1;
+                    self.count(Counter::Rx);
                     handle(frame);
                 }
-                None => self.counters.rx_errors += 1,
+                None => self.count(Counter::RxErrors),
             },
-            Err(_) => self.counters.rx_errors += 1,
+            Err(_) => self.count(Counter::RxErrors),
         }
         self.post_receive(buffer);
         true
@@ -190,32 +319,42 @@ impl Port {
     /// Queues `frame` for transmission.
     pub fn transmit(&mut self, frame: &[u8]) -> Result<(), TxError> {
         self.reclaim();
+        let Some(device) = self.device.as_mut() else {
+            return Err(TxError::Down);
+        };
         let Some(mut buffer) = self.tx_free.pop() else {
-            self.counters.tx_ring_full += 1;
+            self.count(Counter::TxRingFull);
             return Err(TxError::RingFull);
         };
-        let header = match self.device.fill_buffer_header(buffer.as_mut_slice()) {
+        let header = match device.fill_buffer_header(buffer.as_mut_slice()) {
             Ok(header) if header + frame.len() <= BUFFER => header,
             _ => {
                 self.tx_free.push(buffer);
-                self.counters.tx_too_long += 1;
+                self.count(Counter::TxTooLong);
                 return Err(TxError::TooLong);
             }
         };
         buffer[header..header + frame.len()].copy_from_slice(frame);
         let length = header + frame.len();
-        // SAFETY: the buffer stays in `tx_busy` untouched until `reclaim` sees it completed.
-        match unsafe { self.device.transmit_begin(&buffer[..length]) } {
-            Ok(token) => {
-                if let Some(slot) = self.tx_busy.get_mut(usize::from(token)) {
+        // SAFETY: the buffer stays in `tx_busy` untouched until `reclaim` sees it completed
+        // (or a reset makes the device forget it).
+        match unsafe { device.transmit_begin(&buffer[..length]) } {
+            Ok(token) => match self.tx_busy.get_mut(usize::from(token)) {
+                Some(slot) => {
                     *slot = Some((buffer, length));
+                    self.count(Counter::Tx);
+                    Ok(())
                 }
-                self.counters.tx_frames += 1;
-                Ok(())
-            }
+                None => {
+                    // The device may read the buffer until the reset makes it forget it.
+                    self.reset("a frame was queued under an unknown descriptor");
+                    self.tx_free.push(buffer);
+                    Err(TxError::RingFull)
+                }
+            },
             Err(_) => {
                 self.tx_free.push(buffer);
-                self.counters.tx_ring_full += 1;
+                self.count(Counter::TxRingFull);
                 Err(TxError::RingFull)
             }
         }
@@ -223,23 +362,30 @@ impl Port {
 
     /// Takes back the transmit buffers the device is done with.
     fn reclaim(&mut self) {
-        while let Some(token) = self.device.poll_transmit() {
+        while let Some(device) = self.device.as_mut() {
+            let Some(token) = device.poll_transmit() else {
+                return;
+            };
             let Some((buffer, length)) = self
                 .tx_busy
                 .get_mut(usize::from(token))
                 .and_then(Option::take)
             else {
-                break;
+                // A descriptor we never sent: the used ring would stay stuck on it and the
+                // port "ring full" for good.
+                self.count(Counter::UnknownTokens);
+                self.reset("transmit completion for a descriptor never sent");
+                return;
             };
             // SAFETY: `buffer[..length]` is exactly the slice sent under `token`.
-            let _ = unsafe { self.device.transmit_complete(token, &buffer[..length]) };
+            let _ = unsafe { device.transmit_complete(token, &buffer[..length]) };
             self.tx_free.push(buffer);
         }
     }
 
     /// Counts a received frame dropped for not fitting the caller's buffer.
     pub fn count_oversized(&mut self) {
-        self.counters.rx_oversized += 1;
+        self.count(Counter::RxOversized);
     }
 
     /// The port's MAC address.
@@ -290,19 +436,25 @@ pub fn probe(mac: Option<[u8; 6]>) -> (heapless::Vec<Box<Port>, MAX_PORTS>, Inte
         slots: heapless::Vec::new(),
     };
     for slot in (0..map::VIRTIO_MMIO_SLOTS).rev() {
-        let address = map::VIRTIO_MMIO + slot * map::VIRTIO_MMIO_STRIDE;
-        let header = NonNull::new(address as *mut VirtIOHeader).expect("non-zero address");
-        // SAFETY: each virtio-mmio slot is a separate 0x200-byte MMIO block, mapped as device
-        // memory; each slot gets at most one transport, which lives as long as the board.
-        let Ok(transport) = (unsafe { MmioTransport::new(header, map::VIRTIO_MMIO_STRIDE) }) else {
+        // SAFETY: each slot gets at most one transport, here, which lives as long as its port.
+        let Some(transport) = (unsafe { transport(slot) }) else {
             continue; // An empty slot.
         };
         if transport.device_type() != DeviceType::Network {
             continue;
         }
-        let Some(port) = Port::new(slot, transport, mac) else {
-            continue;
+        let device = match VirtIONetRaw::new(transport) {
+            Ok(device) => device,
+            Err(e) => {
+                warn!("virtio-mmio slot {slot}: virtio-net init failed: {e}");
+                continue;
+            }
         };
+        if ports.is_full() {
+            warn!("more than {MAX_PORTS} virtio-net devices: slot {slot} ignored");
+            break;
+        }
+        let port = Port::new(slot, ports.len(), device, mac);
         let m = port.mac();
         info!(
             "port {}: virtio-net in slot {slot}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
@@ -314,10 +466,8 @@ pub fn probe(mac: Option<[u8; 6]>) -> (heapless::Vec<Box<Port>, MAX_PORTS>, Inte
             m[4],
             m[5]
         );
-        if ports.push(port).is_err() {
-            warn!("more than {MAX_PORTS} virtio-net devices: slot {slot} ignored");
-            break;
-        }
+        let _ = ports.push(port);
+        PORTS.store(ports.len(), Ordering::Release);
         gic::enable_device_irq(map::VIRTIO_MMIO_IRQ + slot as u32);
         let _ = lines.slots.push(slot);
     }
