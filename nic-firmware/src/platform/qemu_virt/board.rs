@@ -93,4 +93,11 @@ impl platform::Port for Port {
     fn link_bits_per_second(&self) -> u64 {
         LINK_BITS_PER_SECOND
     }
+
+    /// A lower bound: 1 when a completed receive waits in the used ring, else 0. virtio-drivers
+    /// does not expose the used index, so the ring's full backlog cannot be read; the frames
+    /// the runtime holds at the port and in the core queues are counted exactly either way.
+    fn pending(&mut self) -> usize {
+        usize::from(Port::receive_waiting(self))
+    }
 }

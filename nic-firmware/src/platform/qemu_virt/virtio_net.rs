@@ -284,6 +284,13 @@ impl Port {
         }
     }
 
+    /// Whether a received frame waits to be taken by [`Port::receive`].
+    pub fn receive_waiting(&self) -> bool {
+        self.device
+            .as_ref()
+            .is_some_and(|device| device.poll_receive().is_some())
+    }
+
     /// Hands the next received frame (if any) to `handle`, then gives its buffer back to the
     /// device. Returns whether a frame was taken off the queue; `false` when none is waiting,
     /// after a reset, and on a port that is down, so a caller looping on it always ends.
