@@ -4,8 +4,12 @@
 //! memory outside the region; it counts what it refused and, once an index is out of its
 //! window, stops with `Failed`.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use common::{drain, RawPeer, SMALL};
+use pcie_channel::descriptor::Descriptor;
 use pcie_channel::layout::{Layout, CONTROL_OFFSET};
 use pcie_channel::{ChannelError, Direction, EngineSet, Geometry, Loopback, SideState};
 
@@ -219,4 +223,110 @@ fn garbage_indices_fail_the_channel_cleanly() {
     assert_eq!(lo.nic().peer_state(), SideState::Failed);
     let mut tx = lo.host().sender(EngineSet::single(0)).unwrap();
     assert!(matches!(tx.send(1, b"x"), Err(ChannelError::Failed(_))));
+}
+
+/// A message of two segments on one ring: the peer rewrites its second descriptor while the
+/// message is lent (between the receive that gathered it and the release). The receiver decided
+/// on what it read and must release each entry once: before the fix, releasing the head moved
+/// the ring's front over the rewritten segment as an orphan and releasing the segment then
+/// marked the entry a ring later, so a later message there was skipped without being counted.
+#[test]
+fn a_descriptor_rewritten_while_its_message_is_lent_is_released_once() {
+    let lo = Loopback::new(SMALL).unwrap();
+    let peer = RawPeer::new(&lo);
+    let mut early = lo.host().sender(EngineSet::single(1)).unwrap();
+    let mut late = lo.host().sender(EngineSet::single(0)).unwrap();
+    let mut rx = lo.nic().receiver().unwrap();
+    let (a, b, c) = (1, 2, 3);
+    // Lane a: message 0 waits unpublished on engine 1; message 1 (two segments) sits at
+    // entries 0 and 1 of engine 0, followed by a message of lane b at entry 2.
+    early.queue(a, b"a0").unwrap();
+    let big = vec![0xabu8; 300];
+    late.send(a, &big).unwrap();
+    late.send(b, b"b0").unwrap();
+    // b0 is delivered past the parked head: entry 2 is released out of order.
+    assert_eq!(drain(&mut rx), vec![(b, b"b0".to_vec())]);
+    early.publish();
+    assert_eq!(drain(&mut rx), vec![(a, b"a0".to_vec()), (a, big.clone())]);
+    // Once more, now with the rewrite while the two-segment message is lent.
+    early.queue(a, b"a2").unwrap();
+    late.send(a, &big).unwrap();
+    late.send(b, b"b1").unwrap();
+    assert_eq!(drain(&mut rx), vec![(b, b"b1".to_vec())]);
+    early.publish();
+    let received = rx.recv().unwrap().expect("a2");
+    assert_eq!(received.message().as_contiguous(), Some(&b"a2"[..]));
+    drop(received);
+    let received = rx.recv().unwrap().expect("the two-segment message");
+    assert_eq!(received.message().len(), 300);
+    // The peer turns the second segment (entry 4 of engine 0) into an orphan of lane a.
+    let mut second = peer.read_descriptor(Direction::ToNic, 0, 4);
+    assert_eq!(
+        (second.segment, second.seq),
+        (1, 3),
+        "the entry the test means"
+    );
+    second.seq = 0;
+    peer.write_descriptor(Direction::ToNic, 0, 4, second);
+    drop(received);
+    // Every later message on that ring arrives, none skipped unseen.
+    let mut expected = Vec::new();
+    for i in 0..8u8 {
+        late.send(c, &[i]).unwrap();
+        expected.push((c, vec![i]));
+    }
+    assert_eq!(drain(&mut rx), expected);
+    let stats = rx.stats();
+    assert_eq!(stats.messages, 6 + 8, "{stats:?}");
+    assert_eq!(
+        stats.refused(),
+        0,
+        "the rewrite came after the decision: {stats:?}"
+    );
+    assert_eq!(
+        peer.consumer(Direction::ToNic, 0),
+        6 + 8,
+        "every entry released"
+    );
+}
+
+/// A chain must move forward on each engine (an honest sender claims a message's entries in
+/// order): a link back to an earlier entry of the same engine, which is how a chain could name
+/// one entry twice, is refused as corrupt and the message skipped.
+#[test]
+fn a_chain_that_links_back_on_its_engine_is_refused() {
+    let lo = Loopback::new(SMALL).unwrap();
+    let peer = RawPeer::new(&lo);
+    let mut rx = lo.host().receiver().unwrap();
+    let segment = |segment: u8, len: u16, next_slot: u16| Descriptor {
+        flow: 5,
+        seq: 0,
+        len,
+        segment,
+        segments: 3,
+        next_slot,
+        next_engine: 0,
+        reserved: 0,
+    };
+    // Head at entry 1 -> entry 0 -> entry 2: three distinct entries, but the first link goes
+    // back.
+    peer.write_descriptor(Direction::ToHost, 0, 0, segment(1, 256, 2));
+    peer.write_descriptor(Direction::ToHost, 0, 1, segment(0, 256, 0));
+    peer.write_descriptor(Direction::ToHost, 0, 2, segment(2, 10, 0));
+    peer.set_producer(Direction::ToHost, 0, 3);
+    assert_eq!(drain(&mut rx), vec![]);
+    // Entry 0 was visited (a segment waiting for its head) before the head was refused: the
+    // next call visits the unreleased entries again and releases it as an orphan.
+    assert_eq!(drain(&mut rx), vec![]);
+    let stats = rx.stats();
+    assert_eq!(
+        (stats.corrupt, stats.skipped, stats.orphans),
+        (1, 1, 2),
+        "{stats:?}"
+    );
+    assert_eq!(peer.consumer(Direction::ToHost, 0), 3, "all three released");
+    // The lane went on: its next message is delivered.
+    peer.write_descriptor(Direction::ToHost, 0, 3, Descriptor::whole(5, 1, 2));
+    peer.set_producer(Direction::ToHost, 0, 4);
+    assert_eq!(drain(&mut rx), vec![(5, vec![0, 0])]);
 }
