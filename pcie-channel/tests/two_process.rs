@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use pcie_channel::{ChannelError, EngineSet, Geometry, MappedChannel, Role};
+use pcie_channel::{ChannelError, EngineSet, Geometry, MappedChannel, Message, Role};
 
 const MESSAGES: u64 = 1_000_000;
 const FLOWS: u32 = 64;
@@ -67,76 +67,104 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Checks each delivered message against the one `fill` makes for the next index of its flow:
+/// none lost, none corrupted, none out of flow order.
+struct Checker {
+    next: Vec<u32>,
+    expected: Box<[u8; 8192]>,
+    received: u64,
+    bytes: u64,
+    failures: Vec<String>,
+}
+
+impl Checker {
+    fn new(flows: u32) -> Checker {
+        Checker {
+            next: vec![0; flows as usize],
+            expected: Box::new([0u8; 8192]),
+            received: 0,
+            bytes: 0,
+            failures: Vec::new(),
+        }
+    }
+
+    fn check(&mut self, m: Message<'_>) {
+        self.received += 1;
+        self.bytes += m.len() as u64;
+        let flow = m.flow();
+        let Some(index) = self.next.get_mut(flow as usize) else {
+            self.failures.push(format!("unknown flow {flow}"));
+            return;
+        };
+        let len = fill(flow, *index, &mut self.expected);
+        let mut at = 0;
+        let mut same = m.len() == len;
+        for segment in m.segments() {
+            same &= self.expected.get(at..at + segment.len()) == Some(segment);
+            at += segment.len();
+        }
+        if !same && self.failures.len() < 10 {
+            self.failures.push(format!(
+                "flow {flow} message {index}: {} bytes, expected {len} (lost, reordered or corrupted)",
+                m.len()
+            ));
+        }
+        *index += 1;
+    }
+}
+
+/// Starts this test binary again as the NIC process running the ignored test `child`.
+fn spawn_child(child: &str, path: &std::path::Path, env: &[(&str, String)]) -> KillOnDrop {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", child, "--ignored", "--nocapture"])
+        .env(CHILD_ENV, path);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    KillOnDrop(command.spawn().expect("start the NIC process"))
+}
+
 #[test]
 fn a_million_messages_between_two_processes() {
     let path = PathBuf::from(format!("/dev/shm/e3-channel-test-{}", std::process::id()));
     let _file = ShmFile(path.clone());
     let host = MappedChannel::create(&path, GEOMETRY).expect("create the region");
     let mut rx = host.receiver().unwrap();
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "nic_side_child", "--ignored", "--nocapture"])
-        .env(CHILD_ENV, &path)
-        .spawn()
-        .expect("start the NIC process");
-    let mut child = KillOnDrop(child);
+    let mut child = spawn_child("nic_side_child", &path, &[]);
 
-    let mut next = [0u32; FLOWS as usize];
-    let mut expected = Box::new([0u8; 8192]);
-    let mut received = 0u64;
-    let mut bytes = 0u64;
-    let mut failures = Vec::new();
+    let mut checker = Checker::new(FLOWS);
     let started = Instant::now();
-    while received < MESSAGES {
-        let n = rx
-            .poll(64, |m| {
-                let flow = m.flow();
-                let Some(index) = next.get_mut(flow as usize) else {
-                    failures.push(format!("unknown flow {flow}"));
-                    return;
-                };
-                let len = fill(flow, *index, &mut expected);
-                let mut at = 0;
-                let mut same = m.len() == len;
-                for segment in m.segments() {
-                    same &= expected.get(at..at + segment.len()) == Some(segment);
-                    at += segment.len();
-                }
-                if !same && failures.len() < 10 {
-                    failures.push(format!(
-                        "flow {flow} message {index}: {} bytes, expected {len} (lost, reordered or corrupted)",
-                        m.len()
-                    ));
-                }
-                *index += 1;
-                bytes += m.len() as u64;
-            })
-            .expect("receive");
-        received += n as u64;
+    while checker.received < MESSAGES {
+        let n = rx.poll(64, |m| checker.check(m)).expect("receive");
         if n == 0 {
             if let Some(status) = child.0.try_wait().unwrap() {
-                // The child may have exited right after its last publish: drain once more.
-                if rx.poll(1, |_| {}).unwrap() == 0 && status.success() {
+                assert!(status.success(), "NIC process failed: {status}");
+                // The child may have exited right after its last publish: drain once more,
+                // checking what arrives like everything else.
+                if rx.poll(64, |m| checker.check(m)).unwrap() == 0 {
                     break;
                 }
-                assert!(status.success(), "NIC process failed: {status}");
             }
             assert!(
                 started.elapsed() < GIVE_UP,
-                "stuck after {received} messages"
+                "stuck after {} messages",
+                checker.received
             );
             std::thread::yield_now();
         }
     }
-    assert!(failures.is_empty(), "{failures:#?}");
-    assert_eq!(received, MESSAGES, "messages lost");
+    assert!(checker.failures.is_empty(), "{:#?}", checker.failures);
+    assert_eq!(checker.received, MESSAGES, "messages lost");
     let status = child.0.wait().unwrap();
     assert!(status.success(), "NIC process failed: {status}");
     let stats = rx.stats();
     assert_eq!(stats.messages, MESSAGES);
     assert_eq!(stats.refused(), 0, "{stats:?}");
     eprintln!(
-        "two processes: {received} messages, {:.1} MB, {:.2} s",
-        bytes as f64 / 1e6,
+        "two processes: {} messages, {:.1} MB, {:.2} s; receiver {stats:?}",
+        checker.received,
+        checker.bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
 }
