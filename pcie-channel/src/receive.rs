@@ -8,9 +8,9 @@
 //! and decides on that copy alone; bad descriptors are counted and skipped, and no entry is ever
 //! released twice (a chain that names an entry twice is refused).
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{fence, AtomicU32, Ordering};
 
-use crate::channel::{Channel, ChannelError, Failure};
+use crate::channel::{Channel, ChannelError, Failure, WAITING};
 use crate::descriptor::{Descriptor, DescriptorError};
 use crate::layout::{MAX_ENGINES, MAX_LANES, MAX_RING_ENTRIES, MAX_SEGMENTS};
 use crate::region::{copy_from_shared, prefetch, RingMemory};
@@ -215,6 +215,8 @@ pub struct Receiver<'c> {
     parked: bool,
     progress: bool,
     chain: [Segment; MAX_SEGMENTS],
+    /// Waits so far (bits 1.. of this side's waiting word).
+    waits: u32,
     stats: ReceiveStats,
 }
 
@@ -255,6 +257,9 @@ impl<'c> Receiver<'c> {
             parked: false,
             progress: false,
             chain: [NO_SEGMENT; MAX_SEGMENTS],
+            // Go on from an earlier receiver's count, so that no sender takes a new wait for one
+            // it already rang for.
+            waits: channel.waiting_word() >> 1,
             stats: ReceiveStats::default(),
         }
     }
@@ -341,6 +346,47 @@ impl<'c> Receiver<'c> {
             ring.index.publish();
         }
         self.unpublished = 0;
+    }
+
+    /// Whether the next receive may find something: a ring holds an entry this receiver has
+    /// not visited yet (every producer index is read once, C1), or a parked entry may have
+    /// become deliverable since it was visited. After a call that found nothing to deliver,
+    /// nothing else can make a message deliverable, so this is what a receiver about to sleep
+    /// checks.
+    pub fn pending(&mut self) -> Result<bool, ChannelError> {
+        self.channel.health()?;
+        self.refresh_all()?;
+        let mut unvisited = 0;
+        for (ring, cursor) in self.rings.iter().zip(&self.cursor).take(self.engines) {
+            unvisited |= cursor ^ ring.index.head();
+        }
+        Ok(unvisited != 0 || (self.parked && self.progress))
+    }
+
+    /// Before sleeping (docs/pcie-channel.md §4.4): sets this side's waiting word, so that a
+    /// sender with a doorbell rings it after publishing, then checks the rings once more.
+    /// Returns whether something arrived meanwhile: then do not sleep (the word is cleared
+    /// again). Otherwise sleep on the doorbell (with a timeout) and call
+    /// [`Self::disarm_wait`] on waking. [`crate::Receiver::wait`] does all of this over an
+    /// eventfd.
+    pub fn arm_wait(&mut self) -> Result<bool, ChannelError> {
+        // A new wait: the count in bits 1.. moves, so a sender rings once for it.
+        self.waits = self.waits.wrapping_add(1);
+        self.channel.set_waiting_word(self.waits << 1 | WAITING);
+        // W1: SeqCst, orders the store of the waiting word before the producer-index loads of
+        // the re-check below; pairs with W2, the sender's fence between its producer-index store
+        // (P1) and its load of our waiting word (see `notify`).
+        fence(Ordering::SeqCst);
+        let arrived = self.pending();
+        if !matches!(arrived, Ok(false)) {
+            self.disarm_wait();
+        }
+        arrived
+    }
+
+    /// After waking: clears this side's waiting word (senders stop ringing).
+    pub fn disarm_wait(&mut self) {
+        self.channel.set_waiting_word(self.waits << 1);
     }
 
     /// The next deliverable message.
@@ -784,6 +830,7 @@ impl<'c> Receiver<'c> {
 impl Drop for Receiver<'_> {
     fn drop(&mut self) {
         self.publish();
+        self.disarm_wait();
         self.channel.unclaim_receiver();
     }
 }

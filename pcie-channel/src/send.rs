@@ -2,13 +2,15 @@
 //! message into slot-sized segments, spreads them over its engines round-robin, stamps them
 //! with the lane's next sequence number and publishes, the rings holding a message's first
 //! segment last. Credits are free ring entries: a full channel answers
-//! [`ChannelError::WouldBlock`] and nothing is dropped or overwritten.
+//! [`ChannelError::WouldBlock`] and nothing is dropped or overwritten. An optional [`Notify`]
+//! hook wakes a peer that sleeps instead of polling.
 
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{fence, AtomicU32, Ordering};
 
-use crate::channel::{Channel, ChannelError, EngineSet, Failure};
+use crate::channel::{Channel, ChannelError, EngineSet, Failure, WAITING};
 use crate::descriptor::Descriptor;
 use crate::layout::{MAX_ENGINES, MAX_SEGMENTS};
+use crate::notify::Notify;
 use crate::receive::wrap_next;
 use crate::region::{copy_to_shared, RingMemory};
 use crate::ring::{ProducerIndex, RingError};
@@ -24,6 +26,10 @@ pub struct SendStats {
     pub segments: u64,
     /// Sends refused for lack of credit.
     pub would_block: u64,
+    /// Times the doorbell was rung (a publication while the peer said it was waiting).
+    pub notifications: u64,
+    /// Rings of the doorbell that failed ([`crate::notify::NotifyError`]).
+    pub notify_errors: u64,
 }
 
 struct SendRing<'c> {
@@ -58,6 +64,10 @@ pub struct Sender<'c> {
     /// Rings (bit = index in `rings`) holding the first segment of an unpublished message of
     /// several segments: published after the others.
     heads: u16,
+    /// Rung after a publication when the peer's receiver is waiting.
+    doorbell: Option<&'c dyn Notify>,
+    /// The peer's waiting word when the doorbell was last rung: one ring per wait.
+    rung_for: u32,
     /// [`Self::send_batch`] publishes whenever this many segments are waiting (a quarter of a
     /// ring), so that the receiver starts on a batch of large messages before it is complete.
     publish_every: u32,
@@ -113,6 +123,8 @@ impl<'c> Sender<'c> {
             exclusive: engines == EngineSet::first(g.engines as usize),
             unpublished: 0,
             heads: 0,
+            doorbell: None,
+            rung_for: 0,
             publish_every: (g.ring_entries / 4).max(1),
             stats: SendStats::default(),
         }
@@ -136,6 +148,12 @@ impl<'c> Sender<'c> {
     /// Counters so far.
     pub fn stats(&self) -> SendStats {
         self.stats
+    }
+
+    /// Sets (or removes) the hook rung after a publication while the peer's receiver waits on
+    /// it ([`crate::Receiver::wait`]); without one (the default) the peer must poll.
+    pub fn set_doorbell(&mut self, doorbell: Option<&'c dyn Notify>) {
+        self.doorbell = doorbell;
     }
 
     fn ring_failure(&self, ring: usize, error: RingError) -> ChannelError {
@@ -333,7 +351,8 @@ impl<'c> Sender<'c> {
         })
     }
 
-    /// Makes every written message visible to the receiver.
+    /// Makes every written message visible to the receiver, then rings the doorbell if the peer
+    /// waits on it.
     ///
     /// Rings holding the first segment of a message of several segments are published last
     /// (docs/pcie-channel.md §4.3): a receiver that sees such a head finds the rest of its chain
@@ -343,13 +362,17 @@ impl<'c> Sender<'c> {
     /// at every batch would let the receiver see a later batch before an earlier one (it reads
     /// the rings' indices one after the other) and park it, which costs more than it spreads.
     pub fn publish(&mut self) {
+        let mut published = false;
         for ring in publication_order(self.count, self.heads) {
             if let Some(ring) = self.rings[ring].as_mut() {
-                ring.index.publish();
+                published |= ring.index.publish();
             }
         }
         self.heads = 0;
         self.unpublished = 0;
+        if published {
+            self.notify();
+        }
     }
 
     /// Publishes one ring (a committed reservation), or every ring when a message of several
@@ -359,7 +382,33 @@ impl<'c> Sender<'c> {
             return self.publish();
         }
         if let Some(target) = self.rings[ring].as_mut() {
-            target.index.publish();
+            if target.index.publish() {
+                self.notify();
+            }
+        }
+    }
+
+    /// Rings the doorbell if there is one and the peer's receiver is waiting, once per wait.
+    #[inline]
+    fn notify(&mut self) {
+        let Some(doorbell) = self.doorbell else {
+            return;
+        };
+        // W2: SeqCst, orders the producer-index stores above (P1) before the load of the peer's
+        // waiting word; pairs with W1, the receiver's fence between setting its waiting word
+        // and re-reading the producer indices (see `notify`).
+        fence(Ordering::SeqCst);
+        let word = self.channel.peer_waiting_word();
+        if word & WAITING == 0 || word == self.rung_for {
+            return;
+        }
+        self.rung_for = word;
+        match doorbell.notify() {
+            Ok(()) => self.stats.notifications += 1,
+            Err(error) => {
+                self.stats.notify_errors += 1;
+                log::debug!("pcie-channel: {error}");
+            }
         }
     }
 

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use pcie_channel::{ChannelError, EngineSet, Geometry, MappedChannel, Message, Role};
+use pcie_channel::{
+    ChannelError, Doorbell, EngineSet, Geometry, MappedChannel, Message, Role, Woken,
+};
 
 const MESSAGES: u64 = 1_000_000;
 const FLOWS: u32 = 64;
@@ -204,4 +206,104 @@ fn nic_side_child() {
             });
         }
     });
+}
+
+const BURSTS: u32 = 50;
+const PER_BURST: u32 = 40;
+const DOORBELL_FLOWS: u32 = 8;
+/// Names the inherited eventfd in the doorbell test's child.
+const BELL_ENV: &str = "E3_CHANNEL_BELL";
+/// A guard against a lost wake-up or a hung peer: no wait that a ring should end may reach it.
+const WAIT_GUARD: Duration = Duration::from_secs(60);
+
+/// The host sleeps on an eventfd whenever its rings are empty; the NIC process, which
+/// inherited the eventfd, rings it after publishing. The NIC sends each burst only once the
+/// host has acknowledged the previous one (a message back) and armed itself again, so the host
+/// is asleep, or about to re-check, when it arrives: only the doorbell wakes it.
+#[test]
+fn a_sleeping_host_is_woken_by_the_doorbell_of_the_nic_process() {
+    let path = PathBuf::from(format!("/dev/shm/e3-channel-bell-{}", std::process::id()));
+    let _file = ShmFile(path.clone());
+    let host = MappedChannel::create(&path, GEOMETRY).expect("create the region");
+    let bell = Doorbell::new().expect("eventfd");
+    let mut rx = host.receiver().unwrap();
+    let mut acks = host.sender(EngineSet::single(0)).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&bell).to_string();
+    let mut child = spawn_child("doorbell_child", &path, &[(BELL_ENV, fd)]);
+
+    let mut checker = Checker::new(DOORBELL_FLOWS);
+    let mut woken = Vec::new();
+    for burst in 1..=u64::from(BURSTS) {
+        while checker.received < burst * u64::from(PER_BURST) {
+            if rx.poll(64, |m| checker.check(m)).expect("receive") == 0 {
+                woken.push(rx.wait(&bell, WAIT_GUARD).expect("wait"));
+                if woken.last() == Some(&Woken::TimedOut) {
+                    let status = child.0.try_wait().unwrap();
+                    panic!("no wake-up within {WAIT_GUARD:?} (NIC process: {status:?})");
+                }
+            }
+        }
+        acks.send(0, &burst.to_le_bytes()).expect("acknowledge");
+    }
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "NIC process failed: {status}");
+    assert!(checker.failures.is_empty(), "{:#?}", checker.failures);
+    assert_eq!(checker.received, u64::from(BURSTS * PER_BURST));
+    let rung = woken.iter().filter(|w| **w == Woken::Rung).count();
+    assert!(
+        rung > 0,
+        "the host never slept and woke on the doorbell: {woken:?}"
+    );
+    eprintln!(
+        "doorbell: {} messages in {BURSTS} bursts; {} waits, {rung} woken by the doorbell",
+        checker.received,
+        woken.len()
+    );
+}
+
+/// The NIC side of `a_sleeping_host_is_woken_by_the_doorbell_of_the_nic_process`.
+#[test]
+#[ignore = "child process of a_sleeping_host_is_woken_by_the_doorbell_of_the_nic_process"]
+fn doorbell_child() {
+    let (Some(path), Some(fd)) = (std::env::var_os(CHILD_ENV), std::env::var(BELL_ENV).ok()) else {
+        return;
+    };
+    let nic = MappedChannel::attach(&path, Role::Nic).expect("attach as the NIC");
+    // SAFETY: the parent passed the number of the eventfd this process inherited; nothing else
+    // here owns it.
+    let bell = unsafe { Doorbell::from_raw_fd(fd.parse().expect("an fd number")) };
+    let mut tx = nic
+        .sender(EngineSet::first(GEOMETRY.engines as usize))
+        .unwrap();
+    tx.set_doorbell(Some(&bell));
+    let mut rx = nic.receiver().unwrap();
+    let mut next = [0u32; DOORBELL_FLOWS as usize];
+    let mut body = Box::new([0u8; 8192]);
+    let started = Instant::now();
+    let wait_for = |what: &str, done: &mut dyn FnMut() -> bool| {
+        while !done() {
+            assert!(started.elapsed() < GIVE_UP, "NIC: no {what}");
+            std::thread::yield_now();
+        }
+    };
+    for burst in 1..=u64::from(BURSTS) {
+        wait_for("waiting host", &mut || nic.peer_waiting());
+        for i in 0..PER_BURST {
+            let flow = (i * 5 + burst as u32) % DOORBELL_FLOWS;
+            let len = fill(flow, next[flow as usize], &mut body);
+            tx.send(flow, &body[..len])
+                .expect("credit: the host took the last burst");
+            next[flow as usize] += 1;
+        }
+        let mut ack = None;
+        wait_for("acknowledgement", &mut || {
+            rx.poll(1, |m| ack = m.as_contiguous().map(<[u8]>::to_vec))
+                .expect("receive");
+            ack.is_some()
+        });
+        assert_eq!(ack, Some(burst.to_le_bytes().to_vec()));
+    }
+    let stats = tx.stats();
+    assert!(stats.notify_errors == 0, "{stats:?}");
+    eprintln!("doorbell child: {stats:?}");
 }
