@@ -356,11 +356,7 @@ impl<'c> Receiver<'c> {
     pub fn pending(&mut self) -> Result<bool, ChannelError> {
         self.channel.health()?;
         self.refresh_all()?;
-        let mut unvisited = 0;
-        for (ring, cursor) in self.rings.iter().zip(&self.cursor).take(self.engines) {
-            unvisited |= cursor ^ ring.index.head();
-        }
-        Ok(unvisited != 0 || (self.parked && self.progress))
+        Ok(!self.visited_all() || (self.parked && self.progress))
     }
 
     /// Before sleeping (docs/pcie-channel.md §4.4): sets this side's waiting word, so that a
@@ -389,11 +385,42 @@ impl<'c> Receiver<'c> {
         self.channel.set_waiting_word(self.waits << 1);
     }
 
-    /// The next deliverable message.
+    /// The next deliverable message. When nothing is parked and every ring was visited up to
+    /// the producer index last read, only new entries can hold one: a look that finds no
+    /// producer index moved is over there (what a spinning receiver repeats), and otherwise the
+    /// first new entry, from the current ring on, is visited here (usually it is the message);
+    /// the general way goes on from there.
     #[inline]
     fn next(&mut self) -> Result<Option<Ready>, ChannelError> {
         self.channel.health()?;
+        if !self.parked && self.visited_all() {
+            if !self.refresh_all()? {
+                return Ok(None);
+            }
+            let mut engine = self.next_engine;
+            for _ in 0..self.engines {
+                if self.cursor[engine] != self.ring(engine).index.head() {
+                    let step = self.visit(engine)?;
+                    if let Some(ready) = self.note(step) {
+                        self.next_engine = engine;
+                        return Ok(Some(ready));
+                    }
+                    break;
+                }
+                engine = wrap_next(engine, self.engines);
+            }
+        }
         self.next_ready()
+    }
+
+    /// Whether every ring was visited up to the producer index last read.
+    #[inline]
+    fn visited_all(&self) -> bool {
+        let mut unvisited = 0;
+        for (ring, cursor) in self.rings.iter().zip(&self.cursor).take(self.engines) {
+            unvisited |= cursor ^ ring.index.head();
+        }
+        unvisited == 0
     }
 
     /// Reads every ring's producer index once (C1) and checks it; returns whether one moved.
@@ -431,12 +458,12 @@ impl<'c> Receiver<'c> {
     }
 
     fn is_done(&self, engine: usize, position: u32) -> bool {
-        let bit = (position & self.mask) as usize;
+        let bit = (position & self.mask & (MAX_RING_ENTRIES - 1)) as usize;
         self.done[engine][bit / 64] & (1 << (bit % 64)) != 0
     }
 
     fn set_done(&mut self, engine: usize, position: u32, done: bool) {
-        let bit = (position & self.mask) as usize;
+        let bit = (position & self.mask & (MAX_RING_ENTRIES - 1)) as usize;
         let word = &mut self.done[engine][bit / 64];
         if done {
             *word |= 1 << (bit % 64);
@@ -451,7 +478,7 @@ impl<'c> Receiver<'c> {
     /// moves on; elsewhere it is marked and released when the front reaches it. An entry that is
     /// not visible or already released is never released again (marking it would mark the
     /// later entry that shares its slot): that is counted as corrupt.
-    #[inline]
+    #[inline(always)]
     fn release_entry(&mut self, engine: usize, position: u32) {
         let ring = self.ring_mut(engine);
         let tail = ring.index.tail();
@@ -571,7 +598,7 @@ impl<'c> Receiver<'c> {
             return (delivered as usize, Ok(None));
         };
         self.cursor[engine] = position.wrapping_add(1);
-        let step = self.decide(engine, position, words);
+        let step = self.classify(engine, position, Descriptor::from_words(words));
         (delivered as usize, step.map(|step| self.note(step)))
     }
 
@@ -630,11 +657,12 @@ impl<'c> Receiver<'c> {
 
     /// Visits the entry at `engine`'s cursor and moves the cursor past it: an entry not yet
     /// released has its descriptor read once, and is decided on that copy.
-    #[inline]
+    #[inline(always)]
     fn visit(&mut self, engine: usize) -> Result<Step, ChannelError> {
         let position = self.cursor[engine];
         self.cursor[engine] = position.wrapping_add(1);
-        if self.is_done(engine, position) {
+        // The ring's oldest entry is never marked released (its release moves the front).
+        if position != self.ring(engine).index.tail() && self.is_done(engine, position) {
             return Ok(Step::Released);
         }
         let memory = self.ring(engine).memory;
@@ -644,7 +672,9 @@ impl<'c> Receiver<'c> {
         self.decide(engine, position, words)
     }
 
-    /// Classifies the entry at `position` of `engine` from `words`, its descriptor as read once.
+    /// Decides the entry at `position` of `engine` on `words`, its descriptor as read once: the
+    /// common kind here, anything else by [`Self::classify`].
+    #[inline(always)]
     fn decide(
         &mut self,
         engine: usize,
@@ -666,7 +696,18 @@ impl<'c> Receiver<'c> {
                 len: len as usize,
             }));
         }
-        let descriptor = Descriptor::from_words(words);
+        self.classify(engine, position, Descriptor::from_words(words))
+    }
+
+    /// Every kind of entry but a whole message that is its lane's next ([`Self::whole_next`]):
+    /// checks `descriptor` (read once by the caller), refuses, parks or gathers.
+    #[inline(never)]
+    fn classify(
+        &mut self,
+        engine: usize,
+        position: u32,
+        descriptor: Descriptor,
+    ) -> Result<Step, ChannelError> {
         let lane = (descriptor.flow & self.lane_mask) as usize;
         if let Err(error) = descriptor.check(self.slot_bytes, self.engines as u32, self.mask + 1) {
             if descriptor.segment == 0 && descriptor.seq == self.expected[lane] {

@@ -362,6 +362,23 @@ impl<'c> Sender<'c> {
     /// at every batch would let the receiver see a later batch before an earlier one (it reads
     /// the rings' indices one after the other) and park it, which costs more than it spreads.
     pub fn publish(&mut self) {
+        if self.heads != 0 {
+            return self.publish_heads_last();
+        }
+        // The common case: no chain waits, any order will do.
+        let mut published = false;
+        for ring in self.rings[..self.count].iter_mut().flatten() {
+            published |= ring.index.publish();
+        }
+        self.unpublished = 0;
+        if published && self.doorbell.is_some() {
+            self.notify();
+        }
+    }
+
+    /// [`Self::publish`] when messages of several segments wait: in [`publication_order`].
+    #[inline(never)]
+    fn publish_heads_last(&mut self) {
         let mut published = false;
         for ring in publication_order(self.count, self.heads) {
             if let Some(ring) = self.rings[ring].as_mut() {
@@ -370,7 +387,7 @@ impl<'c> Sender<'c> {
         }
         self.heads = 0;
         self.unpublished = 0;
-        if published {
+        if published && self.doorbell.is_some() {
             self.notify();
         }
     }
@@ -382,14 +399,16 @@ impl<'c> Sender<'c> {
             return self.publish();
         }
         if let Some(target) = self.rings[ring].as_mut() {
-            if target.index.publish() {
+            if target.index.publish() && self.doorbell.is_some() {
                 self.notify();
             }
         }
     }
 
     /// Rings the doorbell if there is one and the peer's receiver is waiting, once per wait.
-    #[inline]
+    /// Out of line: a sender with a doorbell serves a peer that sleeps, whose wake-up costs far
+    /// more than this call.
+    #[inline(never)]
     fn notify(&mut self) {
         let Some(doorbell) = self.doorbell else {
             return;
