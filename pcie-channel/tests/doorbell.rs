@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{drain, SMALL};
+use common::{drain, RawPeer, SMALL};
 use pcie_channel::{Doorbell, EngineSet, Loopback, Woken};
 
 /// Long enough never to end a wait that a ring should end; a guard against a lost wake-up,
@@ -52,6 +52,9 @@ fn a_sender_rings_only_while_the_receiver_waits() {
     // Armed by hand (as `wait` does before it sleeps): the next publication rings.
     assert!(!rx.arm_wait().unwrap(), "nothing new");
     assert!(lo.host().peer_waiting());
+    // The NIC's waiting word, +0x10 in its liveness line at 0xC0: armed, first wait.
+    let peer = RawPeer::new(&lo);
+    assert_eq!(peer.load(0xC0 + 0x10), 1 << 1 | 1);
     tx.send(1, &[9; 600]).unwrap();
     assert_eq!(tx.stats().notifications, 1);
     tx.send(1, b"same wait").unwrap();
@@ -69,6 +72,7 @@ fn a_sender_rings_only_while_the_receiver_waits() {
     tx.send(1, b"next wait").unwrap();
     assert_eq!(tx.stats().notifications, 2);
     rx.disarm_wait();
+    assert_eq!(peer.load(0xC0 + 0x10), 2 << 1, "disarmed after two waits");
 }
 
 #[test]
