@@ -1,6 +1,6 @@
 //! The channel's attach and receive paths over an arbitrary region image: whatever the bytes,
-//! attaching gives a typed error or a channel, and receiving never panics or reads outside the
-//! region.
+//! attaching gives a typed error or a channel, and receiving (and arming a wait) never panics or
+//! reads outside the region.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -32,6 +32,11 @@ fn exercise(channel: &Channel) {
         let _ = rx.recv_into(&mut buf);
         if let Ok(Some(received)) = rx.recv() {
             let _ = received.message().segments().map(|s| s.len()).sum::<usize>();
+        }
+        // What a receiver about to sleep does (docs/pcie-channel.md §4.4), minus the sleep.
+        if let Ok(false) = rx.pending() {
+            let _ = rx.arm_wait();
+            rx.disarm_wait();
         }
     }
     if let Ok(mut tx) = channel.sender(EngineSet::first(channel.geometry().engines as usize)) {

@@ -159,6 +159,9 @@ impl fmt::Display for ClaimError {
 
 const RECEIVER_CLAIM: u32 = 1 << 16;
 
+/// Bit 0 of a waiting word: the side's receiver may be asleep (docs/pcie-channel.md §4.4).
+pub(crate) const WAITING: u32 = 1;
+
 /// Sequence counters padded to their own cache lines in groups, so senders on different lanes
 /// rarely share a line.
 #[repr(align(64))]
@@ -414,6 +417,28 @@ impl Channel {
     /// The peer's state word.
     pub fn peer_state(&self) -> SideState {
         header::state(&self.region, self.role.peer())
+    }
+
+    /// Whether the peer's receiver said it may be asleep on its doorbell (bit 0 of its waiting
+    /// word, docs/pcie-channel.md §4.4). A sender with a doorbell reads it after each
+    /// publication; tests and diagnostics may look too.
+    pub fn peer_waiting(&self) -> bool {
+        self.peer_waiting_word() & WAITING != 0
+    }
+
+    /// The peer's waiting word: bit 0 armed, bits 1.. the number of its waits.
+    pub(crate) fn peer_waiting_word(&self) -> u32 {
+        header::waiting(&self.region, self.role.peer())
+    }
+
+    /// This side's waiting word, as last stored.
+    pub(crate) fn waiting_word(&self) -> u32 {
+        header::waiting(&self.region, self.role)
+    }
+
+    /// Stores this side's waiting word (the receiver's wait does this).
+    pub(crate) fn set_waiting_word(&self, word: u32) {
+        header::set_waiting(&self.region, self.role, word);
     }
 
     /// Feeds the peer's heartbeat to `watch` at time `now` (any monotonic clock, in the units of

@@ -1,10 +1,18 @@
-//! `std` on Linux only: an optional eventfd doorbell, so a consumer can sleep instead of polling.
-//! The producer rings it after publishing; the consumer waits on it when a poll finds nothing.
-//! Share it with the peer process by inheriting the file descriptor (or SCM_RIGHTS).
+//! `std` on Linux only: an optional eventfd doorbell, so a receiver can sleep instead of polling
+//! (docs/pcie-channel.md §4.4). The sender rings it after publishing while the receiver's
+//! waiting word is set ([`crate::Sender::set_doorbell`]); the receiver sleeps on it when a poll
+//! finds nothing ([`Receiver::wait`]). Share it with the peer process by inheriting the file
+//! descriptor or passing it with SCM_RIGHTS (as QEMU's ivshmem-server does for the
+//! ivshmem-doorbell device).
 
+use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
+
+use crate::channel::ChannelError;
+use crate::notify::{Notify, NotifyError};
+use crate::receive::Receiver;
 
 /// An eventfd counter: `ring` adds one, `wait` sleeps until it is non-zero and resets it.
 #[derive(Debug)]
@@ -90,6 +98,79 @@ impl Doorbell {
             )
         };
         Ok(n == 8 && count > 0)
+    }
+}
+
+impl Notify for Doorbell {
+    fn notify(&self) -> Result<(), NotifyError> {
+        self.ring().map_err(|error| NotifyError {
+            code: error.raw_os_error().unwrap_or(0),
+        })
+    }
+}
+
+/// Why [`Receiver::wait`] failed.
+#[derive(Debug)]
+pub enum WaitError {
+    /// The channel failed or the peer is disconnected.
+    Channel(ChannelError),
+    /// Polling or reading the eventfd failed.
+    Doorbell(io::Error),
+}
+
+impl fmt::Display for WaitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitError::Channel(error) => write!(f, "waiting for messages: {error}"),
+            WaitError::Doorbell(error) => write!(f, "waiting on the doorbell: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for WaitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WaitError::Channel(error) => Some(error),
+            WaitError::Doorbell(error) => Some(error),
+        }
+    }
+}
+
+impl From<ChannelError> for WaitError {
+    fn from(error: ChannelError) -> Self {
+        WaitError::Channel(error)
+    }
+}
+
+/// How a [`Receiver::wait`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Woken {
+    /// New entries were there before it slept (at the check or the re-check after arming).
+    Pending,
+    /// The doorbell rang (the entries may already have been taken by an earlier poll: a ring
+    /// can be stale).
+    Rung,
+    /// The timeout passed without a ring.
+    TimedOut,
+}
+
+impl Receiver<'_> {
+    /// Sleeps until the sender publishes something, or `timeout` passes: check, arm, re-check,
+    /// sleep on `doorbell`, disarm. Call it when [`Receiver::poll`] finds nothing; poll again
+    /// after it returns, whatever it returns (a wake-up may be stale, a timeout is when to check
+    /// the peer's heartbeat). The sender must ring the same eventfd
+    /// ([`crate::Sender::set_doorbell`]); one that does not only makes every wait last its
+    /// timeout.
+    pub fn wait(&mut self, doorbell: &Doorbell, timeout: Duration) -> Result<Woken, WaitError> {
+        if self.pending()? || self.arm_wait()? {
+            return Ok(Woken::Pending);
+        }
+        let rung = doorbell.wait(Some(timeout));
+        self.disarm_wait();
+        match rung.map_err(WaitError::Doorbell)? {
+            true => Ok(Woken::Rung),
+            false => Ok(Woken::TimedOut),
+        }
     }
 }
 

@@ -56,6 +56,9 @@ pub mod field {
     pub const STATE: usize = 0x0;
     /// Offset of the heartbeat counter inside a liveness line.
     pub const HEARTBEAT: usize = 0x8;
+    /// Offset of the waiting word inside a liveness line: bit 0 set while this side's receiver
+    /// may sleep on its doorbell, bits 1.. count its waits (docs/pcie-channel.md §4.4).
+    pub const WAITING: usize = 0x10;
 }
 
 /// Which side of the channel this process is.
@@ -338,6 +341,23 @@ pub(crate) fn state(region: &Region, role: Role) -> SideState {
             .u32_at(role.line() + field::STATE)
             .load(Ordering::Acquire),
     ))
+}
+
+/// Stores a side's waiting word. Relaxed: the caller orders it with a SeqCst fence (W1, see
+/// `notify`).
+pub(crate) fn set_waiting(region: &Region, role: Role, word: u32) {
+    region
+        .u32_at(role.line() + field::WAITING)
+        .store(word.to_le(), Ordering::Relaxed);
+}
+
+/// Loads a side's waiting word. Relaxed: the caller orders it with a SeqCst fence (W2).
+pub(crate) fn waiting(region: &Region, role: Role) -> u32 {
+    u32::from_le(
+        region
+            .u32_at(role.line() + field::WAITING)
+            .load(Ordering::Relaxed),
+    )
 }
 
 /// Adds one to this side's heartbeat counter (only this side writes it, so load + store).

@@ -19,6 +19,8 @@
 //!   which restores per-flow order across engines.
 //! - [`message`]: the typed header at the front of each message (UDP datagrams, heartbeats,
 //!   control commands).
+//! - [`notify`]: the optional wake-up of a receiver that sleeps instead of polling (its
+//!   waiting word and the [`Notify`] hook a sender rings).
 //! - `std` feature: [`MappedChannel`] over a mapped file, the eventfd [`Doorbell`], and
 //!   [`Loopback`] (both sides in one process, for tests and benchmarks).
 //!
@@ -49,6 +51,7 @@ pub mod loopback;
 #[cfg(feature = "std")]
 pub mod mapped;
 pub mod message;
+pub mod notify;
 pub mod receive;
 mod region;
 pub mod ring;
@@ -57,7 +60,7 @@ pub mod send;
 pub use boot_config::{BootConfigError, BOOT_CONFIG_CAPACITY};
 pub use channel::{Channel, ChannelError, ClaimError, EngineSet, Failure};
 #[cfg(all(feature = "std", target_os = "linux"))]
-pub use doorbell::Doorbell;
+pub use doorbell::{Doorbell, WaitError, Woken};
 pub use header::{AttachError, Role, SideState};
 pub use layout::{Direction, Geometry, GeometryError};
 pub use liveness::{PeerStatus, PeerWatch};
@@ -65,5 +68,6 @@ pub use liveness::{PeerStatus, PeerWatch};
 pub use loopback::{HeapRegion, Loopback};
 #[cfg(feature = "std")]
 pub use mapped::{MapError, MappedChannel};
+pub use notify::{Notify, NotifyError};
 pub use receive::{Message, ReceiveStats, Received, Receiver};
 pub use send::{Reservation, SendStats, Sender};

@@ -4,12 +4,13 @@
 //! A message whose lane is waiting for an earlier message (sent on another engine and not yet
 //! visible) is parked, and later entries of the same ring are still delivered, so one slow flow
 //! never blocks the others. Entries are released out of order; a ring's consumer index moves
-//! over the released prefix. Everything read from the ring is read once into a local copy and
-//! checked before use; bad descriptors are counted and skipped.
+//! over the released prefix. Each visit of an entry reads its descriptor once into a local copy
+//! and decides on that copy alone; bad descriptors are counted and skipped, and no entry is ever
+//! released twice (a chain that names an entry twice is refused).
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{fence, AtomicU32, Ordering};
 
-use crate::channel::{Channel, ChannelError, Failure};
+use crate::channel::{Channel, ChannelError, Failure, WAITING};
 use crate::descriptor::{Descriptor, DescriptorError};
 use crate::layout::{MAX_ENGINES, MAX_LANES, MAX_RING_ENTRIES, MAX_SEGMENTS};
 use crate::region::{copy_from_shared, prefetch, RingMemory};
@@ -33,6 +34,9 @@ pub struct ReceiveStats {
     pub skipped: u64,
     /// Times parked entries were scanned again after their lane moved.
     pub rescans: u64,
+    /// Times a message head was found waiting: for an earlier message of its lane, or for a
+    /// segment of its chain not yet visible.
+    pub parked: u64,
 }
 
 impl ReceiveStats {
@@ -88,7 +92,7 @@ pub(crate) fn wrap_next(index: usize, count: usize) -> usize {
     }
 }
 
-/// What one scanned ring entry turned out to be.
+/// What one visited ring entry turned out to be.
 enum Step {
     Deliver(Ready),
     /// A message head waiting for its lane (or for segments not yet visible).
@@ -97,6 +101,8 @@ enum Step {
     Skipped,
     /// A non-first segment: delivered with its head.
     Segment,
+    /// Already released (out of order, as part of a delivered message): not read.
+    Released,
 }
 
 /// A delivered message: borrowed from the shared slots until the callback returns (or the
@@ -209,6 +215,8 @@ pub struct Receiver<'c> {
     parked: bool,
     progress: bool,
     chain: [Segment; MAX_SEGMENTS],
+    /// Waits so far (bits 1.. of this side's waiting word).
+    waits: u32,
     stats: ReceiveStats,
 }
 
@@ -249,6 +257,9 @@ impl<'c> Receiver<'c> {
             parked: false,
             progress: false,
             chain: [NO_SEGMENT; MAX_SEGMENTS],
+            // Go on from an earlier receiver's count, so that no sender takes a new wait for one
+            // it already rang for.
+            waits: channel.waiting_word() >> 1,
             stats: ReceiveStats::default(),
         }
     }
@@ -269,24 +280,25 @@ impl<'c> Receiver<'c> {
         let mut delivered = 0;
         let mut outcome = Ok(());
         while delivered < max {
-            let run = self.deliver_run(max - delivered, &mut deliver);
-            if run != 0 {
-                delivered += run;
-                if self.unpublished >= self.publish_every {
-                    self.publish();
-                }
-                continue;
-            }
-            let ready = match self.front_at(self.next_engine) {
-                Some(ready) => ready,
-                None => match self.next_ready() {
-                    Ok(Some(ready)) => ready,
-                    Ok(None) => break,
-                    Err(error) => {
-                        outcome = Err(error);
-                        break;
+            let (run, next) = self.deliver_run(max - delivered, &mut deliver);
+            delivered += run;
+            let next = match next {
+                Ok(None) if run != 0 => {
+                    if self.unpublished >= self.publish_every {
+                        self.publish();
                     }
-                },
+                    continue;
+                }
+                Ok(None) => self.next_ready(),
+                other => other,
+            };
+            let ready = match next {
+                Ok(Some(ready)) => ready,
+                Ok(None) => break,
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
             };
             deliver(self.message(&ready));
             self.release(&ready);
@@ -317,7 +329,7 @@ impl<'c> Receiver<'c> {
             return Ok(None);
         };
         if ready.len > out.len() {
-            // Find it again next time.
+            // Visit its head again next time (a new read and a new decision).
             let head = self.chain[0];
             self.cursor[usize::from(head.engine)] = head.position;
             return Err(ChannelError::BufferTooSmall { len: ready.len });
@@ -336,45 +348,79 @@ impl<'c> Receiver<'c> {
         self.unpublished = 0;
     }
 
-    /// The next deliverable message: the fast path, else the general one.
+    /// Whether the next receive may find something: a ring holds an entry this receiver has
+    /// not visited yet (every producer index is read once, C1), or a parked entry may have
+    /// become deliverable since it was visited. After a call that found nothing to deliver,
+    /// nothing else can make a message deliverable, so this is what a receiver about to sleep
+    /// checks.
+    pub fn pending(&mut self) -> Result<bool, ChannelError> {
+        self.channel.health()?;
+        self.refresh_all()?;
+        Ok(!self.visited_all() || (self.parked && self.progress))
+    }
+
+    /// Before sleeping (docs/pcie-channel.md §4.4): sets this side's waiting word, so that a
+    /// sender with a doorbell rings it after publishing, then checks the rings once more.
+    /// Returns whether something arrived meanwhile: then do not sleep (the word is cleared
+    /// again). Otherwise sleep on the doorbell (with a timeout) and call
+    /// [`Self::disarm_wait`] on waking. [`crate::Receiver::wait`] does all of this over an
+    /// eventfd.
+    pub fn arm_wait(&mut self) -> Result<bool, ChannelError> {
+        // A new wait: the count in bits 1.. moves, so a sender rings once for it.
+        self.waits = self.waits.wrapping_add(1);
+        self.channel.set_waiting_word(self.waits << 1 | WAITING);
+        // W1: SeqCst, orders the store of the waiting word before the producer-index loads of
+        // the re-check below; pairs with W2, the sender's fence between its producer-index store
+        // (P1) and its load of our waiting word (see `notify`).
+        fence(Ordering::SeqCst);
+        let arrived = self.pending();
+        if !matches!(arrived, Ok(false)) {
+            self.disarm_wait();
+        }
+        arrived
+    }
+
+    /// After waking: clears this side's waiting word (senders stop ringing).
+    pub fn disarm_wait(&mut self) {
+        self.channel.set_waiting_word(self.waits << 1);
+    }
+
+    /// The next deliverable message. When nothing is parked and every ring was visited up to
+    /// the producer index last read, only new entries can hold one: a look that finds no
+    /// producer index moved is over there (what a spinning receiver repeats), and otherwise the
+    /// first new entry, from the current ring on, is visited here (usually it is the message);
+    /// the general way goes on from there.
     #[inline]
     fn next(&mut self) -> Result<Option<Ready>, ChannelError> {
         self.channel.health()?;
-        if let Some(ready) = self.front_at(self.next_engine) {
-            return Ok(Some(ready));
-        }
-        if self.parked || !self.scanned() {
-            return self.next_ready();
-        }
-        // Every ring is scanned up to the producer index it last read and nothing waits: take
-        // new snapshots (as the general way would next) and serve the first ring, from the
-        // current one on, that has entries; the general way takes over at any other kind of
-        // entry.
-        if !self.refresh_all()? {
-            return Ok(None);
-        }
-        let mut engine = self.next_engine;
-        for _ in 0..self.engines {
-            if let Some(ready) = self.front_at(engine) {
-                self.next_engine = engine;
-                return Ok(Some(ready));
+        if !self.parked && self.visited_all() {
+            if !self.refresh_all()? {
+                return Ok(None);
             }
-            if self.cursor[engine] != self.ring(engine).index.head() {
-                break;
+            let mut engine = self.next_engine;
+            for _ in 0..self.engines {
+                if self.cursor[engine] != self.ring(engine).index.head() {
+                    let step = self.visit(engine)?;
+                    if let Some(ready) = self.note(step) {
+                        self.next_engine = engine;
+                        return Ok(Some(ready));
+                    }
+                    break;
+                }
+                engine = wrap_next(engine, self.engines);
             }
-            engine = wrap_next(engine, self.engines);
         }
         self.next_ready()
     }
 
-    /// Whether every ring is scanned up to the producer index it last read.
+    /// Whether every ring was visited up to the producer index last read.
     #[inline]
-    fn scanned(&self) -> bool {
-        let mut unscanned = 0;
+    fn visited_all(&self) -> bool {
+        let mut unvisited = 0;
         for (ring, cursor) in self.rings.iter().zip(&self.cursor).take(self.engines) {
-            unscanned |= cursor ^ ring.index.head();
+            unvisited |= cursor ^ ring.index.head();
         }
-        unscanned == 0
+        unvisited == 0
     }
 
     /// Reads every ring's producer index once (C1) and checks it; returns whether one moved.
@@ -412,12 +458,12 @@ impl<'c> Receiver<'c> {
     }
 
     fn is_done(&self, engine: usize, position: u32) -> bool {
-        let bit = (position & self.mask) as usize;
+        let bit = (position & self.mask & (MAX_RING_ENTRIES - 1)) as usize;
         self.done[engine][bit / 64] & (1 << (bit % 64)) != 0
     }
 
     fn set_done(&mut self, engine: usize, position: u32, done: bool) {
-        let bit = (position & self.mask) as usize;
+        let bit = (position & self.mask & (MAX_RING_ENTRIES - 1)) as usize;
         let word = &mut self.done[engine][bit / 64];
         if done {
             *word |= 1 << (bit % 64);
@@ -428,22 +474,33 @@ impl<'c> Receiver<'c> {
         }
     }
 
-    /// Releases one entry: at the ring's front (the usual case) the consumer index simply moves
-    /// on; elsewhere it is marked and released when the front reaches it.
-    #[inline]
+    /// Releases one entry, once: at the ring's front (the usual case) the consumer index simply
+    /// moves on; elsewhere it is marked and released when the front reaches it. An entry that is
+    /// not visible or already released is never released again (marking it would mark the
+    /// later entry that shares its slot): that is counted as corrupt.
+    #[inline(always)]
     fn release_entry(&mut self, engine: usize, position: u32) {
         let ring = self.ring_mut(engine);
-        if position == ring.index.tail() {
-            ring.index.release_to(position.wrapping_add(1));
-            if self.cursor[engine] == position {
-                self.cursor[engine] = position.wrapping_add(1);
-            }
-            if self.done_count[engine] != 0 {
-                self.advance(engine);
-            }
-        } else {
+        let tail = ring.index.tail();
+        let offset = position.wrapping_sub(tail);
+        if offset >= ring.index.head().wrapping_sub(tail)
+            || (offset != 0 && self.is_done(engine, position))
+        {
+            self.stats.corrupt += 1;
+            log::debug!("pcie-channel: engine {engine} entry {position} released twice, refused");
+            return;
+        }
+        if offset != 0 {
             self.set_done(engine, position, true);
-            // The front may be an orphan that only this check releases.
+            return;
+        }
+        self.ring_mut(engine)
+            .index
+            .release_to(position.wrapping_add(1));
+        if self.cursor[engine] == position {
+            self.cursor[engine] = position.wrapping_add(1);
+        }
+        if self.done_count[engine] != 0 {
             self.advance(engine);
         }
     }
@@ -462,55 +519,69 @@ impl<'c> Receiver<'c> {
         result.map_err(|error| self.fail(engine, error))
     }
 
+    /// The lane and length of a whole one-segment message that is its lane's next, from one
+    /// private copy of its descriptor words; `None` for any other entry.
+    #[inline(always)]
+    fn whole_next(&self, [flow, seq, shape, link]: [u32; 4]) -> Option<(usize, u32)> {
+        // Segment 0 of 1, no next segment, reserved byte 0, length within the slot.
+        let len = shape & 0xffff;
+        if shape >> 16 != 1 << 8 || link != 0 || len > self.slot_bytes {
+            return None;
+        }
+        let lane = (flow & self.lane_mask) as usize & (MAX_LANES as usize - 1);
+        (seq == self.expected[lane]).then_some((lane, len))
+    }
+
     /// The common case of [`Self::poll`], kept short: the current ring's oldest entries are whole
     /// one-segment messages, each the next of its lane, and nothing behind them was released
     /// out of order. Delivers that run (at most `budget` and the credit-return interval) in
     /// place, then releases it with one move of the consumer index. Each entry is decided on
-    /// one private copy of its descriptor words; the run stops at the first entry that is not
-    /// of this kind, which the general way ([`Self::next_ready`]) then reads afresh.
+    /// one private copy of its descriptor words; the entry that ends the run is decided by the
+    /// general rules on that same copy ([`Self::decide`]) and returned if it is deliverable.
+    /// Returns how many it delivered, and that entry's outcome.
     #[inline]
-    fn deliver_run<F>(&mut self, budget: usize, deliver: &mut F) -> usize
+    fn deliver_run<F>(
+        &mut self,
+        budget: usize,
+        deliver: &mut F,
+    ) -> (usize, Result<Option<Ready>, ChannelError>)
     where
         F: FnMut(Message<'_>),
     {
         let engine = self.next_engine;
         let Some(ring) = self.rings.get(engine) else {
-            return 0;
+            return (0, Ok(None));
         };
+        let memory = ring.memory;
         let tail = ring.index.tail();
         if self.cursor[engine] != tail || self.done_count[engine] != 0 {
-            return 0;
+            return (0, Ok(None));
         }
         let room = self.publish_every.saturating_sub(self.unpublished).max(1);
         let count = ring.index.head().wrapping_sub(tail).min(room) as usize;
         let end = tail.wrapping_add(count.min(budget) as u32);
-        let lane_mask = self.lane_mask as usize & (MAX_LANES as usize - 1);
         let mut position = tail;
         let mut bytes = 0u64;
+        let mut declined = None;
         while position != end {
-            let [flow, seq, shape, link] = Descriptor::load_words(ring.memory.descriptor(position));
-            // Segment 0 of 1, no next segment, reserved byte 0, length within the slot.
-            let len = shape & 0xffff;
-            if shape >> 16 != 1 << 8 || link != 0 || len > self.slot_bytes {
+            let words = Descriptor::load_words(memory.descriptor(position));
+            let Some((lane, len)) = self.whole_next(words) else {
+                declined = Some(words);
                 break;
-            }
-            let lane = flow as usize & lane_mask;
-            if seq != self.expected[lane] {
-                break;
-            }
+            };
             let segment = Segment {
-                data: ring.memory.slot(position),
+                data: memory.slot(position),
                 len: len as u16,
                 engine: engine as u8,
                 position,
             };
             deliver(Message {
-                flow,
-                seq,
+                flow: words[0],
+                seq: words[1],
                 len: len as usize,
                 segments: core::slice::from_ref(&segment),
             });
-            self.expected[lane] = seq.wrapping_add(1);
+            self.expected[lane] = words[1].wrapping_add(1);
             bytes += u64::from(len);
             position = position.wrapping_add(1);
         }
@@ -523,77 +594,30 @@ impl<'c> Receiver<'c> {
             self.stats.messages += u64::from(delivered);
             self.stats.bytes += bytes;
         }
-        delivered as usize
-    }
-
-    /// One message of the common kind ([`Self::deliver_run`]): the entry at `engine`'s cursor is that ring's oldest, holds
-    /// a whole one-segment message, and is the next of its lane. It is checked on one private
-    /// copy of its descriptor words; anything else is left to the general way
-    /// ([`Self::next_ready`]), which reads the entry afresh and decides on that copy alone.
-    #[inline]
-    fn front_at(&mut self, engine: usize) -> Option<Ready> {
-        let ring = self.rings.get(engine)?;
-        let position = *self.cursor.get(engine)?;
-        if position != ring.index.tail() || position == ring.index.head() {
-            return None;
-        }
-        let data = ring.memory.slot(position);
-        prefetch(data);
-        let [flow, seq, shape, link] = Descriptor::load_words(ring.memory.descriptor(position));
-        // Segment 0 of 1, no next segment, reserved byte 0, length within the slot.
-        let len = shape & 0xffff;
-        if shape >> 16 != 1 << 8 || link != 0 || len > self.slot_bytes {
-            return None;
-        }
-        let lane = (flow & self.lane_mask) as usize;
-        if seq != *self.expected.get(lane)? {
-            return None;
-        }
-        self.chain[0] = Segment {
-            data,
-            len: len as u16,
-            engine: engine as u8,
-            position,
+        let Some(words) = declined else {
+            return (delivered as usize, Ok(None));
         };
         self.cursor[engine] = position.wrapping_add(1);
-        Some(Ready {
-            flow,
-            seq,
-            lane,
-            segments: 1,
-            len: len as usize,
-        })
+        let step = self.classify(engine, position, Descriptor::from_words(words));
+        (delivered as usize, step.map(|step| self.note(step)))
     }
 
-    /// Finds the next deliverable message: scans each ring from its cursor, then reads the
-    /// producer indices once more and, if a parked entry may have become deliverable, scans the
-    /// unreleased entries again. At most two passes over the in-flight entries per call.
+    /// Finds the next deliverable message: visits each ring's entries from its cursor, then
+    /// reads the producer indices once more and, if a parked entry may have become deliverable,
+    /// visits the unreleased entries again. At most two passes over the in-flight entries per
+    /// call.
     fn next_ready(&mut self) -> Result<Option<Ready>, ChannelError> {
-        self.channel.health()?;
         let mut refreshed = false;
         loop {
             let mut engine = self.next_engine;
             for _ in 0..self.engines {
                 while self.cursor[engine] != self.ring(engine).index.head() {
-                    if let Some(ready) = self.front_at(engine) {
+                    let step = self.visit(engine)?;
+                    if let Some(ready) = self.note(step) {
+                        // Stay on this ring while it has entries: every ring is still
+                        // served once per snapshot of the producer indices.
                         self.next_engine = engine;
                         return Ok(Some(ready));
-                    }
-                    let position = self.cursor[engine];
-                    self.cursor[engine] = position.wrapping_add(1);
-                    if self.is_done(engine, position) {
-                        continue;
-                    }
-                    match self.inspect(engine, position)? {
-                        Step::Deliver(ready) => {
-                            // Stay on this ring while it has entries: every ring is still
-                            // served once per snapshot of the producer indices.
-                            self.next_engine = engine;
-                            return Ok(Some(ready));
-                        }
-                        Step::Parked => self.parked = true,
-                        Step::Skipped => self.progress = true,
-                        Step::Segment => {}
                     }
                 }
                 engine = wrap_next(engine, self.engines);
@@ -616,9 +640,74 @@ impl<'c> Receiver<'c> {
         }
     }
 
-    /// Classifies the entry at `position` of `engine` (read once).
-    fn inspect(&mut self, engine: usize, position: u32) -> Result<Step, ChannelError> {
-        let descriptor = Descriptor::load(self.ring(engine).memory.descriptor(position));
+    /// Records what a visit found; returns the message if it is deliverable.
+    #[inline]
+    fn note(&mut self, step: Step) -> Option<Ready> {
+        match step {
+            Step::Deliver(ready) => return Some(ready),
+            Step::Parked => {
+                self.parked = true;
+                self.stats.parked += 1;
+            }
+            Step::Skipped => self.progress = true,
+            Step::Segment | Step::Released => {}
+        }
+        None
+    }
+
+    /// Visits the entry at `engine`'s cursor and moves the cursor past it: an entry not yet
+    /// released has its descriptor read once, and is decided on that copy.
+    #[inline(always)]
+    fn visit(&mut self, engine: usize) -> Result<Step, ChannelError> {
+        let position = self.cursor[engine];
+        self.cursor[engine] = position.wrapping_add(1);
+        // The ring's oldest entry is never marked released (its release moves the front).
+        if position != self.ring(engine).index.tail() && self.is_done(engine, position) {
+            return Ok(Step::Released);
+        }
+        let memory = self.ring(engine).memory;
+        // Start the slot's line on its way while the descriptor's travels.
+        prefetch(memory.slot(position));
+        let words = Descriptor::load_words(memory.descriptor(position));
+        self.decide(engine, position, words)
+    }
+
+    /// Decides the entry at `position` of `engine` on `words`, its descriptor as read once: the
+    /// common kind here, anything else by [`Self::classify`].
+    #[inline(always)]
+    fn decide(
+        &mut self,
+        engine: usize,
+        position: u32,
+        words: [u32; 4],
+    ) -> Result<Step, ChannelError> {
+        if let Some((lane, len)) = self.whole_next(words) {
+            self.chain[0] = Segment {
+                data: self.ring(engine).memory.slot(position),
+                len: len as u16,
+                engine: engine as u8,
+                position,
+            };
+            return Ok(Step::Deliver(Ready {
+                flow: words[0],
+                seq: words[1],
+                lane,
+                segments: 1,
+                len: len as usize,
+            }));
+        }
+        self.classify(engine, position, Descriptor::from_words(words))
+    }
+
+    /// Every kind of entry but a whole message that is its lane's next ([`Self::whole_next`]):
+    /// checks `descriptor` (read once by the caller), refuses, parks or gathers.
+    #[inline(never)]
+    fn classify(
+        &mut self,
+        engine: usize,
+        position: u32,
+        descriptor: Descriptor,
+    ) -> Result<Step, ChannelError> {
         let lane = (descriptor.flow & self.lane_mask) as usize;
         if let Err(error) = descriptor.check(self.slot_bytes, self.engines as u32, self.mask + 1) {
             if descriptor.segment == 0 && descriptor.seq == self.expected[lane] {
@@ -646,7 +735,12 @@ impl<'c> Receiver<'c> {
     }
 
     /// Follows the chain of the lane's next message from its head; every link is checked
-    /// against the geometry, the ring windows and the head's identity.
+    /// against the geometry, the ring windows and the head's identity, and read once.
+    ///
+    /// On each engine a link must lie past the chain's previous entry there (an honest sender
+    /// claims a message's entries in order, docs/pcie-channel.md §5.2): so no entry can appear
+    /// twice in one chain, whatever the peer rewrites between two reads, and none is released
+    /// twice.
     fn gather(
         &mut self,
         engine: usize,
@@ -660,6 +754,9 @@ impl<'c> Receiver<'c> {
             engine: engine as u8,
             position,
         };
+        // Per engine: one past the offset (from the ring's tail) of the chain's last entry there.
+        let mut floor = [0u32; MAX_ENGINES];
+        floor[engine] = position.wrapping_sub(self.ring(engine).index.tail()) + 1;
         let mut len = usize::from(head.len);
         let mut previous = head;
         for i in 1..usize::from(head.segments) {
@@ -668,6 +765,9 @@ impl<'c> Receiver<'c> {
             let tail = self.ring(next_engine).index.tail();
             let offset = u32::from(previous.next_slot).wrapping_sub(tail) & self.mask;
             let next = tail.wrapping_add(offset);
+            if offset < floor[next_engine] {
+                return Ok(self.broken_chain(engine, position, lane));
+            }
             if offset >= self.ring(next_engine).index.head().wrapping_sub(tail) {
                 // An honest sender published this ring before the head's: look once more.
                 let head_index = self.refresh(next_engine)?;
@@ -685,10 +785,9 @@ impl<'c> Receiver<'c> {
                 && link.segments == head.segments
                 && usize::from(link.segment) == i;
             if !belongs {
-                self.skip_message(lane);
-                self.discard(engine, position, DescriptorError::Chain);
-                return Ok(Step::Skipped);
+                return Ok(self.broken_chain(engine, position, lane));
             }
+            floor[next_engine] = offset + 1;
             self.chain[i] = Segment {
                 data: self.ring(next_engine).memory.slot(next),
                 len: link.len,
@@ -707,9 +806,21 @@ impl<'c> Receiver<'c> {
         }))
     }
 
+    /// Gives up on the lane's next message, whose chain is broken: its head is released and
+    /// counted, its other segments become orphans that the next visit releases.
+    fn broken_chain(&mut self, engine: usize, position: u32, lane: usize) -> Step {
+        self.skip_message(lane);
+        self.discard(engine, position, DescriptorError::Chain);
+        Step::Skipped
+    }
+
+    /// The lane gives up on its next message. Segments of it already visited are orphans now:
+    /// the next call visits the unreleased entries again and releases them.
     fn skip_message(&mut self, lane: usize) {
         self.expected[lane] = self.expected[lane].wrapping_add(1);
         self.stats.skipped += 1;
+        self.parked = true;
+        self.progress = true;
     }
 
     /// Releases a refused entry and counts it.
@@ -736,31 +847,21 @@ impl<'c> Receiver<'c> {
         self.progress = true;
     }
 
-    /// Moves a ring's consumer index over its released prefix, dropping orphaned segments met
-    /// at the front on the way.
+    /// Moves a ring's consumer index over the entries at its front already released out of
+    /// order (their marks cleared on the way). Reads no descriptor.
     fn advance(&mut self, engine: usize) {
         let old_tail = self.ring(engine).index.tail();
         let head = self.ring(engine).index.head();
         let mut tail = old_tail;
-        while tail != head {
-            if self.is_done(engine, tail) {
-                self.set_done(engine, tail, false);
-            } else {
-                let descriptor = Descriptor::load(self.ring(engine).memory.descriptor(tail));
-                let lane = (descriptor.flow & self.lane_mask) as usize;
-                let behind = (descriptor.seq.wrapping_sub(self.expected[lane]) as i32) < 0;
-                if descriptor.segment == 0 || !behind {
-                    break;
-                }
-                self.stats.orphans += 1;
-            }
+        while tail != head && self.is_done(engine, tail) {
+            self.set_done(engine, tail, false);
             tail = tail.wrapping_add(1);
         }
         if tail == old_tail {
             return;
         }
         self.ring_mut(engine).index.release_to(tail);
-        // Never scan released entries: the producer may already be refilling them.
+        // Never visit released entries: the producer may already be refilling them.
         if self.cursor[engine].wrapping_sub(old_tail) < tail.wrapping_sub(old_tail) {
             self.cursor[engine] = tail;
         }
@@ -770,6 +871,7 @@ impl<'c> Receiver<'c> {
 impl Drop for Receiver<'_> {
     fn drop(&mut self) {
         self.publish();
+        self.disarm_wait();
         self.channel.unclaim_receiver();
     }
 }
@@ -791,5 +893,45 @@ impl Drop for Received<'_, '_> {
     fn drop(&mut self) {
         self.receiver.release(&self.ready);
         self.receiver.publish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::layout::Geometry;
+    use crate::{EngineSet, Loopback};
+
+    #[test]
+    fn an_entry_is_never_released_twice() {
+        let geometry = Geometry {
+            engines: 1,
+            ring_entries: 4,
+            slot_bytes: 64,
+            lanes: 1,
+        };
+        let lo = Loopback::new(geometry).unwrap();
+        let mut tx = lo.host().sender(EngineSet::single(0)).unwrap();
+        let mut rx = lo.nic().receiver().unwrap();
+        for i in 0..3u8 {
+            tx.send(0, &[i]).unwrap();
+        }
+        rx.refresh_all().unwrap();
+        // Entry 2 out of order, then again (as a chain naming it twice would): refused.
+        rx.release_entry(0, 2);
+        rx.release_entry(0, 2);
+        assert_eq!((rx.stats.corrupt, rx.done_count[0]), (1, 1));
+        // The front, then again once it is behind the front: refused.
+        rx.release_entry(0, 0);
+        rx.release_entry(0, 0);
+        assert_eq!((rx.stats.corrupt, rx.ring(0).index.tail()), (2, 1));
+        // Entry 1 moves the front over 2 as well; entry 3 is not visible: refused.
+        rx.release_entry(0, 1);
+        assert_eq!((rx.ring(0).index.tail(), rx.done_count[0]), (3, 0));
+        rx.release_entry(0, 3);
+        assert_eq!((rx.stats.corrupt, rx.ring(0).index.tail()), (3, 3));
+        assert!(
+            rx.done.iter().flatten().all(|&word| word == 0),
+            "no mark left"
+        );
     }
 }

@@ -181,15 +181,17 @@ impl<'a, C: IndexCell> ProducerIndex<'a, C> {
         self.head != self.published
     }
 
-    /// Makes every claimed position visible to the consumer.
+    /// Makes every claimed position visible to the consumer; returns whether there was any.
     #[inline]
-    pub fn publish(&mut self) {
-        if self.head != self.published {
-            // P1: Release, pairs with C1 (the consumer's Acquire in `available`): descriptor and
-            // slot writes of every claimed position happen before the consumer reads them.
-            self.producer.store(self.head, Ordering::Release);
-            self.published = self.head;
+    pub fn publish(&mut self) -> bool {
+        if self.head == self.published {
+            return false;
         }
+        // P1: Release, pairs with C1 (the consumer's Acquire in `available`): descriptor and
+        // slot writes of every claimed position happen before the consumer reads them.
+        self.producer.store(self.head, Ordering::Release);
+        self.published = self.head;
+        true
     }
 }
 

@@ -1,13 +1,16 @@
 //! The send path: a [`Sender`] owns a set of engines of the outbound direction, splits each
 //! message into slot-sized segments, spreads them over its engines round-robin, stamps them
-//! with the lane's next sequence number and publishes. Credits are free ring entries: a full
-//! channel answers [`ChannelError::WouldBlock`] and nothing is dropped or overwritten.
+//! with the lane's next sequence number and publishes, the rings holding a message's first
+//! segment last. Credits are free ring entries: a full channel answers
+//! [`ChannelError::WouldBlock`] and nothing is dropped or overwritten. An optional [`Notify`]
+//! hook wakes a peer that sleeps instead of polling.
 
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{fence, AtomicU32, Ordering};
 
-use crate::channel::{Channel, ChannelError, EngineSet, Failure};
+use crate::channel::{Channel, ChannelError, EngineSet, Failure, WAITING};
 use crate::descriptor::Descriptor;
 use crate::layout::{MAX_ENGINES, MAX_SEGMENTS};
+use crate::notify::Notify;
 use crate::receive::wrap_next;
 use crate::region::{copy_to_shared, RingMemory};
 use crate::ring::{ProducerIndex, RingError};
@@ -23,6 +26,10 @@ pub struct SendStats {
     pub segments: u64,
     /// Sends refused for lack of credit.
     pub would_block: u64,
+    /// Times the doorbell was rung (a publication while the peer said it was waiting).
+    pub notifications: u64,
+    /// Rings of the doorbell that failed ([`crate::notify::NotifyError`]).
+    pub notify_errors: u64,
 }
 
 struct SendRing<'c> {
@@ -54,6 +61,13 @@ pub struct Sender<'c> {
     exclusive: bool,
     /// Segments written since the last publication.
     unpublished: u32,
+    /// Rings (bit = index in `rings`) holding the first segment of an unpublished message of
+    /// several segments: published after the others.
+    heads: u16,
+    /// Rung after a publication when the peer's receiver is waiting.
+    doorbell: Option<&'c dyn Notify>,
+    /// The peer's waiting word when the doorbell was last rung: one ring per wait.
+    rung_for: u32,
     /// [`Self::send_batch`] publishes whenever this many segments are waiting (a quarter of a
     /// ring), so that the receiver starts on a batch of large messages before it is complete.
     publish_every: u32,
@@ -108,6 +122,9 @@ impl<'c> Sender<'c> {
             max_message: max_segments * g.slot_bytes as usize,
             exclusive: engines == EngineSet::first(g.engines as usize),
             unpublished: 0,
+            heads: 0,
+            doorbell: None,
+            rung_for: 0,
             publish_every: (g.ring_entries / 4).max(1),
             stats: SendStats::default(),
         }
@@ -131,6 +148,12 @@ impl<'c> Sender<'c> {
     /// Counters so far.
     pub fn stats(&self) -> SendStats {
         self.stats
+    }
+
+    /// Sets (or removes) the hook rung after a publication while the peer's receiver waits on
+    /// it ([`crate::Receiver::wait`]); without one (the default) the peer must poll.
+    pub fn set_doorbell(&mut self, doorbell: Option<&'c dyn Notify>) {
+        self.doorbell = doorbell;
     }
 
     fn ring_failure(&self, ring: usize, error: RingError) -> ChannelError {
@@ -328,16 +351,84 @@ impl<'c> Sender<'c> {
         })
     }
 
-    /// Makes every written message visible to the receiver.
+    /// Makes every written message visible to the receiver, then rings the doorbell if the peer
+    /// waits on it.
+    ///
+    /// Rings holding the first segment of a message of several segments are published last
+    /// (docs/pcie-channel.md §4.3): a receiver that sees such a head finds the rest of its chain
+    /// already published on the other rings.
     ///
     /// One-segment messages stay on the current engine until it runs out of credit: moving on
     /// at every batch would let the receiver see a later batch before an earlier one (it reads
     /// the rings' indices one after the other) and park it, which costs more than it spreads.
     pub fn publish(&mut self) {
+        if self.heads != 0 {
+            return self.publish_heads_last();
+        }
+        // The common case: no chain waits, any order will do.
+        let mut published = false;
         for ring in self.rings[..self.count].iter_mut().flatten() {
-            ring.index.publish();
+            published |= ring.index.publish();
         }
         self.unpublished = 0;
+        if published && self.doorbell.is_some() {
+            self.notify();
+        }
+    }
+
+    /// [`Self::publish`] when messages of several segments wait: in [`publication_order`].
+    #[inline(never)]
+    fn publish_heads_last(&mut self) {
+        let mut published = false;
+        for ring in publication_order(self.count, self.heads) {
+            if let Some(ring) = self.rings[ring].as_mut() {
+                published |= ring.index.publish();
+            }
+        }
+        self.heads = 0;
+        self.unpublished = 0;
+        if published && self.doorbell.is_some() {
+            self.notify();
+        }
+    }
+
+    /// Publishes one ring (a committed reservation), or every ring when a message of several
+    /// segments waits (so that its head's ring still goes last).
+    fn publish_ring(&mut self, ring: usize) {
+        if self.heads != 0 {
+            return self.publish();
+        }
+        if let Some(target) = self.rings[ring].as_mut() {
+            if target.index.publish() && self.doorbell.is_some() {
+                self.notify();
+            }
+        }
+    }
+
+    /// Rings the doorbell if there is one and the peer's receiver is waiting, once per wait.
+    /// Out of line: a sender with a doorbell serves a peer that sleeps, whose wake-up costs far
+    /// more than this call.
+    #[inline(never)]
+    fn notify(&mut self) {
+        let Some(doorbell) = self.doorbell else {
+            return;
+        };
+        // W2: SeqCst, orders the producer-index stores above (P1) before the load of the peer's
+        // waiting word; pairs with W1, the receiver's fence between setting its waiting word
+        // and re-reading the producer indices (see `notify`).
+        fence(Ordering::SeqCst);
+        let word = self.channel.peer_waiting_word();
+        if word & WAITING == 0 || word == self.rung_for {
+            return;
+        }
+        self.rung_for = word;
+        match doorbell.notify() {
+            Ok(()) => self.stats.notifications += 1,
+            Err(error) => {
+                self.stats.notify_errors += 1;
+                log::debug!("pcie-channel: {error}");
+            }
+        }
     }
 
     /// Writes one message without publishing it.
@@ -430,6 +521,7 @@ impl<'c> Sender<'c> {
         let segments = plan.len();
         self.plan(plan)?;
         let seq = self.next_seq(flow);
+        self.heads |= 1 << plan[0].ring;
         for (i, place) in plan.iter().enumerate() {
             let start = i * self.slot_bytes;
             let chunk = &data[start..data.len().min(start + self.slot_bytes)];
@@ -478,18 +570,7 @@ impl<'c> Sender<'c> {
             self.stats.would_block += 1;
             return Err(ChannelError::WouldBlock);
         }
-        let want = plan.len();
-        let mut credits = [0u32; MAX_ENGINES];
-        let mut total = 0usize;
-        for (ring, credit) in credits.iter_mut().enumerate().take(self.count) {
-            let refreshed = self.ring(ring).index.credits(want as u32);
-            *credit = refreshed.map_err(|e| self.ring_failure(ring, e))?;
-            total += *credit as usize;
-        }
-        if total < want {
-            self.stats.would_block += 1;
-            return Err(ChannelError::WouldBlock);
-        }
+        let mut credits = self.credits_for(plan.len())?;
         let mut ring = self.cursor;
         for place in plan.iter_mut() {
             while credits[ring] == 0 {
@@ -502,6 +583,43 @@ impl<'c> Sender<'c> {
         Ok(())
     }
 
+    /// The credit of each ring for a message of `want` segments spread round-robin from the
+    /// cursor, all or nothing. Each ring is asked for its own share only, so a ring whose cached
+    /// credit covers it is not read again (P2); only when some ring falls short are the others
+    /// read too, to place the rest there.
+    fn credits_for(&mut self, want: usize) -> Result<[u32; MAX_ENGINES], ChannelError> {
+        let count = self.count.max(1);
+        // The k-th ring from the cursor takes segments k, k + count, ...
+        let share = |k: usize| (want / count + usize::from(k < want % count)) as u32;
+        let mut credits = [0u32; MAX_ENGINES];
+        let mut total = 0usize;
+        let mut ring = self.cursor;
+        for k in 0..self.count {
+            let answer = self.ring(ring).index.credits(share(k));
+            credits[ring] = answer.map_err(|e| self.ring_failure(ring, e))?;
+            total += credits[ring] as usize;
+            ring = wrap_next(ring, self.count);
+        }
+        if total < want {
+            // Rings that answered from their cache (at least their share) may have more.
+            total = 0;
+            let mut ring = self.cursor;
+            for k in 0..self.count {
+                if credits[ring] >= share(k) {
+                    let answer = self.ring(ring).index.refresh_credits();
+                    credits[ring] = answer.map_err(|e| self.ring_failure(ring, e))?;
+                }
+                total += credits[ring] as usize;
+                ring = wrap_next(ring, self.count);
+            }
+        }
+        if total < want {
+            self.stats.would_block += 1;
+            return Err(ChannelError::WouldBlock);
+        }
+        Ok(credits)
+    }
+
     /// Claims the next position of `ring`, which has credit.
     fn claim(&mut self, ring: usize) -> Placement {
         match self.ring(ring).index.claim() {
@@ -512,6 +630,14 @@ impl<'c> Sender<'c> {
             None => unreachable!("the caller saw credit on this ring"),
         }
     }
+}
+
+/// The order in which [`Sender::publish`] stores the producer indices of rings `0..count`: the
+/// rings without a head (bit clear in `heads`) first, then those with one, each ascending.
+fn publication_order(count: usize, heads: u16) -> impl Iterator<Item = usize> {
+    let has_head = move |ring: &usize| heads >> ring & 1 != 0;
+    let plain = (0..count).filter(move |ring| !has_head(ring));
+    plain.chain((0..count).filter(has_head))
 }
 
 impl Drop for Sender<'_> {
@@ -548,9 +674,7 @@ impl<'s, 'c> Reservation<'s, 'c> {
     /// Publishes the first `len` bytes of the buffer as one message.
     pub fn commit(self, len: usize) -> Result<(), ChannelError> {
         let (sender, ring) = self.finish(len)?;
-        if let Some(ring) = sender.rings[ring].as_mut() {
-            ring.index.publish();
-        }
+        sender.publish_ring(ring);
         Ok(())
     }
 
@@ -586,6 +710,84 @@ impl Drop for Reservation<'_, '_> {
         // after it, we hold the sender).
         if let Some(sender) = self.sender.take() {
             sender.ring(self.ring).index.unclaim();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Geometry;
+    use crate::Loopback;
+
+    const GEOMETRY: Geometry = Geometry {
+        engines: 4,
+        ring_entries: 4,
+        slot_bytes: 64,
+        lanes: 4,
+    };
+
+    #[test]
+    fn rings_holding_a_head_are_published_last() {
+        let order = |count, heads| publication_order(count, heads).collect::<Vec<_>>();
+        assert_eq!(order(4, 0), [0, 1, 2, 3]);
+        assert_eq!(order(4, 0b0001), [1, 2, 3, 0]);
+        assert_eq!(order(4, 0b0101), [1, 3, 0, 2]);
+        assert_eq!(order(1, 0b0001), [0]);
+    }
+
+    #[test]
+    fn a_message_of_several_segments_marks_the_ring_of_its_head() {
+        let lo = Loopback::new(GEOMETRY).unwrap();
+        let mut tx = lo.host().sender(EngineSet::first(4)).unwrap();
+        tx.queue(1, &[1; 64]).unwrap();
+        assert_eq!(
+            tx.heads, 0,
+            "a one-segment message has no chain to wait for"
+        );
+        tx.queue(1, &[2; 200]).unwrap();
+        assert_eq!(tx.heads, 0b0001, "four segments from the current engine, 0");
+        tx.publish();
+        assert_eq!(tx.heads, 0);
+        // Engine 0 holds the first message and a segment of the second: fill it, so that the
+        // next one-segment message moves the cursor on.
+        while tx.ring(0).index.cached_credits() > 0 {
+            tx.queue(2, &[3; 8]).unwrap();
+        }
+        tx.queue(2, &[4; 8]).unwrap();
+        assert_eq!(
+            tx.cursor, 1,
+            "the next one-segment message went to engine 1"
+        );
+        tx.queue(3, &[5; 100]).unwrap();
+        assert_eq!(tx.heads, 0b0010, "the head sits on the current engine, 1");
+        assert_eq!(
+            publication_order(tx.count, tx.heads).last(),
+            Some(1),
+            "and its ring is published last"
+        );
+    }
+
+    #[test]
+    fn each_ring_is_asked_for_its_own_share_of_a_message() {
+        let lo = Loopback::new(GEOMETRY).unwrap();
+        let mut tx = lo.host().sender(EngineSet::first(4)).unwrap();
+        let mut rx = lo.nic().receiver().unwrap();
+        // Three messages of four segments: one entry of each ring apiece.
+        for _ in 0..3 {
+            tx.send(1, &[7; 256]).unwrap();
+        }
+        assert_eq!(rx.poll(8, |_| {}), Ok(3));
+        // Each ring has one credit cached, its share of the next message: its consumer index
+        // (which now says four) is not read again.
+        tx.send(1, &[7; 256]).unwrap();
+        for ring in 0..4 {
+            assert_eq!(tx.ring(ring).index.cached_credits(), 0, "ring {ring}");
+        }
+        // A ring out of credit is read again.
+        tx.send(1, &[7; 256]).unwrap();
+        for ring in 0..4 {
+            assert_eq!(tx.ring(ring).index.cached_credits(), 2, "ring {ring}");
         }
     }
 }

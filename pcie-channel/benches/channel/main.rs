@@ -18,9 +18,10 @@
 //! shared). Options: `--quick` runs a tenth of the work; `--instructions` counts instructions
 //! per message with callgrind instead (see `instructions.rs`).
 
+use std::cell::Cell;
 use std::time::Duration;
 
-use pcie_channel::Geometry;
+use pcie_channel::{Geometry, ReceiveStats};
 
 mod bound;
 mod instructions;
@@ -83,11 +84,25 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * p) as usize]
 }
 
+/// The receiver's counters of the fastest of a channel's runs.
+type Fastest = Cell<(Duration, ReceiveStats)>;
+
+/// One channel run, remembering the receiver's counters if it is the fastest so far.
+fn tracked(size: usize, count: usize, path: Path, fastest: &Fastest) -> Duration {
+    let (time, stats) = throughput::channel(size, count, path);
+    if time < fastest.get().0 {
+        fastest.set((time, stats));
+    }
+    time
+}
+
 struct Row {
     size: usize,
     count: usize,
     path: Path,
     channel: Duration,
+    /// The receiver's counters in the fastest run.
+    stats: ReceiveStats,
     baseline_name: &'static str,
     baseline: Duration,
     target: f64,
@@ -131,8 +146,10 @@ fn main() {
     let mut handoffs = Vec::new();
     for (size, target) in [(64, 1.5), (512, 0.0), (4096, 0.0), (65536, 0.8)] {
         let count = count_for(size);
-        let copy = || throughput::channel(size, count, Path::Copy);
-        let in_place = || throughput::channel(size, count, Path::InPlace);
+        let unseen = (Duration::MAX, ReceiveStats::default());
+        let (copy_stats, in_place_stats) = (Cell::new(unseen), Cell::new(unseen));
+        let copy = || tracked(size, count, Path::Copy, &copy_stats);
+        let in_place = || tracked(size, count, Path::InPlace, &in_place_stats);
         let (baseline_name, [copy, in_place, baseline]) = match size {
             64 => (
                 "crossbeam ArrayQueue",
@@ -153,12 +170,16 @@ fn main() {
                 ("memcpy, 1 thread", [copy, in_place, memcpy])
             }
         };
-        for (path, channel) in [(Path::Copy, copy), (Path::InPlace, in_place)] {
+        for (path, channel, stats) in [
+            (Path::Copy, copy, copy_stats.get().1),
+            (Path::InPlace, in_place, in_place_stats.get().1),
+        ] {
             rows.push(Row {
                 size,
                 count,
                 path,
                 channel,
+                stats,
                 baseline_name,
                 baseline,
                 target,
@@ -210,6 +231,21 @@ fn main() {
             row.path.name(row.size),
             row.count,
             row.baseline_name,
+        );
+    }
+    println!();
+    println!("How often the receiver found a message waiting (its head parked: for an earlier message of its lane, or for a segment not yet visible) and scanned parked entries again, in the fastest run of each row:");
+    println!();
+    println!("| size | channel path | parked | rescans | parked per 1000 messages |");
+    println!("|---|---|---|---|---|");
+    for row in &rows {
+        println!(
+            "| {} | {} | {} | {} | {:.2} |",
+            size_name(row.size),
+            row.path.name(row.size),
+            row.stats.parked,
+            row.stats.rescans,
+            row.stats.parked as f64 * 1000.0 / row.count as f64,
         );
     }
     println!();

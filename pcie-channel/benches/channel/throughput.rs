@@ -4,7 +4,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use crossbeam::queue::ArrayQueue;
-use pcie_channel::{ChannelError, EngineSet, Loopback, Message, Receiver, Sender};
+use pcie_channel::{ChannelError, EngineSet, Loopback, Message, ReceiveStats, Receiver, Sender};
 
 use crate::{geometry, spin, BATCH, ENGINES};
 
@@ -47,8 +47,9 @@ fn read_in_place(message: &Message<'_>) -> u64 {
     })
 }
 
-/// Channel throughput: seconds to move `count` messages of `size` bytes along `path`.
-pub fn channel(size: usize, count: usize, path: Path) -> Duration {
+/// Channel throughput: seconds to move `count` messages of `size` bytes along `path`, and the
+/// receiver's counters (how often it parked a message and scanned parked ones again).
+pub fn channel(size: usize, count: usize, path: Path) -> (Duration, ReceiveStats) {
     let lo = Loopback::new(geometry(size)).unwrap();
     let (mut tx, mut rx) = endpoints(&lo);
     let source = vec![0x5au8; size];
@@ -64,7 +65,7 @@ pub fn channel(size: usize, count: usize, path: Path) -> Duration {
                 }
                 received += n;
             }
-            Instant::now()
+            (Instant::now(), rx.stats())
         });
         let started = Instant::now();
         let mut sent = 0;
@@ -76,7 +77,8 @@ pub fn channel(size: usize, count: usize, path: Path) -> Duration {
                 Err(other) => panic!("send: {other}"),
             }
         }
-        consumer.join().unwrap() - started
+        let (finished, stats) = consumer.join().unwrap();
+        (finished - started, stats)
     })
 }
 
