@@ -245,6 +245,31 @@ struct Row {
     paper: Option<(f64, f64, Option<f64>)>,
 }
 
+/// HCM, then its oracle, on `topology`.
+fn hcm_and_oracle(
+    topology: &Topology,
+    workloads: &[Workload],
+    servers: u32,
+    total: usize,
+) -> (Run, Run) {
+    let label = |name: &str| format!("{name} on {servers} servers");
+    let hcm = deploy(
+        &mut Hcm,
+        topology,
+        workloads,
+        None,
+        &bar(label("hcm"), total),
+    );
+    let oracle = deploy(
+        &mut Oracle,
+        topology,
+        workloads,
+        None,
+        &bar(label("hcm oracle"), total),
+    );
+    (hcm, oracle)
+}
+
 fn main() {
     let options = options();
     let workloads = stream(options.microservices);
@@ -260,20 +285,7 @@ fn main() {
     for &(servers, hcm_ms, annealing_ms, ilp_ms) in &TABLE_6 {
         let topology = Cluster::type2_fat_tree(servers).topology();
         let label = |name: &str| format!("{name} on {servers} servers");
-        let hcm = deploy(
-            &mut Hcm,
-            &topology,
-            &workloads,
-            None,
-            &bar(label("hcm"), total),
-        );
-        let oracle = deploy(
-            &mut Oracle,
-            &topology,
-            &workloads,
-            None,
-            &bar(label("hcm oracle"), total),
-        );
+        let (hcm, oracle) = hcm_and_oracle(&topology, &workloads, servers, total);
         let annealing = deploy(
             &mut Annealing::default(),
             &topology,
@@ -304,21 +316,7 @@ fn main() {
     }
     for &servers in &LARGE {
         let topology = Cluster::type2_fat_tree(servers).topology();
-        let label = |name: &str| format!("{name} on {servers} servers");
-        let hcm = deploy(
-            &mut Hcm,
-            &topology,
-            &workloads,
-            None,
-            &bar(label("hcm"), total),
-        );
-        let oracle = deploy(
-            &mut Oracle,
-            &topology,
-            &workloads,
-            None,
-            &bar(label("hcm oracle"), total),
-        );
+        let (hcm, oracle) = hcm_and_oracle(&topology, &workloads, servers, total);
         rows.push(Row {
             servers,
             hcm,
