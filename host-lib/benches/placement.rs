@@ -1,15 +1,17 @@
 //! `cargo xtask bench placement`: E3 Table 6. Time per deployed microservice while deploying
-//! 10,000 microservices (the eight applications in turn) onto FatTrees of Type2-SmartNIC
-//! servers, for HCM, simulated annealing and the ILP (under a wall budget per size), beside the
-//! paper's figures; the straightforward HCM (the test oracle) is the baseline measured in the
-//! same run, and its placements must equal HCM's. Then HCM alone at 10,000 and 50,000 servers.
-//! Writes target/placement/table6.csv and table6.svg.
+//! exactly 10,000 microservices (the eight applications in turn, the last one cut down to make
+//! up the count) onto FatTrees of Type2-SmartNIC servers, for HCM, simulated annealing and the
+//! ILP (under a wall budget per size), beside the paper's figures; the straightforward HCM (the
+//! test oracle) is the baseline measured in the same run, and its placements must equal HCM's.
+//! Then HCM and its oracle at 10,000 and 50,000 servers. Writes target/placement/table6.csv
+//! and table6.svg.
 //!
-//! Options: `--quick` (1,000 microservices, for a smoke run), `--ilp-budget SECONDS` (wall
+//! Options: `--quick` (exactly 1,000 microservices, for a smoke run), `--ilp-budget SECONDS` (wall
 //! time the ILP gets per cluster size, default 30: it places applications in turn until the
 //! budget is spent), `--ilp-limit SECONDS` (the limit of one ILP placement, building the
 //! program included, fractions allowed, default 1).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -21,10 +23,11 @@ use host_lib::control::hcm::Hcm;
 use host_lib::control::ilp::Ilp;
 use host_lib::control::ledger::Ledger;
 use host_lib::control::placement::{Placement, Placer};
+use host_lib::control::profile::builtin_profile;
 use host_lib::control::topology::{Cluster, Topology};
 use host_lib::control::workload::Workload;
 use indicatif::{ProgressBar, ProgressStyle};
-use microservices::apps::App;
+use microservices::apps::{App, Dag, DagBuilder, EdgeKind, TierId, Wiring};
 use plotters::prelude::*;
 
 /// Cluster sizes of Table 6 and the paper's milliseconds per microservice (HCM, annealing,
@@ -73,25 +76,107 @@ fn options() -> Options {
     options
 }
 
-/// The applications to deploy, in turn, until `count` microservices: each offered a share of
-/// 30% of the nominal capacity of the smallest cluster.
+/// The applications to deploy, in turn, until exactly `count` microservices: each offered a
+/// share of 30% of the nominal capacity of the smallest cluster. Every built-in application
+/// has a multiple of 12 nodes, so the last one is a copy of the next application of the
+/// cycle cut down to make up the count (see [`cut_down`]).
 fn stream(count: usize) -> Vec<Workload> {
     let smallest = Cluster::type2_fat_tree(TABLE_6[0].0).topology();
     let mean_nodes = App::ALL.iter().map(|a| a.node_count()).sum::<usize>() / App::ALL.len();
     let instances = count.div_ceil(mean_nodes);
+    let offered = |dag: Dag| {
+        let profiles = dag
+            .tiers()
+            .iter()
+            .map(|t| builtin_profile(t.kind))
+            .collect();
+        let unit = Workload::new(dag, profiles, 1.0).expect("built-in profiles");
+        let rate = 0.3 * nominal_rps(&unit, &smallest) / instances as f64;
+        unit.with_rate(rate).expect("positive rate")
+    };
     let mut workloads = Vec::new();
     let mut total = 0;
-    for app in App::ALL.iter().cycle() {
-        if total >= count {
+    for (i, app) in App::ALL.iter().cycle().enumerate() {
+        let left = count - total;
+        if left == 0 {
             break;
         }
-        let unit = Workload::builtin(*app, 1.0).expect("built-in workload");
-        let rate = 0.3 * nominal_rps(&unit, &smallest) / instances as f64;
-        let workload = unit.with_rate(rate).expect("positive rate");
-        total += workload.dag().len();
-        workloads.push(workload);
+        if app.node_count() <= left {
+            workloads.push(offered(app.dag()));
+            total += app.node_count();
+            continue;
+        }
+        let next = App::ALL.iter().cycle().skip(i % App::ALL.len());
+        if let Some(dag) = next.take(App::ALL.len()).find_map(|a| cut_down(*a, left)) {
+            workloads.push(offered(dag));
+        }
+        break;
     }
     workloads
+}
+
+/// `app` cut down to exactly `nodes` DAG nodes, if it can be: every tier's shards scaled by
+/// one factor (largest remainders, at least one shard each; the tiers must have the same
+/// number of backups), the same calls, each spread over no more shards than its target tier
+/// now has.
+fn cut_down(app: App, nodes: usize) -> Option<Dag> {
+    let full = app.dag();
+    let tiers = full.tiers();
+    let per_shard = 1 + usize::from(tiers[0].backups);
+    if tiers
+        .iter()
+        .any(|t| 1 + usize::from(t.backups) != per_shard)
+        || !nodes.is_multiple_of(per_shard)
+    {
+        return None;
+    }
+    let want = nodes / per_shard;
+    let total: usize = tiers.iter().map(|t| usize::from(t.shards)).sum();
+    if want < tiers.len() || want >= total {
+        return None;
+    }
+    let exact: Vec<f64> = tiers
+        .iter()
+        .map(|t| f64::from(t.shards) * want as f64 / total as f64)
+        .collect();
+    let mut shards: Vec<usize> = exact.iter().map(|x| (x.floor() as usize).max(1)).collect();
+    while shards.iter().sum::<usize>() < want {
+        let behind = |i: usize| exact[i] - shards[i] as f64;
+        let i = (0..tiers.len()).max_by(|&a, &b| behind(a).total_cmp(&behind(b)))?;
+        shards[i] += 1;
+    }
+    if shards.iter().sum::<usize>() != want {
+        return None;
+    }
+    let mut builder = DagBuilder::new(format!("{} (cut to {nodes})", app.name()));
+    let mut ids = Vec::new();
+    for (tier, &count) in tiers.iter().zip(&shards) {
+        let shards = u16::try_from(count).ok()?;
+        ids.push(
+            builder
+                .tier(tier.name.clone(), tier.kind, shards, tier.backups)
+                .ok()?,
+        );
+    }
+    // The calls, read off the first shard of every tier: how many shards of each tier it calls.
+    for (from, &id) in ids.iter().enumerate() {
+        let first = full.first_node(TierId(from as u16));
+        let mut spreads: BTreeMap<usize, u16> = BTreeMap::new();
+        for edge in full.out_edges(first) {
+            if edge.kind == EdgeKind::Call {
+                *spreads.entry(full.node(edge.to).tier.index()).or_default() += 1;
+            }
+        }
+        for (to, spread) in spreads {
+            let wiring = if spread == tiers[to].shards {
+                Wiring::All
+            } else {
+                Wiring::Spread(spread.min(u16::try_from(shards[to]).ok()?))
+            };
+            builder.connect(id, ids[to], wiring).ok()?;
+        }
+    }
+    builder.build().ok()
 }
 
 /// One run of one algorithm on one cluster size.
@@ -160,28 +245,47 @@ struct Row {
     paper: Option<(f64, f64, Option<f64>)>,
 }
 
+/// HCM, then its oracle, on `topology`.
+fn hcm_and_oracle(
+    topology: &Topology,
+    workloads: &[Workload],
+    servers: u32,
+    total: usize,
+) -> (Run, Run) {
+    let label = |name: &str| format!("{name} on {servers} servers");
+    let hcm = deploy(
+        &mut Hcm,
+        topology,
+        workloads,
+        None,
+        &bar(label("hcm"), total),
+    );
+    let oracle = deploy(
+        &mut Oracle,
+        topology,
+        workloads,
+        None,
+        &bar(label("hcm oracle"), total),
+    );
+    (hcm, oracle)
+}
+
 fn main() {
     let options = options();
     let workloads = stream(options.microservices);
     let total: usize = workloads.iter().map(|w| w.dag().len()).sum();
+    if let Some(last) = workloads.last() {
+        println!(
+            "{total} microservices in {} applications, the last {}",
+            workloads.len(),
+            last.dag().name()
+        );
+    }
     let mut rows = Vec::new();
     for &(servers, hcm_ms, annealing_ms, ilp_ms) in &TABLE_6 {
         let topology = Cluster::type2_fat_tree(servers).topology();
         let label = |name: &str| format!("{name} on {servers} servers");
-        let hcm = deploy(
-            &mut Hcm,
-            &topology,
-            &workloads,
-            None,
-            &bar(label("hcm"), total),
-        );
-        let oracle = deploy(
-            &mut Oracle,
-            &topology,
-            &workloads,
-            None,
-            &bar(label("hcm oracle"), total),
-        );
+        let (hcm, oracle) = hcm_and_oracle(&topology, &workloads, servers, total);
         let annealing = deploy(
             &mut Annealing::default(),
             &topology,
@@ -212,17 +316,11 @@ fn main() {
     }
     for &servers in &LARGE {
         let topology = Cluster::type2_fat_tree(servers).topology();
-        let hcm = deploy(
-            &mut Hcm,
-            &topology,
-            &workloads,
-            None,
-            &bar(format!("hcm on {servers} servers"), total),
-        );
+        let (hcm, oracle) = hcm_and_oracle(&topology, &workloads, servers, total);
         rows.push(Row {
             servers,
             hcm,
-            oracle: None,
+            oracle: Some(oracle),
             annealing: None,
             ilp: None,
             paper: None,

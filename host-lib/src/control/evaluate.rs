@@ -294,40 +294,159 @@ mod tests {
     use crate::control::hcm::Hcm;
     use crate::control::ledger::Ledger;
     use crate::control::placement::{commit, Placer};
-    use crate::control::topology::Cluster;
-    use microservices::apps::App;
+    use crate::control::profile::{Pin, Profile};
+    use crate::control::topology::{builtin_server_type, Cluster};
+    use microservices::apps::{App, DagBuilder, Wiring};
+    use microservices::ServiceKind;
 
-    #[test]
-    fn cost_efficiency_follows_the_formula() {
-        // 1000 req/s for a year on a $1000 server drawing 100 W: 876 kWh, $64.21.
-        let e = cost_efficiency(1000.0, 100.0, 1000.0, 1.0);
-        let expected = 1000.0 * YEAR_S / (1000.0 + 876.0 * ELECTRICITY_USD_PER_KWH);
-        assert!((e - expected).abs() / expected < 1e-12);
+    /// `|got - want| <= tolerance * |want|`.
+    fn near(got: f64, want: f64, tolerance: f64) -> bool {
+        (got - want).abs() <= tolerance * want.abs()
     }
 
     #[test]
-    fn scores_are_consistent() {
+    fn cost_efficiency_by_hand() {
+        // 1000 req/s on a $1000 server drawing 100 W. One year: 8760 h x 100 W = 876 kWh,
+        // $64.2108 at $0.0733, so 3.1536e10 requests for $1064.2108: 2.96332e7 req/$.
+        // Five years: 4380 kWh, $321.054, 1.5768e11 requests for $1321.054: 1.19359e8 req/$.
+        assert!(near(
+            cost_efficiency(1000.0, 100.0, 1000.0, 1.0),
+            29_633_226.8,
+            1e-9
+        ));
+        assert!(near(
+            cost_efficiency(1000.0, 100.0, 1000.0, 5.0),
+            119_359_238.9,
+            1e-9
+        ));
+    }
+
+    /// Two Beefy servers in one rack (hosts 0 and 1: 12 beefy cores, 20 Gb/s of ports, 83 W
+    /// idle, 201 W peak, $4500 each), default message costs; `a` (20 us of work per request on
+    /// a beefy core) calls `b` (30 us), 512-byte requests, 100,000 requests/s.
+    fn two_beefy_and_a_pair() -> (Topology, Workload) {
+        let beefy = builtin_server_type("beefy").unwrap();
+        let topology = Cluster::new("2xbeefy", vec![(beefy, 2)]).topology();
+        let mut builder = DagBuilder::new("pair");
+        let a = builder.tier("a", ServiceKind::Nat, 1, 0).unwrap();
+        let b = builder.tier("b", ServiceKind::Count, 1, 0).unwrap();
+        builder.connect(a, b, Wiring::All).unwrap();
+        let profile = |us: f64| Profile {
+            request_bytes: 512.0,
+            core_us: [us, 3.0 * us],
+            memory_gb: 0.0,
+            disk_gb: 0.0,
+            stateful: false,
+            pin: Pin::Any,
+        };
+        let dag = builder.build().unwrap();
+        let workload = Workload::new(dag, vec![profile(20.0), profile(30.0)], 1e5).unwrap();
+        (topology, workload)
+    }
+
+    fn placed(workload: &Workload, topology: &Topology, nodes: [u32; 2]) -> Placement {
+        let mut ledger = Ledger::new(topology);
+        let nodes = nodes.map(ComputeId);
+        commit(workload, topology, &mut ledger, &nodes, "hand", None)
+    }
+
+    #[test]
+    fn a_pair_on_two_hosts_by_hand() {
+        let (topology, workload) = two_beefy_and_a_pair();
+        let score = evaluate(&workload, &topology, &placed(&workload, &topology, [0, 1]));
+        // A network message costs a host 0.4 us (kernel-bypass ring) + 1.06 us (Linux) of
+        // core. `a` on host 0: 2 cores of work, the clients' request and reply (2 x 1.46 us x
+        // 1e5/s = 0.292 cores) and its call to `b` (0.292): 2.584 cores, u = 0.215333.
+        // `b` on host 1: 3 + 0.292 = 3.292 cores, u = 0.274333.
+        assert!(near(score.nodes[0].utilisation, 2.584 / 12.0, 1e-12));
+        assert!(near(score.nodes[1].utilisation, 3.292 / 12.0, 1e-12));
+        assert_eq!(
+            score.nodes.iter().map(|n| n.instances).collect::<Vec<_>>(),
+            [1, 1]
+        );
+        // Bottleneck: host 1's cores at 12 / 3.292e-5 = 364,520.05 req/s (host 0's at
+        // 464,396; host 0's ports carry 2 x 0.4096 Gb/s per 1e5 req/s: 2,441,406).
+        assert_eq!(score.bottleneck, "s1/host cores");
+        assert!(near(score.bottleneck_rps, 364_520.048_6, 1e-9));
+        // Latency: `a`'s 20 us / (1 - 0.215333) = 25.4885; the request to `b`: two hosts in
+        // a rack 10.12 us (ToR round trip 2.208 / 2, plus per host end (16 - 2.208) / 4 +
+        // 1.06), plus 512 bytes on each port (0.2048 us at 20 Gb/s) slowed by its load:
+        // host 0's port at 0.8192 of 20 Gb/s, 0.2048 / 0.95904 = 0.213547; host 1's at
+        // 0.4096, 0.2048 / 0.97952 = 0.209082: 10.542629; the reply the same; `b`'s
+        // 30 / (1 - 0.274333) = 41.341295. In all 25.488530 + 2 x 10.542629 + 41.341295.
+        assert!(near(score.latency_us.unwrap(), 87.915_083, 1e-7));
+        // Power at the offered rate: 83 + 0.215333 x 118 = 108.4093 W and 83 + 0.274333 x
+        // 118 = 115.3713 W.
+        assert!(near(score.power_w, 223.780_667, 1e-8));
+        assert!(near(score.offered_requests_per_joule, 446.866_128, 1e-8));
+        // At the bottleneck host 1 is full (201 W) and host 0 at 2.584e-5 x 364,520.05 / 12
+        // = 0.784933 (175.6221 W): 376.6221 W, 967.867 requests per joule.
+        assert!(near(score.peak_power_w, 376.622_114, 1e-8));
+        assert!(near(score.requests_per_joule, 967.866_822, 1e-8));
+        // Cost efficiency: one year at 376.6221 W is 3299.21 kWh, $241.832; 364,520.05 req/s
+        // x 31,536,000 s over $9241.832 = 1.243856e9 req/$; five years: $1209.16 of power,
+        // 5.629995e9 req/$.
+        assert!(near(score.cost_efficiency_1y, 1.243_855_565e9, 1e-9));
+        assert!(near(score.cost_efficiency_5y, 5.629_994_948e9, 1e-9));
+    }
+
+    #[test]
+    fn a_pair_on_one_host_by_hand() {
+        let (topology, workload) = two_beefy_and_a_pair();
+        let score = evaluate(&workload, &topology, &placed(&workload, &topology, [0, 0]));
+        // Host 0: 5 cores of work, the clients' messages over the network (0.292 cores) and
+        // the call through a shared-memory queue, 0.15 us per message at each end (2 ends x
+        // 2 messages x 0.15 us x 1e5/s = 0.06): 5.352 cores, u = 0.446. Host 1 idles.
+        assert!(near(score.nodes[0].utilisation, 0.446, 1e-12));
+        assert_eq!(score.nodes[1].utilisation, 0.0);
+        assert_eq!(score.nodes[1].power_w, 83.0);
+        // Bottleneck 12 / 5.352e-5 = 224,215.25 req/s, host 0's cores.
+        assert_eq!(score.bottleneck, "s0/host cores");
+        assert!(near(score.bottleneck_rps, 224_215.246_6, 1e-9));
+        // Latency: (20 + 30) us / (1 - 0.446) plus two queue messages of 0.55 us: 91.352708.
+        assert!(near(score.latency_us.unwrap(), 91.352_708, 1e-7));
+        // Power: 83 + 0.446 x 118 + 83 = 218.628 W; at the bottleneck 201 + 83 = 284 W,
+        // 224,215.25 / 284 = 789.490 requests per joule.
+        assert!(near(score.power_w, 218.628, 1e-9));
+        assert!(near(score.peak_power_w, 284.0, 1e-9));
+        assert!(near(score.requests_per_joule, 789.490_305, 1e-8));
+    }
+
+    #[test]
+    fn at_the_bottleneck_rate_the_bottleneck_is_exactly_full() {
         let topology = Cluster::builtin("3xtype1").unwrap().topology();
         let workload = Workload::builtin(App::NfvFin, 100_000.0).unwrap();
         let mut ledger = Ledger::new(&topology);
         let placement = Hcm.place(&workload, &topology, &mut ledger).unwrap();
         let score = evaluate(&workload, &topology, &placement);
         assert_eq!(score.nodes.iter().map(|n| n.instances).sum::<u32>(), 72);
-        // At the bottleneck rate the bottleneck node is exactly full.
         assert!(score.bottleneck_rps > score.offered_rps);
+        let (label, what) = score.bottleneck.split_once(' ').unwrap();
+        assert_eq!(what, "cores", "{}", score.bottleneck);
+        // Offered the bottleneck rate, that node is exactly full and none is over.
+        let at_peak = workload.with_rate(score.bottleneck_rps).unwrap();
+        let full = evaluate(&at_peak, &topology, &placement);
+        let node = full.nodes.iter().find(|n| n.label == label).unwrap();
+        assert!(near(node.utilisation, 1.0, 1e-9), "{}", node.utilisation);
+        assert!(full.nodes.iter().all(|n| n.utilisation <= 1.0 + 1e-9));
+        assert!(near(full.power_w, score.peak_power_w, 1e-9));
+        assert!(near(full.bottleneck_rps, score.bottleneck_rps, 1e-9));
+        // Every node is at least idle, and busier at the bottleneck than at the offered rate.
         let idle: f64 = topology.nodes().iter().map(|n| n.spec.idle_w).sum();
         assert!(score.power_w > idle && score.peak_power_w > score.power_w);
-        assert!(
-            (score.requests_per_joule - score.bottleneck_rps / score.peak_power_w).abs() < 1e-9
-        );
         assert!(score.cost_efficiency_5y > score.cost_efficiency_1y);
-        let latency = score.latency_us.unwrap();
-        assert!(latency > 0.0);
+    }
+
+    #[test]
+    fn latency_grows_with_load_until_overload() {
+        let topology = Cluster::builtin("3xtype1").unwrap().topology();
+        let workload = Workload::builtin(App::NfvFin, 100_000.0).unwrap();
         // Everything on one NIC: queueing grows with the rate until the NIC is overloaded.
         let crowded = vec![ComputeId(1); workload.dag().len()];
         let mut scratch = Ledger::new(&topology);
         let crowded = commit(&workload, &topology, &mut scratch, &crowded, "test", None);
         let light = evaluate(&workload, &topology, &crowded).latency_us.unwrap();
+        assert!(light > 0.0);
         let busier = workload.with_rate(300_000.0).unwrap();
         assert!(evaluate(&busier, &topology, &crowded).latency_us.unwrap() > light);
         let heavy = workload.with_rate(1e6).unwrap();

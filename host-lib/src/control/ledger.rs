@@ -132,18 +132,7 @@ impl Ledger {
         let free = &self.free[n.index()];
         let capacity = &self.capacity[n.index()];
         (0..RESOURCES)
-            .map(|r| {
-                let over = demand[r] - free[r];
-                if over <= EPSILON {
-                    0.0
-                } else if capacity[r] > 0.0 {
-                    over / capacity[r]
-                } else {
-                    // A resource the node does not have at all: as bad as a whole capacity
-                    // short, plus the amount.
-                    1.0 + over
-                }
-            })
+            .map(|r| miss(demand[r] - free[r], capacity[r]))
             .sum()
     }
 
@@ -231,24 +220,21 @@ impl Ledger {
             .iter()
             .map(|(target, amounts)| match *target {
                 Target::Node(m) if m == n => self.shortfall(m, amounts),
-                Target::Node(m) => Resource::ALL
-                    .iter()
-                    .filter(|r| amounts[r.index()] > EPSILON)
-                    .map(|r| {
-                        let mut one = [0.0; RESOURCES];
-                        one[r.index()] = amounts[r.index()];
-                        self.shortfall(m, &one)
-                    })
-                    .sum(),
+                // Only what the increases miss: a resource this instance adds nothing to
+                // does not count, however overcommitted it already is.
+                Target::Node(m) => {
+                    let (free, capacity) = (&self.free[m.index()], &self.capacity[m.index()]);
+                    (0..RESOURCES)
+                        .filter(|&r| amounts[r] > EPSILON)
+                        .map(|r| miss(amounts[r] - free[r], capacity[r]))
+                        .sum()
+                }
                 Target::Uplink(u) => {
-                    let capacity = self.uplink_capacity[u as usize];
-                    let over = amounts[Resource::Bandwidth.index()] - self.uplink_free(u);
-                    if over <= EPSILON || amounts[Resource::Bandwidth.index()] <= EPSILON {
+                    let need = amounts[Resource::Bandwidth.index()];
+                    if need <= EPSILON {
                         0.0
-                    } else if capacity > 0.0 {
-                        over / capacity
                     } else {
-                        1.0 + over
+                        miss(need - self.uplink_free(u), self.uplink_capacity[u as usize])
                     }
                 }
             })
@@ -297,6 +283,19 @@ impl Ledger {
     }
 }
 
+/// What an amount `over` beyond what is free misses, as a fraction of `capacity` (0 when it
+/// is not beyond); a resource the node does not have at all misses a whole capacity plus the
+/// amount.
+fn miss(over: f64, capacity: f64) -> f64 {
+    if over <= EPSILON {
+        0.0
+    } else if capacity > 0.0 {
+        over / capacity
+    } else {
+        1.0 + over
+    }
+}
+
 /// Whether `demand` fits in `free`.
 pub fn fits(free: &Amounts, demand: &Amounts) -> bool {
     free.iter().zip(demand).all(|(f, d)| *d <= *f + EPSILON)
@@ -326,5 +325,34 @@ mod tests {
         ledger.release(nic, &demand);
         assert_eq!(ledger.instances(nic), 1);
         assert!(ledger.fits(nic, &demand));
+    }
+
+    #[test]
+    fn elsewhere_only_what_the_instance_adds_misses() {
+        // 3xType1: host 0 and NIC 1 (12 cores, 20 Gb/s of ports). NIC 1 is 6 cores over.
+        let topo = Cluster::builtin("3xtype1").unwrap().topology();
+        let mut ledger = Ledger::new(&topo);
+        let (host, nic) = (ComputeId(0), ComputeId(1));
+        ledger.take(nic, &[18.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        // An instance on the host that loads NIC 1's ports with 25 Gb/s: NIC 1 misses 5 Gb/s
+        // of 20 (0.25), and its cores, to which the instance adds nothing, do not count.
+        let mut changes = ChangeSet::new();
+        changes.add_cores(host, 1.0);
+        changes.add(Target::Node(nic), Resource::Bandwidth, 25.0);
+        assert!((ledger.shortfall_of(host, &changes) - 0.25).abs() < 1e-12);
+        assert_eq!(
+            ledger.shortfalls_of(host, &changes),
+            [(Target::Node(nic), Resource::Bandwidth)]
+        );
+        // Adding 1 core there too misses 7 of 12 cores (its outstanding requests, of which
+        // none were taken, still fit).
+        changes.add_cores(nic, 1.0);
+        let want = 0.25 + 7.0 / 12.0;
+        assert!((ledger.shortfall_of(host, &changes) - want).abs() < 1e-12);
+        // On the instance's own node an overcommitted resource counts even if it adds none:
+        // half a GB of memory fits, the 6 cores over (of 12) count.
+        let mut on_nic = ChangeSet::new();
+        on_nic.add(Target::Node(nic), Resource::Memory, 0.5);
+        assert!((ledger.shortfall_of(nic, &on_nic) - 0.5).abs() < 1e-12);
     }
 }

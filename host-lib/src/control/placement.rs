@@ -29,6 +29,18 @@ pub enum Breach {
     FaultDomain(NodeId),
 }
 
+impl Breach {
+    /// The breach of an instance placed on `n` whose booking overcommits `resource` of
+    /// `target`.
+    pub fn of_shortfall(n: ComputeId, (target, resource): (Target, Resource)) -> Breach {
+        match target {
+            Target::Node(m) if m == n => Breach::Resource(resource),
+            Target::Node(m) => Breach::Remote(m, resource),
+            Target::Uplink(u) => Breach::Uplink(u),
+        }
+    }
+}
+
 impl fmt::Display for Breach {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -252,11 +264,7 @@ impl<'a> Deployment<'a> {
             .ledger
             .shortfalls_of(n, &changes)
             .into_iter()
-            .map(|(target, resource)| match target {
-                Target::Node(m) if m == n => Breach::Resource(resource),
-                Target::Node(m) => Breach::Remote(m, resource),
-                Target::Uplink(u) => Breach::Uplink(u),
-            })
+            .map(|shortfall| Breach::of_shortfall(n, shortfall))
             .collect();
         let pin = self.workload.pin(v);
         if !pin.allows(spec.kind) {

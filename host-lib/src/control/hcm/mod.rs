@@ -1,7 +1,7 @@
 //! HCM, E3's hierarchical communication-aware placement (paper section 3.3, Algorithm 1): the
 //! breadth-first walk, and the fast searches it uses at datacenter scale.
 //!
-//! The walk ([`traverse`]) starts from the DAG's source nodes. A node not yet deployed gets the
+//! The walk (`traverse`) starts from the DAG's source nodes. A node not yet deployed gets the
 //! first computing node that fits it (first fit, communication ignored; when nothing fits, the
 //! node closest to fitting, reported as a violation). Each direct descendant not yet deployed
 //! is then placed by walking the levels of its parent's hierarchical topology, closest first,
@@ -13,10 +13,10 @@
 //! node would leave its earlier resources behind). We place every node once, next to the first
 //! parent the breadth-first walk reaches it from, and enqueue it once.
 //!
-//! Two implementations of the searches share the walk: [`oracle::Oracle`] builds each
-//! hierarchical topology as lists and scans every node, as the paper describes; [`Fast`] walks
-//! the levels as ranges of the topology and prunes them with the ledger's index, and must give
-//! the same placement (a property test checks it).
+//! [`Fast`] walks the levels as ranges of the topology and prunes them with the ledger's index.
+//! [`oracle::Oracle`] is Algorithm 1 written out again on its own (its own walk, full scans of
+//! lists, its own bookkeeping); the two must give the same placement (a property test checks
+//! it).
 
 pub mod oracle;
 
@@ -33,25 +33,9 @@ use super::profile::Pin;
 use super::topology::{ComputeId, CoreClass, NodeKind, Topology};
 use super::workload::{Amounts, Workload};
 
-/// The searches Algorithm 1 calls.
-pub trait Search {
-    /// `find_first_fit`: the first node that fits `v`, or the one closest to fitting.
-    fn first_fit(&self, deployment: &Deployment<'_>, v: NodeId) -> ComputeId;
-
-    /// `find_best_fit` over the nodes at `level` from `parent`: the fitting node with the
-    /// least left over, ties to the lowest index.
-    fn best_fit(
-        &self,
-        deployment: &Deployment<'_>,
-        v: NodeId,
-        parent: ComputeId,
-        level: Level,
-    ) -> Option<ComputeId>;
-}
-
 /// `MS_PLACE`: the best fit in the closest level that has one, else first fit.
-pub fn place_near(
-    search: &impl Search,
+fn place_near(
+    search: &Fast<'_>,
     deployment: &Deployment<'_>,
     w: NodeId,
     parent: ComputeId,
@@ -63,8 +47,8 @@ pub fn place_near(
 }
 
 /// `MS_DAG_TRAVERSE`: the breadth-first walk from the source nodes.
-pub fn traverse(
-    search: &impl Search,
+fn traverse(
+    search: &Fast<'_>,
     name: &'static str,
     workload: &Workload,
     topology: &Topology,
@@ -176,8 +160,9 @@ impl<'t> Fast<'t> {
     }
 }
 
-impl Search for Fast<'_> {
-    fn first_fit(&self, deployment: &Deployment<'_>, v: NodeId) -> ComputeId {
+impl Fast<'_> {
+    /// `find_first_fit`: the first node that fits `v`, or the one closest to fitting.
+    pub fn first_fit(&self, deployment: &Deployment<'_>, v: NodeId) -> ComputeId {
         let (lower, kinds) = Self::key(deployment.workload(), v);
         let mut found = None;
         deployment.ledger().index().for_each_candidate(
@@ -207,7 +192,9 @@ impl Search for Fast<'_> {
         found.unwrap_or_else(|| deployment.closest(v))
     }
 
-    fn best_fit(
+    /// `find_best_fit` over the nodes at `level` from `parent`: the fitting node with the
+    /// least left over, ties to the lowest index.
+    pub fn best_fit(
         &self,
         deployment: &Deployment<'_>,
         v: NodeId,

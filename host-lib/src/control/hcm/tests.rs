@@ -1,7 +1,7 @@
 //! HCM on small hand-built topologies where the answer is known level by level, and the fast
 //! searches against the oracle on random DAGs and clusters.
 
-use microservices::apps::{DagBuilder, NodeId, Wiring};
+use microservices::apps::{Dag, DagBuilder, NodeId, Wiring};
 use microservices::ServiceKind;
 use proptest::prelude::*;
 
@@ -61,6 +61,11 @@ fn place(workload: &Workload, topology: &Topology, cores_left: &[(u32, f64)]) ->
         let taken = ledger.capacity(n)[0] - left;
         ledger.take(n, &[taken, 0.0, 0.0, 0.0, 0.0, 0.0]);
     }
+    place_on(workload, topology, ledger)
+}
+
+/// Runs both HCMs from `ledger`, checks they agree, and returns the placement.
+fn place_on(workload: &Workload, topology: &Topology, mut ledger: Ledger) -> Placement {
     let mut oracle_ledger = ledger.clone();
     let fast = Hcm.place(workload, topology, &mut ledger).unwrap();
     let oracle = Oracle
@@ -171,6 +176,17 @@ fn pins_are_respected() {
     assert!(placement.violations.is_empty());
 }
 
+/// The built-in profile of every tier of `dag`, pinned to SmartNICs.
+fn nic_pinned(dag: &Dag) -> Vec<Profile> {
+    dag.tiers()
+        .iter()
+        .map(|t| Profile {
+            pin: Pin::Nic,
+            ..builtin_profile(t.kind)
+        })
+        .collect()
+}
+
 #[test]
 fn messages_are_priced_where_they_land() {
     // NIC-pinned `a` (NAT) calls `b` (Count) at 100,000 calls/s, default message costs. `a`
@@ -185,14 +201,7 @@ fn messages_are_priced_where_they_land() {
     let b = builder.tier("b", ServiceKind::Count, 1, 0).unwrap();
     builder.connect(a, b, Wiring::All).unwrap();
     let dag = builder.build().unwrap();
-    let profiles: Vec<Profile> = dag
-        .tiers()
-        .iter()
-        .map(|t| Profile {
-            pin: Pin::Nic,
-            ..builtin_profile(t.kind)
-        })
-        .collect();
+    let profiles = nic_pinned(&dag);
     let rate = 1e5;
     let w = Workload::new(dag, profiles.clone(), rate).unwrap();
     let network = topology.network();
@@ -221,6 +230,62 @@ fn messages_are_priced_where_they_land() {
         (left - (a_total + left_after_a - exact)).abs() < 1e-9,
         "{left}"
     );
+}
+
+#[test]
+fn a_source_goes_where_releasing_its_peers_bookings_makes_room() {
+    // Sources `a` and `c` (IPsec) both call five tiers `b1`..`b5` (Count), all NIC-pinned, with
+    // the default message costs. `a` takes the first NIC (node 1) and the `b`s join it, each
+    // booking its call from `c` as a provisional network end. Placing `c` on node 1 then turns
+    // five network ends into queue messages: its booking there is its own demand plus the
+    // clients' network end less five times (network end - two queue ends), below its own
+    // demand on either core class (IPsec: fewer cores on a NIC). Node 1 is left with room
+    // between the two: the fast search, which prunes with the own demand, must find node 1
+    // among the release sites, as the oracle's scan does.
+    let topology = Cluster::builtin("3xtype1").unwrap().topology();
+    let mut builder = DagBuilder::new("fan-in");
+    let a = builder.tier("a", ServiceKind::IpSec, 1, 0).unwrap();
+    let c = builder.tier("c", ServiceKind::IpSec, 1, 0).unwrap();
+    for i in 1..=5 {
+        let b = builder
+            .tier(format!("b{i}"), ServiceKind::Count, 1, 0)
+            .unwrap();
+        builder.connect(a, b, Wiring::All).unwrap();
+        builder.connect(c, b, Wiring::All).unwrap();
+    }
+    let dag = builder.build().unwrap();
+    let profiles = nic_pinned(&dag);
+    let w = Workload::new(dag, profiles, 2e5).unwrap();
+    let (a, c) = (NodeId(0), NodeId(1));
+    assert_eq!(w.dag().sources().collect::<Vec<_>>(), [a, c]);
+    let nic = ComputeId(1);
+    let outstanding = crate::control::workload::Resource::Outstanding.index();
+    // What `a` and the `b`s book on node 1, placed in the walk's order.
+    let mut placed = vec![None; w.dag().len()];
+    let mut booked = 0.0;
+    let mut changes = crate::control::charges::ChangeSet::new();
+    for v in [0, 2, 3, 4, 5, 6].map(NodeId) {
+        let at = |u: NodeId| placed[u.index()];
+        crate::control::charges::placement_changes(&w, &topology, v, nic, at, &mut changes);
+        booked += changes.on(nic)[outstanding];
+        placed[v.index()] = Some(nic);
+    }
+    let at = |u: NodeId| placed[u.index()];
+    crate::control::charges::placement_changes(&w, &topology, c, nic, at, &mut changes);
+    let c_change = changes.on(nic)[outstanding];
+    let c_own = [CoreClass::Beefy, CoreClass::Wimpy]
+        .map(|class| w.demand_on(c, class)[outstanding])
+        .into_iter()
+        .fold(f64::INFINITY, f64::min);
+    assert!(c_change < c_own, "{c_change} {c_own}");
+    // Busy cores beforehand so that node 1 has (c_change + c_own) / 2 left after the `b`s.
+    let mut ledger = Ledger::new(&topology);
+    let capacity = ledger.capacity(nic)[outstanding];
+    let taken = capacity - booked - (c_change + c_own) / 2.0;
+    ledger.take(nic, &[taken, 0.0, 0.0, 0.0, 0.0, taken]);
+    let placement = place_on(&w, &topology, ledger);
+    assert_eq!(nodes(&placement), [1; 7]);
+    assert!(placement.violations.is_empty());
 }
 
 /// A random DAG: up to five tiers of random services, shards and backups, each tier calling
@@ -284,16 +349,24 @@ fn arbitrary_topology() -> impl Strategy<Value = Topology> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn fast_hcm_equals_the_oracle(
         workloads in prop::collection::vec(arbitrary_workload(), 1..4),
         topology in arbitrary_topology(),
+        preload in prop::collection::vec((any::<prop::sample::Index>(), 0.0..1.0f64), 0..6),
     ) {
-        // Several applications one after another on the same ledger, as a cluster fills.
+        // Some nodes partly busy beforehand (a share of their cores), so that nodes run
+        // nearly full, then several applications one after another on the same ledger, as a
+        // cluster fills.
         let mut fast_ledger = Ledger::new(&topology);
-        let mut oracle_ledger = Ledger::new(&topology);
+        for (node, share) in &preload {
+            let n = ComputeId(node.index(topology.len()) as u32);
+            let cores = share * fast_ledger.capacity(n)[0];
+            fast_ledger.take(n, &[cores, 0.0, 0.0, 0.0, 0.0, cores]);
+        }
+        let mut oracle_ledger = fast_ledger.clone();
         for workload in &workloads {
             let fast = Hcm.place(workload, &topology, &mut fast_ledger).unwrap();
             let oracle = Oracle.place(workload, &topology, &mut oracle_ledger).unwrap();

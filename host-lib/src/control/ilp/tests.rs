@@ -3,9 +3,10 @@
 //! servers), and under a time limit that runs out.
 
 use super::*;
+use crate::control::placement::Breach;
 use crate::control::topology::Cluster;
 use crate::control::workload::nat_calls_count;
-use microservices::apps::App;
+use microservices::apps::{App, NodeId};
 
 #[test]
 fn never_worse_than_its_greedy_start() {
@@ -146,4 +147,87 @@ fn a_limit_that_runs_out_returns_the_greedy_start() {
     assert!(note.contains("building"), "{note}");
     let start = greedy(&ilp.model, &workload, &topology, &before);
     assert_eq!(placement.nodes, start);
+}
+
+#[test]
+fn a_limit_that_stops_cbc_returns_its_incumbent() {
+    // IoT-TS (108 nodes, backups, host-only SQL) on 3xType1 at 30% of nominal capacity: 648
+    // assignment variables and their products, which CBC does not solve to optimality in
+    // seconds (e3 report's 10 s limits are all hit). Building takes a fraction of the 3 s,
+    // so the limit stops CBC itself.
+    let topology = Cluster::builtin("3xtype1").unwrap().topology();
+    let mut ledger = Ledger::new(&topology);
+    let before = ledger.clone();
+    let unit = Workload::builtin(App::IotTs, 1.0).unwrap();
+    let rate = 0.3 * crate::control::evaluate::nominal_rps(&unit, &topology);
+    let workload = unit.with_rate(rate).unwrap();
+    let mut ilp = Ilp {
+        time_limit: Duration::from_secs(3),
+        ..Ilp::default()
+    };
+    let placement = ilp.place(&workload, &topology, &mut ledger).unwrap();
+    let note = placement.stopped_early.clone().expect("the limit was hit");
+    assert!(
+        note.starts_with("time limit hit: the 3s limit stopped CBC; this is its best incumbent"),
+        "{note}"
+    );
+    // No worse than the greedy start, by the annealer's own cost.
+    let start = greedy(&ilp.model, &workload, &topology, &before);
+    let cost =
+        |nodes: &[ComputeId]| assignment_cost(&ilp.model, &workload, &topology, &before, nodes);
+    assert!(
+        cost(&placement.nodes) <= cost(&start) + 1e-6,
+        "{} vs {}",
+        cost(&placement.nodes),
+        cost(&start)
+    );
+    // A valid placement: every DAG node on a node of the cluster, and every node or uplink
+    // the ledger shows overcommitted is named by a reported violation, as is every broken
+    // pin and fault domain.
+    assert_eq!(placement.nodes.len(), workload.dag().len());
+    assert!(placement.nodes.iter().all(|n| n.index() < topology.len()));
+    let reported = |n: ComputeId| {
+        placement.violations.iter().any(|v| {
+            v.on == n
+                || v.breaches
+                    .iter()
+                    .any(|b| matches!(b, Breach::Remote(m, _) if *m == n))
+        })
+    };
+    for n in (0..topology.len() as u32).map(ComputeId) {
+        let over = ledger.free(n).iter().any(|f| *f < -EPSILON);
+        assert!(
+            !over || reported(n),
+            "node {} overcommitted unreported",
+            n.0
+        );
+    }
+    for u in 0..ledger.uplink_count() as u32 {
+        let over = ledger.uplink_used(u) > ledger.uplink_capacity(u) + EPSILON;
+        let named = placement
+            .violations
+            .iter()
+            .any(|v| v.breaches.contains(&Breach::Uplink(u)));
+        assert!(!over || named, "uplink {u} overcommitted unreported");
+    }
+    let breaks = |v: NodeId, breach: Breach| {
+        placement
+            .violations
+            .iter()
+            .any(|x| x.node == v && x.breaches.contains(&breach))
+    };
+    let server = |v: NodeId| topology.node(placement.node_of(v)).server;
+    for v in workload.dag().node_ids() {
+        let pin = workload.pin(v);
+        if !pin.allows(topology.node(placement.node_of(v)).spec.kind) {
+            assert!(breaks(v, Breach::Pin(pin)), "node {} pinned away", v.0);
+        }
+        for p in workload
+            .replica_peers(v)
+            .filter(|&p| server(p) == server(v))
+        {
+            let named = breaks(v, Breach::FaultDomain(p)) || breaks(p, Breach::FaultDomain(v));
+            assert!(named, "nodes {} and {} share a server unreported", v.0, p.0);
+        }
+    }
 }
