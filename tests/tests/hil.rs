@@ -83,6 +83,8 @@ const KVS_PORT: u16 = 7000;
 const COUNT_PORT: u16 = 7001;
 /// How long a reply may take.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a test waits to be sure no answer comes (replies take milliseconds).
+const NO_ANSWER_WAIT: Duration = Duration::from_secs(3);
 
 fn config(nic_ip: [u8; 4]) -> BootConfig {
     let mut services = heapless::Vec::new();
@@ -346,7 +348,7 @@ fn a_cpu_fault_is_reported_and_stops_the_board() {
 fn kvs_on_the_nic_serves_put_then_get() {
     scenario(SCENARIO_LIMIT, || {
         let mut rack = rack("hil-kvs");
-        rack.boot(plan([10, 0, 0, 2], 1)).unwrap();
+        rack.boot(plan([10, 0, 0, 2], 2)).unwrap();
         let client = client(7, 5000);
         let kvs_server = server(&rack, 0, 0, KVS_PORT);
         let ask = |request: &[u8]| ask(&rack, 0, client, kvs_server, request);
@@ -370,6 +372,54 @@ fn kvs_on_the_nic_serves_put_then_get() {
 
         let missing = ask(&kvs::get(b"rack-43"));
         assert_eq!(missing.payload, [ServiceError::NotFound.code()]);
+
+        // The second port has its own MAC: a GET through it is answered from that MAC, out of
+        // the same store; a frame on port 1 addressed to port 0's MAC is dropped and counted.
+        let via_port_1 = server(&rack, 0, 1, KVS_PORT);
+        assert_ne!(via_port_1.mac, kvs_server.mac, "each port has its own MAC");
+        let get = rack
+            .exchange(
+                0,
+                1,
+                client,
+                via_port_1,
+                &kvs::get(b"rack-42"),
+                REPLY_TIMEOUT,
+            )
+            .unwrap()
+            .unwrap_or_else(|| {
+                panic!(
+                    "no reply on port 1; UART:\n{}",
+                    rack.nics[0].nic.transcript()
+                )
+            });
+        assert_eq!(
+            get.payload, expected,
+            "the same store answers on either port"
+        );
+        assert_eq!(
+            get.source_mac, via_port_1.mac,
+            "port 1 answers from its own MAC"
+        );
+        let wrong_mac = rack
+            .exchange(
+                0,
+                1,
+                client,
+                kvs_server,
+                &kvs::get(b"rack-42"),
+                NO_ANSWER_WAIT,
+            )
+            .unwrap();
+        assert!(
+            wrong_mac.is_none(),
+            "port 1 answered a frame for port 0's MAC"
+        );
+        let counters = counters_where(&rack.nics[0].nic, |c| {
+            c.dropped(&DropReason::NotOurMac) >= 1 && c.total("port1_rx") >= 2
+        });
+        assert_eq!(counters.dropped(&DropReason::NotOurMac), 1, "{counters:?}");
+        assert_eq!(counters.total("served"), 4, "{counters:?}");
     });
 }
 
@@ -752,7 +802,7 @@ fn two_nics_share_the_host_by_ecmp_and_survive_one_stopping() {
                 client(22, 7777),
                 (Ipv4Address(ips[1]), KVS_PORT),
                 &kvs::get(b"flow-0"),
-                Duration::from_secs(3),
+                NO_ANSWER_WAIT,
             )
             .unwrap();
         assert_eq!(lost.forwarded, Forwarded::LinkDown);
@@ -775,7 +825,7 @@ fn two_nics_share_the_host_by_ecmp_and_survive_one_stopping() {
                     port: KVS_PORT,
                 },
                 &kvs::get(b"flow-0"),
-                Duration::from_secs(3),
+                NO_ANSWER_WAIT,
             )
             .unwrap();
         assert!(
