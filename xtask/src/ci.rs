@@ -49,7 +49,7 @@ pub fn run(args: Args) -> Result<()> {
                 .args(["test", "--package", "pcie-channel", "--test", "loom_ring"]),
         )
     })?;
-    step("firmware cross-build, every board", || {
+    step("firmware cross-build, every board, no_std crates", || {
         toolchain::ensure_firmware_target()?;
         // qemu-virt last: the image the HIL step boots is then the one built last.
         for board in [Board::Bluefield, Board::Liquidio3, Board::QemuVirt] {
@@ -71,6 +71,21 @@ pub fn run(args: Args) -> Result<()> {
                 clippy.args(["--features", feature]);
             }
             run_checked(clippy.args(["--", "-D", "warnings"]))?;
+        }
+        // The shared crates as the firmware takes them (no_std, no default features), linted
+        // on their own: the workspace clippy above sees them only with `std` on.
+        for package in ["pcie-channel", "microservices"] {
+            run_checked(cargo().args([
+                "clippy",
+                "--package",
+                package,
+                "--no-default-features",
+                "--target",
+                FIRMWARE_TARGET,
+                "--",
+                "-D",
+                "warnings",
+            ]))?;
         }
         Ok(())
     })?;
