@@ -11,7 +11,8 @@
 //! 4. runs a burst of its own queue to completion (or, idle, of the busiest queue): demux,
 //!    then ARP, ICMP echo, the host path, the agent or a counted drop at once, and the requests
 //!    for local services service by service (one lock hold and two cycle-counter reads per
-//!    service per burst), each response written straight into the buffer of its reply;
+//!    service per burst), each response written straight into its request's buffer, where its
+//!    reply is built;
 //! 5. hands every frame it built to its port, one port call per port.
 //!
 //! After [`Runtime::new`] nothing allocates: frames and replies live in the pool, every queue
@@ -31,7 +32,7 @@ use crate::demux::{self, Addresses, Datagram, Verdict};
 use crate::neighbours::{LastLearned, Neighbours, NextHop};
 use crate::platform::{Board, DatagramMeta, Devices, Endpoint, HostPath, HostPathError, Port};
 use crate::service_table::{Route, ServiceTable, TableError};
-use crate::tm::pool::{FramePool, FrameToken, FRAME_CAPACITY};
+use crate::tm::pool::{reply_offset, FramePool, FrameToken, FRAME_CAPACITY};
 use crate::tm::steering::{self, Steering};
 use crate::tm::{Descriptor, TrafficManager, BURST, QUEUE_DEPTH};
 use crate::wire::{
@@ -175,8 +176,8 @@ pub const PARKING: usize = 256;
 
 /// The frame buffers a runtime of `cores` cores and `ports` ports can hold at once, which is
 /// the least `Config::frames` it starts with, so that no core ever waits for a buffer: per
-/// core its queue, its cache (two bursts), its batch, the replies of its batch and the buffer
-/// it builds in; per port a held-back burst; and the parking queue.
+/// core its queue, its cache (two bursts), its batch, the answers of its batch built in fresh
+/// buffers and the buffer it builds in; per port a held-back burst; and the parking queue.
 pub const fn frames_needed(cores: usize, ports: usize) -> usize {
     cores * (QUEUE_DEPTH + 4 * BURST + 1) + ports * BURST + PARKING
 }
@@ -353,30 +354,26 @@ pub struct Core<'r, B: Board> {
     learned: LastLearned,
 }
 
-/// A frame built for a port and not yet handed to it.
+/// A frame built for a port and not yet handed to it: `len` bytes from `start` of its buffer.
 struct Outgoing {
     frame: FrameToken,
+    start: u16,
     len: u16,
     port: u8,
 }
 
-/// A request for a local service, waiting for its service's turn in the batch.
+/// A request for a local service, waiting for its service's turn in the batch. Its reply is
+/// built in the same buffer, after the request ([`reply_offset`]), with the addressing read
+/// back from the request's headers.
 struct Call {
     /// The request frame.
     request: Descriptor,
-    /// The buffer its reply is built in.
-    reply: FrameToken,
     slot: u16,
     /// Where the UDP data lies in the request frame.
     payload: (u16, u16),
     /// The UDP data length of the reply (a response or an error response); `None` when the
     /// service was gone by the time its turn came.
     answered: Option<u16>,
-    /// Who sent the request (its reply goes back there, from `service`).
-    client_mac: MacAddress,
-    client: Endpoint,
-    /// The service's port on the NIC IP.
-    service: u16,
 }
 
 impl<B: Board> Drop for Core<'_, B> {
@@ -385,7 +382,6 @@ impl<B: Board> Drop for Core<'_, B> {
         let pool = &self.runtime.pool;
         for call in core::mem::take(&mut self.calls) {
             pool.give(call.request.frame);
-            pool.give(call.reply);
         }
         while let Some(descriptor) = self.batch.pop_front() {
             pool.give(descriptor.frame);
@@ -571,7 +567,7 @@ impl<'r, B: Board> Core<'r, B> {
                 .iter_mut()
                 .rev()
                 .take(room)
-                .map(|token| &mut runtime.pool.bytes_mut(token)[..])
+                .map(|token| &mut runtime.pool.bytes_mut(token)[..FRAME_CAPACITY])
                 .collect();
             let received = port
                 .device
@@ -633,12 +629,14 @@ impl<'r, B: Board> Core<'r, B> {
     /// runs the service requests service by service, then queues their replies in order.
     fn run_to_completion(&mut self) -> usize {
         let runtime = self.runtime;
-        // Every frame of the batch takes at most one buffer from the cache (its reply): take
-        // no more frames than the cache holds, so that none waits for a buffer.
-        let room = self.top_up().min(BURST);
-        runtime.tm.pull(self.id, &mut self.batch, room);
+        // A frame of the batch takes at most one buffer (for an answer of the runtime's own:
+        // a service's reply is built in its request's buffer), from the cache or, when that
+        // runs dry, from the pool, which `frames_needed` sizes for a batch of such answers.
+        // Topping the cache up here instead would make every poll take a burst from the pool
+        // and give one back.
+        runtime.tm.pull(self.id, &mut self.batch, BURST);
         if self.batch.is_empty() {
-            let stolen = runtime.tm.steal(self.id, &mut self.batch, room);
+            let stolen = runtime.tm.steal(self.id, &mut self.batch, BURST);
             self.counters().stolen.add(stolen as u64);
         }
         let done = self.batch.len();
@@ -677,13 +675,7 @@ impl<'r, B: Board> Core<'r, B> {
                 Disposition::Park => return self.park(descriptor),
                 Disposition::Call(slot) => {
                     let payload = offset_in(frame, datagram.payload);
-                    let addressing: Datagram<'static> = Datagram {
-                        payload: &[],
-                        source_mac: datagram.source_mac,
-                        source: datagram.source,
-                        destination: datagram.destination,
-                    };
-                    return self.defer_call(descriptor, slot, &addressing, payload);
+                    return self.defer_call(descriptor, slot, payload);
                 }
             },
             Ok(Verdict::Host(ref datagram)) => self.forward_to_host(port, datagram),
@@ -773,36 +765,19 @@ impl<'r, B: Board> Core<'r, B> {
         Disposition::Done
     }
 
-    /// Sets a request aside for its service's turn, with a buffer for its reply.
-    fn defer_call(
-        &mut self,
-        request: Descriptor,
-        slot: usize,
-        datagram: &Datagram<'_>,
-        payload: (u16, u16),
-    ) {
+    /// Sets a request aside for its service's turn.
+    fn defer_call(&mut self, request: Descriptor, slot: usize, payload: (u16, u16)) {
         if self.calls.is_full() {
             self.run_calls();
         }
-        let Some(reply) = self.take_buffer() else {
-            // Not reached while the pool is sized as `Runtime::new` demands.
-            self.counters().drop(DropReason::NoBuffer);
-            self.release(request.frame);
-            return;
-        };
         let call = Call {
             request,
-            reply,
             slot: slot as u16,
             payload,
             answered: None,
-            client_mac: datagram.source_mac,
-            client: datagram.source,
-            service: datagram.destination.port,
         };
         if let Err(call) = self.calls.push(call) {
             self.release(call.request.frame);
-            self.release(call.reply);
         }
     }
 
@@ -850,11 +825,11 @@ impl<'r, B: Board> Core<'r, B> {
                     continue;
                 }
                 let (start, len) = (usize::from(call.payload.0), usize::from(call.payload.1));
-                let bytes = runtime.pool.bytes(&call.request.frame);
-                let request = bytes.get(start..start + len).unwrap_or_default();
-                let response = runtime
-                    .pool
-                    .bytes_mut(&mut call.reply)
+                let at = reply_offset(usize::from(call.request.len));
+                let buffer = runtime.pool.bytes_mut(&mut call.request.frame);
+                let (request, response) = buffer.split_at_mut_checked(at).unwrap_or_default();
+                let request = request.get(start..start + len).unwrap_or_default();
+                let response = response
                     .get_mut(UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + MAX_UDP_PAYLOAD)
                     .unwrap_or_default();
                 let len = match service.handle(&mut context, request, response) {
@@ -879,41 +854,45 @@ impl<'r, B: Board> Core<'r, B> {
         mine
     }
 
-    /// Builds and queues the reply of a request that has run; gives its request buffer back.
+    /// Writes the headers of the reply to a request that has run in front of its response
+    /// (in the request's buffer, after the request) and queues it.
     fn reply(&mut self, call: Call) {
         let Call {
             request,
-            mut reply,
+            payload,
             answered,
-            client_mac,
-            client,
-            service,
             ..
         } = call;
-        let port = usize::from(request.port);
-        self.release(request.frame);
-        let Some(len) = answered else {
+        let Descriptor {
+            mut frame,
+            len,
+            port,
+        } = request;
+        let port = usize::from(port);
+        let Some(answer) = answered else {
             // The service was removed between the route lookup and its turn.
             self.counters().drop(DropReason::PortClosed);
-            self.release(reply);
+            self.release(frame);
             return;
         };
-        let repr = UdpFrameRepr {
-            source_mac: self.port_mac(port),
-            destination_mac: client_mac,
-            source: self.runtime.addresses.nic_ip,
-            destination: client.ip,
-            udp: UdpRepr {
-                source_port: service,
-                destination_port: client.port,
-            },
+        let at = reply_offset(usize::from(len));
+        let source_mac = self.port_mac(port);
+        let udp_offset = usize::from(payload.0).wrapping_sub(udp::HEADER_LEN);
+        let buffer = self.runtime.pool.bytes_mut(&mut frame);
+        let (request, reply) = buffer.split_at_mut_checked(at).unwrap_or_default();
+        // The request was parsed as a UDP datagram with its data at `payload`: its headers
+        // are there.
+        let Some(repr) = UdpFrameRepr::reply_to(request, udp_offset, source_mac) else {
+            self.counters()
+                .drop(DropReason::Malformed(Layer::Udp, wire::Error::Truncated));
+            self.release(frame);
+            return;
         };
-        let buffer = self.runtime.pool.bytes_mut(&mut reply);
-        match repr.emit_in_place(buffer, usize::from(len)) {
-            Ok(len) => self.queue(port, reply, len),
+        match repr.emit_in_place(reply, usize::from(answer)) {
+            Ok(reply_len) => self.queue(port, frame, at, reply_len),
             Err(_) => {
                 self.counters().drop(DropReason::ReplyTooLarge);
-                self.release(reply);
+                self.release(frame);
             }
         }
     }
@@ -1125,18 +1104,20 @@ impl<'r, B: Board> Core<'r, B> {
             self.counters().drop(DropReason::NoBuffer);
             return false;
         };
-        self.queue(port, frame, len);
+        self.queue(port, frame, 0, len);
         true
     }
 
-    /// Queues the first `len` bytes of `frame` for `port`, padded to the minimum frame.
-    fn queue(&mut self, port: usize, mut frame: FrameToken, len: usize) {
-        let len = ethernet::pad_to_minimum(self.runtime.pool.bytes_mut(&mut frame), len);
+    /// Queues the `len` bytes from `start` of `frame` for `port`, padded to the minimum frame.
+    fn queue(&mut self, port: usize, mut frame: FrameToken, start: usize, len: usize) {
+        let buffer = self.runtime.pool.bytes_mut(&mut frame);
+        let len = ethernet::pad_to_minimum(buffer.get_mut(start..).unwrap_or_default(), len);
         if self.outgoing.is_full() {
             self.flush();
         }
         let outgoing = Outgoing {
             frame,
+            start: start as u16,
             len: len as u16,
             port: port as u8,
         };
@@ -1160,7 +1141,9 @@ impl<'r, B: Board> Core<'r, B> {
                 .filter(|outgoing| usize::from(outgoing.port) == index)
                 .map(|outgoing| {
                     let bytes = runtime.pool.bytes(&outgoing.frame);
-                    bytes.get(..usize::from(outgoing.len)).unwrap_or_default()
+                    let start = usize::from(outgoing.start);
+                    let end = start + usize::from(outgoing.len);
+                    bytes.get(start..end).unwrap_or_default()
                 })
                 .collect();
             if frames.is_empty() {
