@@ -648,7 +648,36 @@ impl<'r, B: Board> Core<'r, B> {
         done
     }
 
+    /// One frame of the batch: a UDP datagram for the NIC the demux's fast path recognises
+    /// goes straight to [`Core::serve`], every other frame to the general classifier.
     fn process(&mut self, descriptor: Descriptor) {
+        let runtime = self.runtime;
+        let port = usize::from(descriptor.port);
+        let bytes = runtime.pool.bytes(&descriptor.frame);
+        let frame = bytes.get(..usize::from(descriptor.len)).unwrap_or_default();
+        let mac = self.port_mac(port);
+        let Some(datagram) = demux::fast::nic_udp(frame, mac, runtime.addresses.nic_ip) else {
+            return self.process_general(descriptor);
+        };
+        let payload = offset_in(frame, datagram.payload);
+        let disposition = self.serve(port, &datagram);
+        self.settle(descriptor, disposition, payload);
+    }
+
+    /// Gives back, parks or sets aside (with its UDP data at `payload`) a frame whose datagram
+    /// [`Core::serve`] has dealt with.
+    #[inline]
+    fn settle(&mut self, descriptor: Descriptor, disposition: Disposition, payload: (u16, u16)) {
+        match disposition {
+            Disposition::Done => self.release(descriptor.frame),
+            Disposition::Park => self.park(descriptor),
+            Disposition::Call(slot) => self.defer_call(descriptor, slot, payload),
+        }
+    }
+
+    /// A frame the fast path left: the general classifier's verdict, carried out.
+    #[inline(never)]
+    fn process_general(&mut self, descriptor: Descriptor) {
         let runtime = self.runtime;
         let counters = self.counters();
         let port = usize::from(descriptor.port);
@@ -670,14 +699,11 @@ impl<'r, B: Board> Core<'r, B> {
                 };
                 self.answer_echo(port, source_mac, source, &reply);
             }
-            Ok(Verdict::Nic(ref datagram)) => match self.serve(port, datagram) {
-                Disposition::Done => {}
-                Disposition::Park => return self.park(descriptor),
-                Disposition::Call(slot) => {
-                    let payload = offset_in(frame, datagram.payload);
-                    return self.defer_call(descriptor, slot, payload);
-                }
-            },
+            Ok(Verdict::Nic(ref datagram)) => {
+                let payload = offset_in(frame, datagram.payload);
+                let disposition = self.serve(port, datagram);
+                return self.settle(descriptor, disposition, payload);
+            }
             Ok(Verdict::Host(ref datagram)) => self.forward_to_host(port, datagram),
             Ok(Verdict::TcpReset {
                 source_mac,
