@@ -5,8 +5,9 @@
 //! 1. samples the traffic manager's queue depth if a sample is due (the core queues, the frames
 //!    held back at the ports and what the ports report waiting in their receive rings);
 //! 2. receives a burst from each port no other core is receiving from (one port call), and
-//!    steers it to the core queues (one lock per queue: the traffic manager); frames no queue
-//!    takes are held back at the port, in order;
+//!    steers it to the core queues (one lock per queue: the traffic manager), its own share
+//!    straight to its batch while its queue is empty; frames no queue takes are held back at
+//!    the port, in order;
 //! 3. sends on the wire what the host queued for it, if no other core is doing so;
 //! 4. runs a burst of its own queue to completion (or, idle, of the busiest queue): demux,
 //!    then ARP, ICMP echo, the host path, the agent or a counted drop at once, and the requests
@@ -492,9 +493,9 @@ impl<'r, B: Board> Core<'r, B> {
         }
     }
 
-    /// The traffic manager's input: a burst from every port this core can take, to the queues.
-    /// Returns how many frames it moved: received from a port, steered to a queue (a frame
-    /// received and steered in one go counts twice), or dropped.
+    /// The traffic manager's input: a burst from every port this core can take, to the queues
+    /// (and its own share to its batch). Returns how many frames it moved: received from a
+    /// port, steered (a frame received and steered in one go counts twice), or dropped.
     fn receive(&mut self) -> usize {
         let mut moved = 0;
         for (index, port) in self.runtime.ports.iter().enumerate() {
@@ -603,12 +604,16 @@ impl<'r, B: Board> Core<'r, B> {
         received
     }
 
-    /// Steers what `frames` holds to the core queues; what does not fit stays, in order.
-    fn dispatch_burst(&self, frames: &mut heapless::Deque<Descriptor, BURST>) -> usize {
+    /// Steers what `frames` holds (received by this core) to the cores; what no queue takes
+    /// stays, in order. This core's own share goes straight into its batch while its queue
+    /// is empty ([`TrafficManager::dispatch_burst_keeping`]): one hop, not two.
+    fn dispatch_burst(&mut self, frames: &mut heapless::Deque<Descriptor, BURST>) -> usize {
         let runtime = self.runtime;
-        let moved = runtime.tm.dispatch_burst(frames, |descriptor| {
-            flow_hash_of_frame(&runtime.pool, descriptor)
-        });
+        let moved = runtime.tm.dispatch_burst_keeping(
+            frames,
+            |descriptor| flow_hash_of_frame(&runtime.pool, descriptor),
+            (self.id, &mut self.batch),
+        );
         self.counters().dispatched.add(moved as u64);
         moved
     }
@@ -624,9 +629,10 @@ impl<'r, B: Board> Core<'r, B> {
         Ok(())
     }
 
-    /// Runs a burst of this core's queue (or, when it is empty, of the busiest one) to
-    /// completion: classifies every frame, answering what the runtime answers itself, then
-    /// runs the service requests service by service, then queues their replies in order.
+    /// Runs a burst to completion: the frames this core kept from what it received, then its
+    /// queue's (or, when both are empty, the busiest queue's), up to [`BURST`]. Classifies every
+    /// frame, answering what the runtime answers itself, then runs the service requests
+    /// service by service, then queues their replies in order.
     fn run_to_completion(&mut self) -> usize {
         let runtime = self.runtime;
         // A frame of the batch takes at most one buffer (for an answer of the runtime's own:
