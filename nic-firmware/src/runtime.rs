@@ -914,16 +914,17 @@ impl<'r, B: Board> Core<'r, B> {
         let (request, reply) = buffer.split_at_mut_checked(at).unwrap_or_default();
         // The request was parsed as a UDP datagram with its data at `payload`: its headers
         // are there.
-        let Some(repr) = UdpFrameRepr::reply_to(request, udp_offset, source_mac) else {
-            self.counters()
-                .drop(DropReason::Malformed(Layer::Udp, wire::Error::Truncated));
-            self.release(frame);
-            return;
+        let built = match UdpFrameRepr::reply_to(request, udp_offset, source_mac) {
+            Some(repr) => repr
+                .emit_in_place(reply, usize::from(answer))
+                .map(|reply_len| ethernet::pad_to_minimum(reply, reply_len))
+                .map_err(|_| DropReason::ReplyTooLarge),
+            None => Err(DropReason::Malformed(Layer::Udp, wire::Error::Truncated)),
         };
-        match repr.emit_in_place(reply, usize::from(answer)) {
-            Ok(reply_len) => self.queue(port, frame, at, reply_len),
-            Err(_) => {
-                self.counters().drop(DropReason::ReplyTooLarge);
+        match built {
+            Ok(reply_len) => self.push_outgoing(port, frame, at, reply_len),
+            Err(reason) => {
+                self.counters().drop(reason);
                 self.release(frame);
             }
         }
@@ -1136,14 +1137,19 @@ impl<'r, B: Board> Core<'r, B> {
             self.counters().drop(DropReason::NoBuffer);
             return false;
         };
-        self.queue(port, frame, 0, len);
+        self.queue(port, frame, len);
         true
     }
 
-    /// Queues the `len` bytes from `start` of `frame` for `port`, padded to the minimum frame.
-    fn queue(&mut self, port: usize, mut frame: FrameToken, start: usize, len: usize) {
-        let buffer = self.runtime.pool.bytes_mut(&mut frame);
-        let len = ethernet::pad_to_minimum(buffer.get_mut(start..).unwrap_or_default(), len);
+    /// Queues the first `len` bytes of `frame` for `port`, padded to the minimum frame.
+    fn queue(&mut self, port: usize, mut frame: FrameToken, len: usize) {
+        let len = ethernet::pad_to_minimum(self.runtime.pool.bytes_mut(&mut frame), len);
+        self.push_outgoing(port, frame, 0, len);
+    }
+
+    /// Queues the `len` bytes from `start` of `frame` (a whole frame, padded) for `port`.
+    #[inline]
+    fn push_outgoing(&mut self, port: usize, frame: FrameToken, start: usize, len: usize) {
         if self.outgoing.is_full() {
             self.flush();
         }
