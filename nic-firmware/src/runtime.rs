@@ -524,11 +524,22 @@ impl<'r, B: Board> Core<'r, B> {
         if !backlog.is_empty() {
             moved += self.dispatch_burst(backlog);
         }
+        let runtime = self.runtime;
+        if backlog.is_empty() && runtime.tm.keeps_all(self.id) {
+            // Every frame of the burst is this core's, and none is queued for it: receive
+            // straight into its batch.
+            let mut batch = core::mem::take(&mut self.batch);
+            let before = batch.len();
+            moved += self.receive_into(index, port, &mut batch);
+            let kept = batch.len() - before;
+            self.batch = batch;
+            self.counters().dispatched.add(kept as u64);
+            return moved + kept;
+        }
         if backlog.is_empty() {
             moved += self.receive_into(index, port, backlog);
             return moved + self.dispatch_burst(backlog);
         }
-        let runtime = self.runtime;
         if !runtime.tm.core_short_of_work() {
             return moved;
         }
@@ -549,8 +560,8 @@ impl<'r, B: Board> Core<'r, B> {
         moved + steered
     }
 
-    /// Receives a burst from `port` into `into` (empty), as many frames as the cache has
-    /// buffers for, at most a burst; returns how many frames the port gave.
+    /// Receives a burst from `port` to the back of `into`, as many frames as the cache has
+    /// buffers for and `into` has room for; returns how many frames the port gave.
     fn receive_into(
         &mut self,
         index: usize,

@@ -145,6 +145,14 @@ impl TrafficManager {
         self.steer_burst(frames, flow, Some(keeper))
     }
 
+    /// Whether every frame received now would go straight to `core`'s batch: it is the only
+    /// core and its queue is empty (what [`TrafficManager::dispatch_burst_keeping`] would do
+    /// with the whole burst, so the receiver may put the burst there itself).
+    #[inline]
+    pub fn keeps_all(&self, core: usize) -> bool {
+        self.queues.len() == 1 && core == 0 && self.depth(0) == 0
+    }
+
     /// A core's queue takes frames straight into `keeper`'s batch if it is `keeper`'s, empty,
     /// and the batch has room: the frames `chosen` picks, in order, until the batch is full.
     fn keep<const K: usize>(
@@ -737,6 +745,20 @@ mod tests {
             pool.capacity(),
             "every frame accounted for"
         );
+    }
+
+    #[test]
+    fn only_a_lone_core_with_an_empty_queue_keeps_whole_bursts() {
+        let pool = FramePool::new(1);
+        let lone = TrafficManager::new(Steering::RoundRobin, 1, 1);
+        assert!(lone.keeps_all(0));
+        assert!(!lone.keeps_all(1), "no such core");
+        lone.push(0, descriptors(&pool, 1).pop().unwrap()).unwrap();
+        assert!(!lone.keeps_all(0), "new frames go behind the queued one");
+        lone.drain_all(|d| pool.give(d.frame));
+        for steering in [Steering::RoundRobin, Steering::FlowAffine] {
+            assert!(!TrafficManager::new(steering, 2, 1).keeps_all(0));
+        }
     }
 
     #[test]
