@@ -1184,17 +1184,21 @@ impl<'r, B: Board> Core<'r, B> {
         let runtime = self.runtime;
         let counters = self.counters();
         for (index, state) in runtime.ports.iter().enumerate() {
-            let frames: heapless::Vec<&[u8], BURST> = self
-                .outgoing
-                .iter()
-                .filter(|outgoing| usize::from(outgoing.port) == index)
-                .map(|outgoing| {
-                    let bytes = runtime.pool.bytes(&outgoing.frame);
-                    let start = usize::from(outgoing.start);
-                    let end = start + usize::from(outgoing.len);
-                    bytes.get(start..end).unwrap_or_default()
-                })
-                .collect();
+            let mut frames: heapless::Vec<&[u8], BURST> = heapless::Vec::new();
+            let mut bytes = 0;
+            for outgoing in self.outgoing.iter() {
+                if usize::from(outgoing.port) != index {
+                    continue;
+                }
+                let buffer = runtime.pool.bytes(&outgoing.frame);
+                let start = usize::from(outgoing.start);
+                let frame = buffer
+                    .get(start..start + usize::from(outgoing.len))
+                    .unwrap_or_default();
+                bytes += frame.len();
+                // Cannot fail: `outgoing` holds at most a burst.
+                let _ = frames.push(frame);
+            }
             if frames.is_empty() {
                 continue;
             }
@@ -1203,21 +1207,19 @@ impl<'r, B: Board> Core<'r, B> {
                 .lock()
                 .transmit_burst(&frames)
                 .min(frames.len());
-            let bytes: usize = frames[..sent].iter().map(|frame| frame.len()).sum();
+            let unsent = frames.get(sent..).unwrap_or_default();
+            bytes -= unsent.iter().map(|frame| frame.len()).sum::<usize>();
             counters.tx_frames[index].add(sent as u64);
             counters.tx_bytes[index].add(bytes as u64);
-            counters.drop_many(DropReason::TransmitFailed, (frames.len() - sent) as u64);
+            counters.drop_many(DropReason::TransmitFailed, unsent.len() as u64);
         }
         let ports = runtime.ports.len();
-        let nowhere = self
-            .outgoing
-            .iter()
-            .filter(|outgoing| usize::from(outgoing.port) >= ports)
-            .count();
-        counters.drop_many(DropReason::TransmitFailed, nowhere as u64);
+        let mut nowhere = 0;
         while let Some(outgoing) = self.outgoing.pop() {
+            nowhere += u64::from(usize::from(outgoing.port) >= ports);
             self.release(outgoing.frame);
         }
+        counters.drop_many(DropReason::TransmitFailed, nowhere);
     }
 }
 
