@@ -32,7 +32,7 @@ use crate::counters::{CoreCounters, CounterTotals, DropReason, Layer};
 use crate::demux::{self, Addresses, Datagram, Verdict};
 use crate::neighbours::{LastLearned, Neighbours, NextHop};
 use crate::platform::{Board, DatagramMeta, Devices, Endpoint, HostPath, HostPathError, Port};
-use crate::service_table::{Route, ServiceTable, TableError};
+use crate::service_table::{Route, RouteCache, ServiceTable, TableError};
 use crate::tm::pool::{reply_offset, FramePool, FrameToken, FRAME_CAPACITY};
 use crate::tm::steering::{self, Steering};
 use crate::tm::{Descriptor, TrafficManager, BURST, QUEUE_DEPTH};
@@ -272,6 +272,7 @@ impl<B: Board> Runtime<B> {
             calls: heapless::Vec::new(),
             now_ns: 0,
             learned: LastLearned::default(),
+            routes: RouteCache::default(),
         })
     }
 
@@ -353,6 +354,8 @@ pub struct Core<'r, B: Board> {
     now_ns: u64,
     /// The sender this core last taught the neighbour table.
     learned: LastLearned,
+    /// The routes this core looked up last.
+    routes: RouteCache,
 }
 
 /// A frame built for a port and not yet handed to it: `len` bytes from `start` of its buffer.
@@ -798,7 +801,11 @@ impl<'r, B: Board> Core<'r, B> {
     fn serve(&mut self, port: usize, datagram: &Datagram<'_>) -> Disposition {
         let runtime = self.runtime;
         self.learn(port, datagram);
-        match runtime.services.route(datagram.destination.port) {
+        let routes = &mut self.routes;
+        match runtime
+            .services
+            .route_cached(routes, datagram.destination.port)
+        {
             Some(Route::Local(slot)) => return Disposition::Call(slot),
             Some(Route::Host) => self.forward_to_host(port, datagram),
             Some(Route::Agent) => self.command(port, datagram),
