@@ -7,7 +7,9 @@
 //! [`BURST`] frames, as the runtime calls it) and the same harness (fill the input queue with a
 //! batch, run until the batch is out, empty the output queue; the harness works in bursts too),
 //! so the ratio is the runtime's own cost per frame over the floor's. The floor is a plain loop:
-//! receive a burst from the port into buffers, hand the same buffers back to the port.
+//! receive a burst from the port into buffers, hand the same buffers back to the port. The
+//! target is a ratio of at most 2; the table also prints the overhead, ratio - 1 (what the
+//! runtime adds, over the floor), for the looser reading of the target.
 //!
 //! `-- --rounds N --size BYTES` runs fewer rounds or one size, for instruction counts:
 //! `valgrind --tool=callgrind --toggle-collect='dispatch::runtime_batch'` (or
@@ -196,11 +198,14 @@ fn main() {
         "dispatch: one core of the software NIC, {BATCH}-frame batches, median of {rounds} rounds"
     );
     println!(
-        "{:>6} | {:>22} | {:>22} | {:>8}",
-        "frame", "runtime (Count) Mfps", "copy-only floor Mfps", "ratio"
+        "{:>6} | {:>22} | {:>22} | {:>8} | {:>8}",
+        "frame", "runtime (Count) Mfps", "copy-only floor Mfps", "ratio", "overhead"
     );
-    println!("{:-<6}-+-{:-<22}-+-{:-<22}-+-{:-<8}", "", "", "", "");
-    let mut worst: f64 = 0.0;
+    println!(
+        "{:-<6}-+-{:-<22}-+-{:-<22}-+-{:-<8}-+-{:-<8}",
+        "", "", "", "", ""
+    );
+    let mut ratios: Vec<(usize, f64)> = Vec::new();
     for size in sizes {
         let frame = request_frame(size);
         let (runtime, wire) = runtime();
@@ -227,17 +232,35 @@ fn main() {
         let per_second = |d: Duration| BATCH as f64 / d.as_secs_f64() / 1e6;
         let (runtime_time, floor_time) = (median(on_runtime), median(on_floor));
         let ratio = runtime_time.as_secs_f64() / floor_time.as_secs_f64();
-        worst = worst.max(ratio);
+        ratios.push((size, ratio));
         println!(
-            "{:>4} B | {:>22.2} | {:>22.2} | {:>7.2}x",
+            "{:>4} B | {:>22.2} | {:>22.2} | {:>7.2}x | {:>7.2}x",
             size,
             per_second(runtime_time),
             per_second(floor_time),
-            ratio
+            ratio,
+            ratio - 1.0
         );
     }
+    let verdicts = |met: &dyn Fn(f64) -> bool| {
+        let each: Vec<String> = ratios
+            .iter()
+            .map(|&(size, ratio)| {
+                let verdict = if met(ratio) { "met" } else { "NOT met" };
+                format!("{size} B {verdict}")
+            })
+            .collect();
+        each.join(", ")
+    };
     println!(
         "ratio = time per frame through the runtime / time per frame of the copy-only floor (target <= {TARGET_RATIO:.1}x): {}",
-        if worst <= TARGET_RATIO { "met" } else { "NOT met" }
+        verdicts(&|ratio| ratio <= TARGET_RATIO)
+    );
+    // The looser reading of "the runtime's own overhead at most 2x the floor": what the
+    // runtime adds to the floor's work, over the floor's. Printed beside the target above,
+    // whose verdict it does not change.
+    println!(
+        "overhead = (runtime - floor) / floor = ratio - 1, the looser reading (<= {TARGET_RATIO:.1}x): {}",
+        verdicts(&|ratio| ratio - 1.0 <= TARGET_RATIO)
     );
 }

@@ -13,7 +13,11 @@
 //! | anything else, or malformed | [`Verdict::Drop`] with the reason |
 //!
 //! Classification parses and checks every header it reads (checksums included) and never
-//! panics; it does not touch shared state, so any core may run it.
+//! panics; it does not touch shared state, so any core may run it. [`fast`] takes the common
+//! case (UDP for the NIC IP without IP options) at fixed offsets, and leaves every other frame
+//! to [`try_classify`].
+
+pub mod fast;
 
 use crate::counters::{DropReason, Layer};
 use crate::platform::Endpoint;

@@ -31,7 +31,7 @@
 //! runtime.run_core(i)?;                          // loops until runtime.stop()
 //! ```
 //!
-//! `Runtime::new` allocates the frame pool (`config.frames` x 1536 bytes), the per-core queues
+//! `Runtime::new` allocates the frame pool (`config.frames` x 3072 bytes), the per-core queues
 //! and the service table; nothing allocates after it. `Runtime` is `Sync`: put it in a static
 //! (or leak it) and hand `&Runtime` to every core.
 //!

@@ -5,13 +5,15 @@
 //! 1. samples the traffic manager's queue depth if a sample is due (the core queues, the frames
 //!    held back at the ports and what the ports report waiting in their receive rings);
 //! 2. receives a burst from each port no other core is receiving from (one port call), and
-//!    steers it to the core queues (one lock per queue: the traffic manager); frames no queue
-//!    takes are held back at the port, in order;
+//!    steers it to the core queues (one lock per queue: the traffic manager), its own share
+//!    straight to its batch while its queue is empty; frames no queue takes are held back at
+//!    the port, in order;
 //! 3. sends on the wire what the host queued for it, if no other core is doing so;
 //! 4. runs a burst of its own queue to completion (or, idle, of the busiest queue): demux,
 //!    then ARP, ICMP echo, the host path, the agent or a counted drop at once, and the requests
 //!    for local services service by service (one lock hold and two cycle-counter reads per
-//!    service per burst), each response written straight into the buffer of its reply;
+//!    service per burst), each response written straight into its request's buffer, where its
+//!    reply is built;
 //! 5. hands every frame it built to its port, one port call per port.
 //!
 //! After [`Runtime::new`] nothing allocates: frames and replies live in the pool, every queue
@@ -30,8 +32,8 @@ use crate::counters::{CoreCounters, CounterTotals, DropReason, Layer};
 use crate::demux::{self, Addresses, Datagram, Verdict};
 use crate::neighbours::{LastLearned, Neighbours, NextHop};
 use crate::platform::{Board, DatagramMeta, Devices, Endpoint, HostPath, HostPathError, Port};
-use crate::service_table::{Route, ServiceTable, TableError};
-use crate::tm::pool::{FramePool, FrameToken, FRAME_CAPACITY};
+use crate::service_table::{Route, RouteCache, ServiceTable, TableError};
+use crate::tm::pool::{reply_offset, FramePool, FrameToken, FRAME_CAPACITY};
 use crate::tm::steering::{self, Steering};
 use crate::tm::{Descriptor, TrafficManager, BURST, QUEUE_DEPTH};
 use crate::wire::{
@@ -175,8 +177,8 @@ pub const PARKING: usize = 256;
 
 /// The frame buffers a runtime of `cores` cores and `ports` ports can hold at once, which is
 /// the least `Config::frames` it starts with, so that no core ever waits for a buffer: per
-/// core its queue, its cache (two bursts), its batch, the replies of its batch and the buffer
-/// it builds in; per port a held-back burst; and the parking queue.
+/// core its queue, its cache (two bursts), its batch, the answers of its batch built in fresh
+/// buffers and the buffer it builds in; per port a held-back burst; and the parking queue.
 pub const fn frames_needed(cores: usize, ports: usize) -> usize {
     cores * (QUEUE_DEPTH + 4 * BURST + 1) + ports * BURST + PARKING
 }
@@ -270,6 +272,7 @@ impl<B: Board> Runtime<B> {
             calls: heapless::Vec::new(),
             now_ns: 0,
             learned: LastLearned::default(),
+            routes: RouteCache::default(),
         })
     }
 
@@ -351,32 +354,30 @@ pub struct Core<'r, B: Board> {
     now_ns: u64,
     /// The sender this core last taught the neighbour table.
     learned: LastLearned,
+    /// The routes this core looked up last.
+    routes: RouteCache,
 }
 
-/// A frame built for a port and not yet handed to it.
+/// A frame built for a port and not yet handed to it: `len` bytes from `start` of its buffer.
 struct Outgoing {
     frame: FrameToken,
+    start: u16,
     len: u16,
     port: u8,
 }
 
-/// A request for a local service, waiting for its service's turn in the batch.
+/// A request for a local service, waiting for its service's turn in the batch. Its reply is
+/// built in the same buffer, after the request ([`reply_offset`]), with the addressing read
+/// back from the request's headers.
 struct Call {
     /// The request frame.
     request: Descriptor,
-    /// The buffer its reply is built in.
-    reply: FrameToken,
     slot: u16,
     /// Where the UDP data lies in the request frame.
     payload: (u16, u16),
     /// The UDP data length of the reply (a response or an error response); `None` when the
     /// service was gone by the time its turn came.
     answered: Option<u16>,
-    /// Who sent the request (its reply goes back there, from `service`).
-    client_mac: MacAddress,
-    client: Endpoint,
-    /// The service's port on the NIC IP.
-    service: u16,
 }
 
 impl<B: Board> Drop for Core<'_, B> {
@@ -385,7 +386,6 @@ impl<B: Board> Drop for Core<'_, B> {
         let pool = &self.runtime.pool;
         for call in core::mem::take(&mut self.calls) {
             pool.give(call.request.frame);
-            pool.give(call.reply);
         }
         while let Some(descriptor) = self.batch.pop_front() {
             pool.give(descriptor.frame);
@@ -496,9 +496,9 @@ impl<'r, B: Board> Core<'r, B> {
         }
     }
 
-    /// The traffic manager's input: a burst from every port this core can take, to the queues.
-    /// Returns how many frames it moved: received from a port, steered to a queue (a frame
-    /// received and steered in one go counts twice), or dropped.
+    /// The traffic manager's input: a burst from every port this core can take, to the queues
+    /// (and its own share to its batch). Returns how many frames it moved: received from a
+    /// port, steered (a frame received and steered in one go counts twice), or dropped.
     fn receive(&mut self) -> usize {
         let mut moved = 0;
         for (index, port) in self.runtime.ports.iter().enumerate() {
@@ -527,11 +527,22 @@ impl<'r, B: Board> Core<'r, B> {
         if !backlog.is_empty() {
             moved += self.dispatch_burst(backlog);
         }
+        let runtime = self.runtime;
+        if backlog.is_empty() && runtime.tm.keeps_all(self.id) {
+            // Every frame of the burst is this core's, and none is queued for it: receive
+            // straight into its batch.
+            let mut batch = core::mem::take(&mut self.batch);
+            let before = batch.len();
+            moved += self.receive_into(index, port, &mut batch);
+            let kept = batch.len() - before;
+            self.batch = batch;
+            self.counters().dispatched.add(kept as u64);
+            return moved + kept;
+        }
         if backlog.is_empty() {
             moved += self.receive_into(index, port, backlog);
             return moved + self.dispatch_burst(backlog);
         }
-        let runtime = self.runtime;
         if !runtime.tm.core_short_of_work() {
             return moved;
         }
@@ -552,8 +563,8 @@ impl<'r, B: Board> Core<'r, B> {
         moved + steered
     }
 
-    /// Receives a burst from `port` into `into` (empty), as many frames as the cache has
-    /// buffers for, at most a burst; returns how many frames the port gave.
+    /// Receives a burst from `port` to the back of `into`, as many frames as the cache has
+    /// buffers for and `into` has room for; returns how many frames the port gave.
     fn receive_into(
         &mut self,
         index: usize,
@@ -571,7 +582,7 @@ impl<'r, B: Board> Core<'r, B> {
                 .iter_mut()
                 .rev()
                 .take(room)
-                .map(|token| &mut runtime.pool.bytes_mut(token)[..])
+                .map(|token| &mut runtime.pool.bytes_mut(token)[..FRAME_CAPACITY])
                 .collect();
             let received = port
                 .device
@@ -607,12 +618,16 @@ impl<'r, B: Board> Core<'r, B> {
         received
     }
 
-    /// Steers what `frames` holds to the core queues; what does not fit stays, in order.
-    fn dispatch_burst(&self, frames: &mut heapless::Deque<Descriptor, BURST>) -> usize {
+    /// Steers what `frames` holds (received by this core) to the cores; what no queue takes
+    /// stays, in order. This core's own share goes straight into its batch while its queue
+    /// is empty ([`TrafficManager::dispatch_burst_keeping`]): one hop, not two.
+    fn dispatch_burst(&mut self, frames: &mut heapless::Deque<Descriptor, BURST>) -> usize {
         let runtime = self.runtime;
-        let moved = runtime.tm.dispatch_burst(frames, |descriptor| {
-            flow_hash_of_frame(&runtime.pool, descriptor)
-        });
+        let moved = runtime.tm.dispatch_burst_keeping(
+            frames,
+            |descriptor| flow_hash_of_frame(&runtime.pool, descriptor),
+            (self.id, &mut self.batch),
+        );
         self.counters().dispatched.add(moved as u64);
         moved
     }
@@ -628,17 +643,20 @@ impl<'r, B: Board> Core<'r, B> {
         Ok(())
     }
 
-    /// Runs a burst of this core's queue (or, when it is empty, of the busiest one) to
-    /// completion: classifies every frame, answering what the runtime answers itself, then
-    /// runs the service requests service by service, then queues their replies in order.
+    /// Runs a burst to completion: the frames this core kept from what it received, then its
+    /// queue's (or, when both are empty, the busiest queue's), up to [`BURST`]. Classifies every
+    /// frame, answering what the runtime answers itself, then runs the service requests
+    /// service by service, then queues their replies in order.
     fn run_to_completion(&mut self) -> usize {
         let runtime = self.runtime;
-        // Every frame of the batch takes at most one buffer from the cache (its reply): take
-        // no more frames than the cache holds, so that none waits for a buffer.
-        let room = self.top_up().min(BURST);
-        runtime.tm.pull(self.id, &mut self.batch, room);
+        // A frame of the batch takes at most one buffer (for an answer of the runtime's own:
+        // a service's reply is built in its request's buffer), from the cache or, when that
+        // runs dry, from the pool, which `frames_needed` sizes for a batch of such answers.
+        // Topping the cache up here instead would make every poll take a burst from the pool
+        // and give one back.
+        runtime.tm.pull(self.id, &mut self.batch, BURST);
         if self.batch.is_empty() {
-            let stolen = runtime.tm.steal(self.id, &mut self.batch, room);
+            let stolen = runtime.tm.steal(self.id, &mut self.batch, BURST);
             self.counters().stolen.add(stolen as u64);
         }
         let done = self.batch.len();
@@ -650,7 +668,36 @@ impl<'r, B: Board> Core<'r, B> {
         done
     }
 
+    /// One frame of the batch: a UDP datagram for the NIC the demux's fast path recognises
+    /// goes straight to [`Core::serve`], every other frame to the general classifier.
     fn process(&mut self, descriptor: Descriptor) {
+        let runtime = self.runtime;
+        let port = usize::from(descriptor.port);
+        let bytes = runtime.pool.bytes(&descriptor.frame);
+        let frame = bytes.get(..usize::from(descriptor.len)).unwrap_or_default();
+        let mac = self.port_mac(port);
+        let Some(datagram) = demux::fast::nic_udp(frame, mac, runtime.addresses.nic_ip) else {
+            return self.process_general(descriptor);
+        };
+        let payload = offset_in(frame, datagram.payload);
+        let disposition = self.serve(port, &datagram);
+        self.settle(descriptor, disposition, payload);
+    }
+
+    /// Gives back, parks or sets aside (with its UDP data at `payload`) a frame whose datagram
+    /// [`Core::serve`] has dealt with.
+    #[inline]
+    fn settle(&mut self, descriptor: Descriptor, disposition: Disposition, payload: (u16, u16)) {
+        match disposition {
+            Disposition::Done => self.release(descriptor.frame),
+            Disposition::Park => self.park(descriptor),
+            Disposition::Call(slot) => self.defer_call(descriptor, slot, payload),
+        }
+    }
+
+    /// A frame the fast path left: the general classifier's verdict, carried out.
+    #[inline(never)]
+    fn process_general(&mut self, descriptor: Descriptor) {
         let runtime = self.runtime;
         let counters = self.counters();
         let port = usize::from(descriptor.port);
@@ -672,20 +719,11 @@ impl<'r, B: Board> Core<'r, B> {
                 };
                 self.answer_echo(port, source_mac, source, &reply);
             }
-            Ok(Verdict::Nic(ref datagram)) => match self.serve(port, datagram) {
-                Disposition::Done => {}
-                Disposition::Park => return self.park(descriptor),
-                Disposition::Call(slot) => {
-                    let payload = offset_in(frame, datagram.payload);
-                    let addressing: Datagram<'static> = Datagram {
-                        payload: &[],
-                        source_mac: datagram.source_mac,
-                        source: datagram.source,
-                        destination: datagram.destination,
-                    };
-                    return self.defer_call(descriptor, slot, &addressing, payload);
-                }
-            },
+            Ok(Verdict::Nic(ref datagram)) => {
+                let payload = offset_in(frame, datagram.payload);
+                let disposition = self.serve(port, datagram);
+                return self.settle(descriptor, disposition, payload);
+            }
             Ok(Verdict::Host(ref datagram)) => self.forward_to_host(port, datagram),
             Ok(Verdict::TcpReset {
                 source_mac,
@@ -763,7 +801,11 @@ impl<'r, B: Board> Core<'r, B> {
     fn serve(&mut self, port: usize, datagram: &Datagram<'_>) -> Disposition {
         let runtime = self.runtime;
         self.learn(port, datagram);
-        match runtime.services.route(datagram.destination.port) {
+        let routes = &mut self.routes;
+        match runtime
+            .services
+            .route_cached(routes, datagram.destination.port)
+        {
             Some(Route::Local(slot)) => return Disposition::Call(slot),
             Some(Route::Host) => self.forward_to_host(port, datagram),
             Some(Route::Agent) => self.command(port, datagram),
@@ -773,36 +815,19 @@ impl<'r, B: Board> Core<'r, B> {
         Disposition::Done
     }
 
-    /// Sets a request aside for its service's turn, with a buffer for its reply.
-    fn defer_call(
-        &mut self,
-        request: Descriptor,
-        slot: usize,
-        datagram: &Datagram<'_>,
-        payload: (u16, u16),
-    ) {
+    /// Sets a request aside for its service's turn.
+    fn defer_call(&mut self, request: Descriptor, slot: usize, payload: (u16, u16)) {
         if self.calls.is_full() {
             self.run_calls();
         }
-        let Some(reply) = self.take_buffer() else {
-            // Not reached while the pool is sized as `Runtime::new` demands.
-            self.counters().drop(DropReason::NoBuffer);
-            self.release(request.frame);
-            return;
-        };
         let call = Call {
             request,
-            reply,
             slot: slot as u16,
             payload,
             answered: None,
-            client_mac: datagram.source_mac,
-            client: datagram.source,
-            service: datagram.destination.port,
         };
         if let Err(call) = self.calls.push(call) {
             self.release(call.request.frame);
-            self.release(call.reply);
         }
     }
 
@@ -850,11 +875,11 @@ impl<'r, B: Board> Core<'r, B> {
                     continue;
                 }
                 let (start, len) = (usize::from(call.payload.0), usize::from(call.payload.1));
-                let bytes = runtime.pool.bytes(&call.request.frame);
-                let request = bytes.get(start..start + len).unwrap_or_default();
-                let response = runtime
-                    .pool
-                    .bytes_mut(&mut call.reply)
+                let at = reply_offset(usize::from(call.request.len));
+                let buffer = runtime.pool.bytes_mut(&mut call.request.frame);
+                let (request, response) = buffer.split_at_mut_checked(at).unwrap_or_default();
+                let request = request.get(start..start + len).unwrap_or_default();
+                let response = response
                     .get_mut(UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + MAX_UDP_PAYLOAD)
                     .unwrap_or_default();
                 let len = match service.handle(&mut context, request, response) {
@@ -879,41 +904,46 @@ impl<'r, B: Board> Core<'r, B> {
         mine
     }
 
-    /// Builds and queues the reply of a request that has run; gives its request buffer back.
+    /// Writes the headers of the reply to a request that has run in front of its response
+    /// (in the request's buffer, after the request) and queues it.
     fn reply(&mut self, call: Call) {
         let Call {
             request,
-            mut reply,
+            payload,
             answered,
-            client_mac,
-            client,
-            service,
             ..
         } = call;
-        let port = usize::from(request.port);
-        self.release(request.frame);
-        let Some(len) = answered else {
+        let Descriptor {
+            mut frame,
+            len,
+            port,
+        } = request;
+        let port = usize::from(port);
+        let Some(answer) = answered else {
             // The service was removed between the route lookup and its turn.
             self.counters().drop(DropReason::PortClosed);
-            self.release(reply);
+            self.release(frame);
             return;
         };
-        let repr = UdpFrameRepr {
-            source_mac: self.port_mac(port),
-            destination_mac: client_mac,
-            source: self.runtime.addresses.nic_ip,
-            destination: client.ip,
-            udp: UdpRepr {
-                source_port: service,
-                destination_port: client.port,
-            },
+        let at = reply_offset(usize::from(len));
+        let source_mac = self.port_mac(port);
+        let udp_offset = usize::from(payload.0).wrapping_sub(udp::HEADER_LEN);
+        let buffer = self.runtime.pool.bytes_mut(&mut frame);
+        let (request, reply) = buffer.split_at_mut_checked(at).unwrap_or_default();
+        // The request was parsed as a UDP datagram with its data at `payload`: its headers
+        // are there.
+        let built = match UdpFrameRepr::reply_to(request, udp_offset, source_mac) {
+            Some(repr) => repr
+                .emit_in_place(reply, usize::from(answer))
+                .map(|reply_len| ethernet::pad_to_minimum(reply, reply_len))
+                .map_err(|_| DropReason::ReplyTooLarge),
+            None => Err(DropReason::Malformed(Layer::Udp, wire::Error::Truncated)),
         };
-        let buffer = self.runtime.pool.bytes_mut(&mut reply);
-        match repr.emit_in_place(buffer, usize::from(len)) {
-            Ok(len) => self.queue(port, reply, len),
-            Err(_) => {
-                self.counters().drop(DropReason::ReplyTooLarge);
-                self.release(reply);
+        match built {
+            Ok(reply_len) => self.push_outgoing(port, frame, at, reply_len),
+            Err(reason) => {
+                self.counters().drop(reason);
+                self.release(frame);
             }
         }
     }
@@ -1132,11 +1162,18 @@ impl<'r, B: Board> Core<'r, B> {
     /// Queues the first `len` bytes of `frame` for `port`, padded to the minimum frame.
     fn queue(&mut self, port: usize, mut frame: FrameToken, len: usize) {
         let len = ethernet::pad_to_minimum(self.runtime.pool.bytes_mut(&mut frame), len);
+        self.push_outgoing(port, frame, 0, len);
+    }
+
+    /// Queues the `len` bytes from `start` of `frame` (a whole frame, padded) for `port`.
+    #[inline]
+    fn push_outgoing(&mut self, port: usize, frame: FrameToken, start: usize, len: usize) {
         if self.outgoing.is_full() {
             self.flush();
         }
         let outgoing = Outgoing {
             frame,
+            start: start as u16,
             len: len as u16,
             port: port as u8,
         };
@@ -1154,15 +1191,21 @@ impl<'r, B: Board> Core<'r, B> {
         let runtime = self.runtime;
         let counters = self.counters();
         for (index, state) in runtime.ports.iter().enumerate() {
-            let frames: heapless::Vec<&[u8], BURST> = self
-                .outgoing
-                .iter()
-                .filter(|outgoing| usize::from(outgoing.port) == index)
-                .map(|outgoing| {
-                    let bytes = runtime.pool.bytes(&outgoing.frame);
-                    bytes.get(..usize::from(outgoing.len)).unwrap_or_default()
-                })
-                .collect();
+            let mut frames: heapless::Vec<&[u8], BURST> = heapless::Vec::new();
+            let mut bytes = 0;
+            for outgoing in self.outgoing.iter() {
+                if usize::from(outgoing.port) != index {
+                    continue;
+                }
+                let buffer = runtime.pool.bytes(&outgoing.frame);
+                let start = usize::from(outgoing.start);
+                let frame = buffer
+                    .get(start..start + usize::from(outgoing.len))
+                    .unwrap_or_default();
+                bytes += frame.len();
+                // Cannot fail: `outgoing` holds at most a burst.
+                let _ = frames.push(frame);
+            }
             if frames.is_empty() {
                 continue;
             }
@@ -1171,21 +1214,19 @@ impl<'r, B: Board> Core<'r, B> {
                 .lock()
                 .transmit_burst(&frames)
                 .min(frames.len());
-            let bytes: usize = frames[..sent].iter().map(|frame| frame.len()).sum();
+            let unsent = frames.get(sent..).unwrap_or_default();
+            bytes -= unsent.iter().map(|frame| frame.len()).sum::<usize>();
             counters.tx_frames[index].add(sent as u64);
             counters.tx_bytes[index].add(bytes as u64);
-            counters.drop_many(DropReason::TransmitFailed, (frames.len() - sent) as u64);
+            counters.drop_many(DropReason::TransmitFailed, unsent.len() as u64);
         }
         let ports = runtime.ports.len();
-        let nowhere = self
-            .outgoing
-            .iter()
-            .filter(|outgoing| usize::from(outgoing.port) >= ports)
-            .count();
-        counters.drop_many(DropReason::TransmitFailed, nowhere as u64);
+        let mut nowhere = 0;
         while let Some(outgoing) = self.outgoing.pop() {
+            nowhere += u64::from(usize::from(outgoing.port) >= ports);
             self.release(outgoing.frame);
         }
+        counters.drop_many(DropReason::TransmitFailed, nowhere);
     }
 }
 

@@ -1,7 +1,9 @@
 //! The service table: which UDP port of the NIC IP goes where, and the deployed services.
 //!
 //! Routes are read on every request without a lock (one atomic word per route); they change
-//! only on orchestrator commands, under a writer lock. Each deployed service sits in a slot
+//! only on orchestrator commands, under a writer lock, and each change bumps the table's route
+//! generation, so that a core may keep what it looked up last in a [`RouteCache`] and look
+//! again only when the routes have changed. Each deployed service sits in a slot
 //! behind its own lock (a [`Service`] handles one request at a time). Its statistics are kept
 //! per core (single writer, no locked add) and summed when read; a slot's generation changes
 //! with every deploy so that readers can tell one service's counts from the next's.
@@ -125,9 +127,21 @@ struct ServiceSlot {
     generation: AtomicU32,
 }
 
+/// Ports one [`RouteCache`] remembers, by port number modulo this.
+const ROUTE_CACHE_ENTRIES: usize = 8;
+
+/// One core's memory of the routes it looked up last ([`ServiceTable::route_cached`]): per
+/// entry a port, the route generation it was looked up in and the route (`None`: no route).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RouteCache {
+    entries: [Option<(u16, u32, Option<Route>)>; ROUTE_CACHE_ENTRIES],
+}
+
 /// Routes and slots.
 pub struct ServiceTable {
     routes: [AtomicU64; MAX_ROUTES],
+    /// Bumped after every change of `routes`.
+    route_generation: AtomicU32,
     slots: Box<[ServiceSlot]>,
     stats: Box<[CoreSlots]>,
     writer: spin::Mutex<()>,
@@ -144,6 +158,7 @@ impl ServiceTable {
     pub fn new(cores: usize) -> Self {
         ServiceTable {
             routes: core::array::from_fn(|_| AtomicU64::new(0)),
+            route_generation: AtomicU32::new(0),
             slots: (0..MAX_SERVICES).map(|_| ServiceSlot::default()).collect(),
             stats: (0..cores.max(1))
                 .map(|_| CoreSlots(core::array::from_fn(|_| CoreServiceStats::default())))
@@ -159,6 +174,27 @@ impl ServiceTable {
             .iter()
             .filter_map(|word| Route::decode(word.load(Ordering::Acquire)))
             .find_map(|(routed, route)| (routed == port).then_some(route))
+    }
+
+    /// [`ServiceTable::route`] through one core's `cache`: the route looked up last for a
+    /// port is used again while the routes have not changed since (one load and two
+    /// compares instead of a scan of the table).
+    #[inline]
+    pub fn route_cached(&self, cache: &mut RouteCache, port: u16) -> Option<Route> {
+        // Acquire: a generation that a change bumped comes with the change (set_route and
+        // remove store the route before bumping the generation, with Release).
+        let generation = self.route_generation.load(Ordering::Acquire);
+        let entry = &mut cache.entries[usize::from(port) % ROUTE_CACHE_ENTRIES];
+        match *entry {
+            Some((cached, seen, route)) if cached == port && seen == generation => route,
+            _ => {
+                // Looked up after reading the generation: if the routes change meanwhile,
+                // the entry is stale at once and the next lookup looks again.
+                let route = self.route(port);
+                *entry = Some((port, generation, route));
+                route
+            }
+        }
     }
 
     /// Every route, for reports.
@@ -185,6 +221,7 @@ impl ServiceTable {
         };
         // Release: a reader that sees the new route also sees the service installed before it.
         word.store(route.map_or(0, |r| r.encode(port)), Ordering::Release);
+        self.route_generation.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
@@ -219,6 +256,7 @@ impl ServiceTable {
                 }
             }
         }
+        self.route_generation.fetch_add(1, Ordering::Release);
         service
     }
 
@@ -334,6 +372,43 @@ mod tests {
         assert_ne!(table.stats(slot).unwrap().generation, before.generation);
         table.set_route(7002, None).unwrap();
         assert_eq!(table.routes().count(), 0);
+    }
+
+    #[test]
+    fn a_route_cache_looks_again_after_every_change() {
+        let table = ServiceTable::new(1);
+        let mut cache = RouteCache::default();
+        let slot = table.install(Box::new(Echo::new(ServiceId(1)))).unwrap();
+        assert_eq!(table.route_cached(&mut cache, 7001), None, "no route yet");
+        table.set_route(7001, Some(Route::Local(slot))).unwrap();
+        assert_eq!(
+            table.route_cached(&mut cache, 7001),
+            Some(Route::Local(slot))
+        );
+        // Ports that share an entry (7009 = 7001 + 8) evict each other and stay right.
+        table.set_route(7009, Some(Route::Host)).unwrap();
+        for _ in 0..2 {
+            assert_eq!(table.route_cached(&mut cache, 7009), Some(Route::Host));
+            assert_eq!(
+                table.route_cached(&mut cache, 7001),
+                Some(Route::Local(slot))
+            );
+        }
+        table.set_route(7001, Some(Route::Parked(slot))).unwrap();
+        assert_eq!(
+            table.route_cached(&mut cache, 7001),
+            Some(Route::Parked(slot))
+        );
+        table.remove(slot);
+        assert_eq!(table.route_cached(&mut cache, 7001), None);
+        assert_eq!(table.route_cached(&mut cache, 7009), Some(Route::Host));
+        table.set_route(7009, None).unwrap();
+        assert_eq!(table.route_cached(&mut cache, 7009), None);
+        // Every port through the cache answers as the table does.
+        table.set_route(5, Some(Route::Agent)).unwrap();
+        for port in 0..64 {
+            assert_eq!(table.route_cached(&mut cache, port), table.route(port));
+        }
     }
 
     #[test]

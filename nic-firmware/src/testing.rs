@@ -6,6 +6,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::platform::Endpoint;
+use crate::wire::checksum::Checksum;
 use crate::wire::{
     EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, MacAddress,
     UdpPacket, UdpRepr,
@@ -76,4 +77,39 @@ pub fn parse_udp_frame(frame: &[u8]) -> Option<(MacAddress, Endpoint, Endpoint, 
         },
         udp.payload.to_vec(),
     ))
+}
+
+/// Rewrites the IPv4 header checksum of an IPv4 `frame` (whatever its other fields say) and,
+/// for UDP, the UDP checksum over as many bytes as the UDP length field says, so that a test
+/// that changed a field sees only that change refused. Leaves alone what it cannot reach
+/// (short frames, lengths past the end).
+pub fn fix_checksums(frame: &mut [u8]) {
+    let Some(&version_ihl) = frame.get(14) else {
+        return;
+    };
+    let header_len = usize::from(version_ihl & 0x0f) * 4;
+    let udp = 14 + header_len;
+    if header_len < 20 || frame.len() < udp {
+        return;
+    }
+    frame[24..26].fill(0);
+    let sum = Checksum::new().add_bytes(&frame[14..udp]).finish();
+    frame[24..26].copy_from_slice(&sum.to_be_bytes());
+    let Some(length) = frame.get(udp + 4..udp + 6) else {
+        return;
+    };
+    let udp_len = usize::from(u16::from_be_bytes([length[0], length[1]]));
+    if frame[23] != 17 || udp_len < 8 || udp + udp_len > frame.len() {
+        return;
+    }
+    frame[udp + 6..udp + 8].fill(0);
+    let sum = Checksum::new()
+        .add_bytes(&frame[26..34])
+        .add_u16(17)
+        .add_u16(udp_len as u16)
+        .add_bytes(&frame[udp..udp + udp_len])
+        .finish();
+    // Zero means "no checksum": a computed zero is sent as all ones (RFC 768).
+    let sum = if sum == 0 { 0xffff } else { sum };
+    frame[udp + 6..udp + 8].copy_from_slice(&sum.to_be_bytes());
 }

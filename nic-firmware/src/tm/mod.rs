@@ -125,7 +125,56 @@ impl TrafficManager {
     pub fn dispatch_burst<const N: usize>(
         &self,
         frames: &mut heapless::Deque<Descriptor, N>,
+        flow: impl FnMut(&Descriptor) -> u32,
+    ) -> usize {
+        self.steer_burst(frames, flow, None::<Keeper<'_, 0>>)
+    }
+
+    /// [`TrafficManager::dispatch_burst`] for the core `keeper.0` that received the burst and
+    /// is about to run a batch (`keeper.1`): while its own queue is empty, the frames steered
+    /// to it go straight to the back of its batch (as many as the batch holds) instead of
+    /// through its queue, one hop instead of two; the others go to the queues as before.
+    /// Frames never overtake older frames of their core: once the core's queue holds any,
+    /// its new frames go behind them. Returns how many frames were steered (kept or queued).
+    pub fn dispatch_burst_keeping<const N: usize, const K: usize>(
+        &self,
+        frames: &mut heapless::Deque<Descriptor, N>,
+        flow: impl FnMut(&Descriptor) -> u32,
+        keeper: Keeper<'_, K>,
+    ) -> usize {
+        self.steer_burst(frames, flow, Some(keeper))
+    }
+
+    /// Whether every frame received now would go straight to `core`'s batch: it is the only
+    /// core and its queue is empty (what [`TrafficManager::dispatch_burst_keeping`] would do
+    /// with the whole burst, so the receiver may put the burst there itself).
+    #[inline]
+    pub fn keeps_all(&self, core: usize) -> bool {
+        self.queues.len() == 1 && core == 0 && self.depth(0) == 0
+    }
+
+    /// A core's queue takes frames straight into `keeper`'s batch if it is `keeper`'s, empty,
+    /// and the batch has room: the frames `chosen` picks, in order, until the batch is full.
+    fn keep<const K: usize>(
+        &self,
+        core: usize,
+        keeper: &mut Option<Keeper<'_, K>>,
+        held: &mut [Option<Descriptor>],
+        chosen: impl Fn(&usize) -> bool,
+    ) -> usize {
+        match keeper {
+            Some((me, batch)) if *me == core && self.depth(core) == 0 => {
+                push_chosen(batch, held, chosen)
+            }
+            _ => 0,
+        }
+    }
+
+    fn steer_burst<const N: usize, const K: usize>(
+        &self,
+        frames: &mut heapless::Deque<Descriptor, N>,
         mut flow: impl FnMut(&Descriptor) -> u32,
+        mut keeper: Option<Keeper<'_, K>>,
     ) -> usize {
         let cores = self.queues.len();
         let count = frames.len();
@@ -134,10 +183,17 @@ impl TrafficManager {
         }
         if let [queue] = &self.queues[..] {
             // One core: every policy gives it every frame, in order.
+            let kept = match &mut keeper {
+                Some((0, batch)) if self.depth(0) == 0 => move_oldest(frames, batch, count),
+                _ => 0,
+            };
+            if frames.is_empty() {
+                return kept;
+            }
             let mut queued = queue.frames.lock();
             let moved = move_oldest(frames, &mut queued, count);
             queue.depth.store(queued.len(), Ordering::Relaxed);
-            return moved;
+            return kept + moved;
         }
         let mut held: [Option<Descriptor>; N] = [const { None }; N];
         let mut target = [0usize; N];
@@ -165,6 +221,7 @@ impl TrafficManager {
         for core in 0..cores {
             let mine = |i: &usize| target[*i] == core;
             if (0..count).any(|i| mine(&i)) {
+                moved += self.keep(core, &mut keeper, held, mine);
                 moved += self.push_held(core, held, mine);
             }
         }
@@ -229,17 +286,7 @@ impl TrafficManager {
             return 0;
         };
         let mut frames = queue.frames.lock();
-        let mut pushed = 0;
-        for (_, slot) in held.iter_mut().enumerate().filter(|(i, _)| chosen(i)) {
-            let Some(descriptor) = slot.take() else {
-                continue;
-            };
-            if let Err(back) = frames.push_back(descriptor) {
-                *slot = Some(back);
-                break;
-            }
-            pushed += 1;
-        }
+        let pushed = push_chosen(&mut frames, held, chosen);
         queue.depth.store(frames.len(), Ordering::Relaxed);
         pushed
     }
@@ -340,6 +387,31 @@ impl TrafficManager {
             queue.depth.store(0, Ordering::Relaxed);
         }
     }
+}
+
+/// A core that steers a burst it received and the batch it is about to run
+/// ([`TrafficManager::dispatch_burst_keeping`]).
+pub type Keeper<'a, const K: usize> = (usize, &'a mut heapless::Deque<Descriptor, K>);
+
+/// Pushes the held frames `chosen` picks, in order, onto the back of `to` until it is full;
+/// returns how many it pushed.
+fn push_chosen<const N: usize>(
+    to: &mut heapless::Deque<Descriptor, N>,
+    held: &mut [Option<Descriptor>],
+    chosen: impl Fn(&usize) -> bool,
+) -> usize {
+    let mut pushed = 0;
+    for (_, slot) in held.iter_mut().enumerate().filter(|(i, _)| chosen(i)) {
+        let Some(descriptor) = slot.take() else {
+            continue;
+        };
+        if let Err(back) = to.push_back(descriptor) {
+            *slot = Some(back);
+            break;
+        }
+        pushed += 1;
+    }
+    pushed
 }
 
 /// Moves up to `count` descriptors from the front of `from` to the back of `to` (as many as fit);
@@ -597,6 +669,96 @@ mod tests {
             pool.give(d.frame);
         }
         assert_eq!(pool.available(), pool.capacity());
+    }
+
+    #[test]
+    fn the_receiving_core_keeps_its_share_while_its_queue_is_empty() {
+        let numbers = |frames: &heapless::Deque<Descriptor, BURST>| -> Vec<u16> {
+            frames.iter().map(|d| d.len).collect()
+        };
+        let pool = FramePool::new(4 * QUEUE_DEPTH);
+        // One core: the whole burst goes to its batch, as far as the batch holds.
+        let tm = TrafficManager::new(Steering::RoundRobin, 1, 1);
+        let mut batch: heapless::Deque<Descriptor, BURST> = burst(&pool, 2);
+        let mut frames = burst(&pool, BURST);
+        assert_eq!(
+            tm.dispatch_burst_keeping(&mut frames, |_| 0, (0, &mut batch)),
+            BURST
+        );
+        assert_eq!(
+            numbers(&batch)[2..],
+            (0..BURST as u16 - 2).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            drain_core(&tm, 0, &pool),
+            [BURST as u16 - 2, BURST as u16 - 1]
+        );
+        // Once its queue holds frames, new ones go behind them, not ahead into the batch.
+        let give_back = |frames: &mut heapless::Deque<Descriptor, BURST>| {
+            while let Some(descriptor) = frames.pop_front() {
+                pool.give(descriptor.frame);
+            }
+        };
+        give_back(&mut batch);
+        tm.push(0, burst(&pool, 1).pop_front().unwrap()).unwrap();
+        let mut frames = burst(&pool, 3);
+        assert_eq!(
+            tm.dispatch_burst_keeping(&mut frames, |_| 0, (0, &mut batch)),
+            3
+        );
+        assert!(batch.is_empty());
+        assert_eq!(drain_core(&tm, 0, &pool), [0, 0, 1, 2]);
+        // Several cores, round-robin: the receiver's turns go to its batch, the others' to
+        // their queues.
+        let tm = TrafficManager::new(Steering::RoundRobin, 3, 1);
+        let mut frames = burst(&pool, 9);
+        assert_eq!(
+            tm.dispatch_burst_keeping(&mut frames, |_| 0, (1, &mut batch)),
+            9
+        );
+        assert_eq!(numbers(&batch), [1, 4, 7]);
+        assert_eq!(drain_core(&tm, 0, &pool), [0, 3, 6]);
+        assert_eq!(drain_core(&tm, 2, &pool), [2, 5, 8]);
+        // Flow-affine: a flow of the receiver's whose queue holds frames stays behind them.
+        let tm = TrafficManager::new(Steering::FlowAffine, 2, 1);
+        let flow = |d: &Descriptor| u32::from(d.len.is_multiple_of(2));
+        tm.push(1, burst(&pool, 1).pop_front().unwrap()).unwrap();
+        let mut kept: heapless::Deque<Descriptor, BURST> = heapless::Deque::new();
+        let mut frames = burst(&pool, 6);
+        assert_eq!(
+            tm.dispatch_burst_keeping(&mut frames, flow, (1, &mut kept)),
+            6
+        );
+        assert!(kept.is_empty());
+        assert_eq!(drain_core(&tm, 1, &pool), [0, 0, 2, 4]);
+        let mut frames = burst(&pool, 6);
+        assert_eq!(
+            tm.dispatch_burst_keeping(&mut frames, flow, (1, &mut kept)),
+            6
+        );
+        assert_eq!(numbers(&kept), [0, 2, 4]);
+        assert_eq!(drain_core(&tm, 0, &pool), [1, 3, 5, 1, 3, 5]);
+        give_back(&mut batch);
+        give_back(&mut kept);
+        assert_eq!(
+            pool.available(),
+            pool.capacity(),
+            "every frame accounted for"
+        );
+    }
+
+    #[test]
+    fn only_a_lone_core_with_an_empty_queue_keeps_whole_bursts() {
+        let pool = FramePool::new(1);
+        let lone = TrafficManager::new(Steering::RoundRobin, 1, 1);
+        assert!(lone.keeps_all(0));
+        assert!(!lone.keeps_all(1), "no such core");
+        lone.push(0, descriptors(&pool, 1).pop().unwrap()).unwrap();
+        assert!(!lone.keeps_all(0), "new frames go behind the queued one");
+        lone.drain_all(|d| pool.give(d.frame));
+        for steering in [Steering::RoundRobin, Steering::FlowAffine] {
+            assert!(!TrafficManager::new(steering, 2, 1).keeps_all(0));
+        }
     }
 
     #[test]

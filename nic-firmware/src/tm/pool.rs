@@ -10,9 +10,26 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 
-/// Bytes in one frame buffer: the largest Ethernet frame (1518 with a VLAN tag, no FCS),
-/// rounded up to whole cache lines.
+/// The largest frame a buffer receives: the largest Ethernet frame (1518 with a VLAN tag, no
+/// FCS), rounded up to whole cache lines. Ports receive into the first `FRAME_CAPACITY` bytes
+/// of a buffer.
 pub const FRAME_CAPACITY: usize = 1536;
+/// Bytes in one frame buffer: a received frame and, after it, the largest reply a service can
+/// make (so that a reply is built in its request's buffer: [`reply_offset`]).
+pub const BUFFER_CAPACITY: usize = 2 * FRAME_CAPACITY;
+
+/// Where the reply to a request frame of `len` bytes (at most [`FRAME_CAPACITY`]) starts in the
+/// request's buffer: at the first cache line after the request, so that both fit, whole, in
+/// one buffer (a reply is at most 1514 bytes, and `FRAME_CAPACITY + 1514 <= BUFFER_CAPACITY`).
+#[inline]
+pub const fn reply_offset(len: usize) -> usize {
+    let len = if len < FRAME_CAPACITY {
+        len
+    } else {
+        FRAME_CAPACITY
+    };
+    len.next_multiple_of(64)
+}
 
 /// The exclusive right to one buffer of the pool.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,7 +39,7 @@ pub struct FrameToken {
 }
 
 #[repr(align(64))]
-struct Slot(UnsafeCell<[u8; FRAME_CAPACITY]>);
+struct Slot(UnsafeCell<[u8; BUFFER_CAPACITY]>);
 
 // SAFETY: a slot's bytes are only reached through `FramePool::bytes{,_mut}`, which need the
 // slot's unique `FrameToken`; tokens move between cores through locked queues, which order the
@@ -40,7 +57,7 @@ impl FramePool {
     pub fn new(frames: usize) -> Self {
         let frames = frames.min(usize::from(u16::MAX) + 1);
         let slots = (0..frames)
-            .map(|_| Slot(UnsafeCell::new([0; FRAME_CAPACITY])))
+            .map(|_| Slot(UnsafeCell::new([0; BUFFER_CAPACITY])))
             .collect();
         let free = (0..frames).filter_map(|i| u16::try_from(i).ok()).collect();
         FramePool {
@@ -97,7 +114,7 @@ impl FramePool {
 
     /// The buffer `token` stands for.
     #[inline]
-    pub fn bytes<'a>(&'a self, token: &'a FrameToken) -> &'a [u8; FRAME_CAPACITY] {
+    pub fn bytes<'a>(&'a self, token: &'a FrameToken) -> &'a [u8; BUFFER_CAPACITY] {
         let slot = &self.slots[usize::from(token.index)];
         // SAFETY: the caller holds the slot's only token, so no `&mut` to these bytes exists
         // while this shared borrow (tied to the token's borrow) lives.
@@ -106,7 +123,7 @@ impl FramePool {
 
     /// The buffer `token` stands for, writable.
     #[inline]
-    pub fn bytes_mut<'a>(&'a self, token: &'a mut FrameToken) -> &'a mut [u8; FRAME_CAPACITY] {
+    pub fn bytes_mut<'a>(&'a self, token: &'a mut FrameToken) -> &'a mut [u8; BUFFER_CAPACITY] {
         let slot = &self.slots[usize::from(token.index)];
         // SAFETY: the caller holds the slot's only token, mutably borrowed for as long as the
         // returned borrow lives, so no other reference to these bytes can exist meanwhile.
@@ -146,5 +163,20 @@ mod tests {
         pool.give(a);
         pool.give(b);
         assert_eq!(pool.available(), 2);
+    }
+
+    #[test]
+    fn a_reply_fits_after_any_request() {
+        // The largest reply: Ethernet, IPv4 and UDP headers and 1472 bytes of data.
+        const LARGEST_REPLY: usize = 14 + 20 + 8 + 1472;
+        for len in [0, 42, 60, 64, 65, 512, 1514, 1518, FRAME_CAPACITY, 4000] {
+            let at = reply_offset(len);
+            assert!(at >= len.min(FRAME_CAPACITY), "request of {len} bytes");
+            assert_eq!(at % 64, 0);
+            assert!(
+                at + LARGEST_REPLY <= BUFFER_CAPACITY,
+                "request of {len} bytes"
+            );
+        }
     }
 }

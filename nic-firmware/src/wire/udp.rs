@@ -128,6 +128,31 @@ pub struct UdpFrameRepr {
 pub const FRAME_PAYLOAD_OFFSET: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + HEADER_LEN;
 
 impl UdpFrameRepr {
+    /// The addressing of the reply to the UDP datagram whose header starts at `udp_offset` of
+    /// the Ethernet frame `request` (already parsed): from `source_mac`, the request's
+    /// destination IP and port back to its sender's MAC, IP and port. `None` when `request` is
+    /// too short to hold those headers.
+    #[inline]
+    pub fn reply_to(request: &[u8], udp_offset: usize, source_mac: MacAddress) -> Option<Self> {
+        const SOURCE_MAC: usize = 6;
+        const IP_SOURCE: usize = ethernet::HEADER_LEN + 12;
+        let (client_mac, _) = request.get(SOURCE_MAC..)?.split_first_chunk::<6>()?;
+        let (addresses, _) = request.get(IP_SOURCE..)?.split_first_chunk::<8>()?;
+        let (ports, _) = request.get(udp_offset..)?.split_first_chunk::<4>()?;
+        let [a, b, c, d, e, f, g, h] = *addresses;
+        let [client_high, client_low, service_high, service_low] = *ports;
+        Some(UdpFrameRepr {
+            source_mac,
+            destination_mac: MacAddress(*client_mac),
+            source: Ipv4Address([e, f, g, h]),
+            destination: Ipv4Address([a, b, c, d]),
+            udp: UdpRepr {
+                source_port: u16::from_be_bytes([service_high, service_low]),
+                destination_port: u16::from_be_bytes([client_high, client_low]),
+            },
+        })
+    }
+
     /// Writes the three headers, both checksums included, in front of the `payload_len` bytes
     /// already at [`FRAME_PAYLOAD_OFFSET`] of `frame`; returns the frame length. Gives the same
     /// bytes as emitting the three layers one by one, in one pass over the headers.
@@ -295,6 +320,29 @@ mod tests {
         assert_eq!(
             repr.emit_in_place(&mut [0u8; 41], 0),
             Err(Error::BufferTooSmall)
+        );
+    }
+
+    #[test]
+    fn the_reply_to_the_request_fixture_is_the_reply_fixture() {
+        let request = &fixtures::UDP_REQUEST_FRAME;
+        let repr = UdpFrameRepr::reply_to(request, 34, fixtures::NIC_MAC).unwrap();
+        let mut frame = [0u8; 64];
+        frame[42..52].copy_from_slice(b"\0hello, e3");
+        assert_eq!(repr.emit_in_place(&mut frame, 10), Ok(52));
+        assert_eq!(frame[..52], fixtures::UDP_REPLY_FRAME);
+        // Too short to hold the ports (or anything) it is asked for: no reply.
+        assert_eq!(
+            UdpFrameRepr::reply_to(&request[..37], 34, fixtures::NIC_MAC),
+            None
+        );
+        assert_eq!(
+            UdpFrameRepr::reply_to(&request[..33], 0, fixtures::NIC_MAC),
+            None
+        );
+        assert_eq!(
+            UdpFrameRepr::reply_to(request, usize::MAX, fixtures::NIC_MAC),
+            None
         );
     }
 
