@@ -9,6 +9,9 @@
 //! uplink can run out, so only as many of each such class are kept as the application has
 //! nodes.
 
+pub mod cbc;
+pub mod model;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
