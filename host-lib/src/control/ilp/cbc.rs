@@ -9,7 +9,9 @@
 //! [`MAX_GRACE`]) CBC is interrupted with SIGINT, which its branch and bound heeds within
 //! milliseconds, writing its best incumbent; at the deadline it is killed. Measured here
 //! (CBC 2.10.8): interrupted in branch and bound it wrote its solution and exited 18 ms later;
-//! interrupted during its initial LP solve or its feasibility pump it went on to its own limit.
+//! interrupted during its initial LP solve or its feasibility pump it went on to its own limit;
+//! on the placer's IoT-TS program it heeded an interrupt only at the end of its root cut loop,
+//! seconds later. Killed, it leaves no solution, and the caller falls back on its own start.
 
 use std::env;
 use std::ffi::OsString;
@@ -211,9 +213,7 @@ impl Cbc {
         let wanted_path = Path::new(wanted);
         if wanted_path.components().count() > 1 {
             return if is_executable(wanted_path) {
-                Ok(Cbc {
-                    program: wanted_path.to_owned(),
-                })
+                Ok(Cbc::at(wanted_path))
             } else {
                 Err(SolverError::NotFound {
                     looked: format!(
@@ -227,10 +227,18 @@ impl Cbc {
             .flat_map(env::split_paths)
             .map(|dir| dir.join(wanted_path))
             .find(|candidate| is_executable(candidate))
-            .map(|program| Cbc { program })
+            .map(|program| Cbc::at(&program))
             .ok_or_else(|| SolverError::NotFound {
                 looked: format!("no `{}` on PATH", wanted_path.display()),
             })
+    }
+
+    /// The program at `path`, made absolute: CBC runs in a directory of its own, where a
+    /// relative path would name another file.
+    fn at(path: &Path) -> Cbc {
+        Cbc {
+            program: std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
+        }
     }
 
     /// The program that runs.

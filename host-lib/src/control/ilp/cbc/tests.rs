@@ -166,6 +166,15 @@ fn finds_the_program_where_it_is_named() {
         })
     );
     assert!(Cbc::locate_in(&OsString::from("cbc"), "PATH", None).is_err());
+    // A relative path is made absolute (CBC runs in a directory of its own).
+    let here = env::current_dir().unwrap();
+    let relative = pathdiff(&named, &here);
+    let found = Cbc::locate_in(&relative.into_os_string(), PROGRAM_VARIABLE, None).unwrap();
+    assert!(found.program().is_absolute());
+    assert_eq!(
+        fs::canonicalize(found.program()).unwrap(),
+        fs::canonicalize(&named).unwrap()
+    );
 }
 
 #[test]
@@ -226,4 +235,16 @@ fn the_temporary_directory_goes_with_its_files() {
     assert!(path.is_dir());
     drop(dir);
     assert!(!path.exists());
+}
+
+/// `path` relative to `base` (both absolute), through `..` up to their common ancestor.
+fn pathdiff(path: &Path, base: &Path) -> PathBuf {
+    let (path, base): (Vec<_>, Vec<_>) = (path.components().collect(), base.components().collect());
+    let common = path.iter().zip(&base).take_while(|(a, b)| a == b).count();
+    let mut relative = PathBuf::new();
+    for _ in common..base.len() {
+        relative.push("..");
+    }
+    relative.extend(&path[common..]);
+    relative
 }
