@@ -1,7 +1,7 @@
 //! The operator command end to end: runs the `e3` binary for `place` (tables and JSON, every
 //! algorithm), `report`, and the errors it gives for unknown names and bad files.
 
-#![cfg(all(feature = "cli", feature = "ilp"))]
+#![cfg(feature = "cli")]
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -11,8 +11,14 @@ use serde_json::Value;
 
 /// Runs `e3` with `args`.
 fn e3(args: &[&str]) -> Output {
+    e3_with(args, &[])
+}
+
+/// Runs `e3` with `args` and the environment variables `vars` set.
+fn e3_with(args: &[&str], vars: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_e3"))
         .args(args)
+        .envs(vars.iter().copied())
         .output()
         .expect("run e3")
 }
@@ -315,4 +321,20 @@ fn report_compares_the_three_algorithms_on_every_application() {
             .unwrap()
             .starts_with("time limit hit"));
     }
+}
+
+#[test]
+fn the_ilp_says_when_cbc_is_missing() {
+    let output = e3_with(
+        &["place", "--app", "nfv-din", "--algo", "ilp"],
+        &[("E3_CBC", "/nonexistent/cbc")],
+    );
+    assert!(!output.status.success());
+    assert!(stdout(&output).is_empty(), "{}", stdout(&output));
+    assert_eq!(
+        stderr(&output).trim_end(),
+        "e3: the MILP solver failed: CBC is not installed (E3_CBC names /nonexistent/cbc, \
+         which is not an executable file): install Debian's coinor-cbc \
+         (`apt-get install coinor-cbc`) or set E3_CBC to a cbc program"
+    );
 }

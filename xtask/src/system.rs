@@ -1,5 +1,5 @@
 //! Debian packages the tasks need, installed with apt when missing (CI starts from a fresh
-//! Debian machine): COIN-OR CBC, the MILP solver host-lib's ILP placer links; QEMU for the
+//! Debian machine): COIN-OR CBC, the MILP solver host-lib's ILP placer runs; QEMU for the
 //! emulated SmartNICs; and `ip` and `ping`, which only the HIL scenario with a Linux network
 //! namespace needs.
 //!
@@ -27,9 +27,11 @@ use crate::toolchain::{render, run_checked};
 const LOCK_TIMEOUT_S: u32 = 600;
 /// Where a missing backports source is written.
 const BACKPORTS_SOURCE: &str = "/etc/apt/sources.list.d/e3-backports.sources";
-/// The packages of CBC, and the pkg-config module that shows they are there.
-const CBC_PACKAGES: [&str; 2] = ["coinor-libcbc-dev", "pkg-config"];
-const CBC_MODULE: &str = "cbc";
+/// The package of CBC's program, its name, and the environment variable through which
+/// host-lib's ILP placer takes another.
+const CBC_PACKAGE: &str = "coinor-cbc";
+const CBC_PROGRAM: &str = "cbc";
+const CBC_VARIABLE: &str = "E3_CBC";
 /// The QEMU package (it brings `qemu-system-aarch64`).
 const QEMU_PACKAGE: &str = "qemu-system-arm";
 /// Programs the network-namespace HIL scenario runs, and their packages.
@@ -83,20 +85,20 @@ impl Request<'_> {
     }
 }
 
-/// Makes sure CBC and its pkg-config file are installed.
+/// Makes sure the CBC program runs.
 pub fn ensure_cbc() -> Result<()> {
-    if cbc_installed() {
+    if cbc_runs() {
         return Ok(());
     }
     let request = Request {
-        purpose: "COIN-OR CBC, the MILP solver host-lib's ILP placer links",
-        packages: &CBC_PACKAGES,
+        purpose: "COIN-OR CBC, the MILP solver host-lib's ILP placer runs",
+        packages: &[CBC_PACKAGE],
         backports: false,
     };
     install(&request)?;
-    if !cbc_installed() {
+    if !cbc_runs() {
         return Err(request.failure(format!(
-            "pkg-config still does not find `{CBC_MODULE}` after installing"
+            "`{CBC_PROGRAM} -quit` still does not run after installing"
         )));
     }
     Ok(())
@@ -206,9 +208,17 @@ fn install(request: &Request<'_>) -> Result<()> {
     Ok(())
 }
 
-fn cbc_installed() -> bool {
-    Command::new("pkg-config")
-        .args(["--exists", CBC_MODULE])
+/// Whether the CBC program host-lib will run (`$E3_CBC`, else `cbc` on PATH) starts and quits
+/// cleanly.
+fn cbc_runs() -> bool {
+    let program = std::env::var_os(CBC_VARIABLE)
+        .filter(|value| !value.is_empty())
+        .unwrap_or_else(|| CBC_PROGRAM.into());
+    Command::new(program)
+        .arg("-quit")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
 }

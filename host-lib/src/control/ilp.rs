@@ -1,22 +1,27 @@
 //! Placement as an integer linear program over binary assignment variables, minimising the same
 //! [`CostModel`] as the annealer over the same loads (messages priced by where both ends are,
-//! through exact linearised products of assignment variables), solved by COIN-OR CBC (through
-//! `good_lp`). The time limit covers the whole call, building the program included; a greedy
-//! assignment is the first incumbent and the answer whenever nothing better is found in time.
+//! through exact linearised products of assignment variables), solved by COIN-OR CBC run as a
+//! program of its own ([`cbc`]), which is what lets the time limit hold. The limit covers the
+//! whole call, building the program included; a greedy assignment is CBC's starting incumbent
+//! and the answer whenever nothing better is found in time.
 //!
 //! The program is shrunk without changing its optimum: servers whose nodes are in the same
 //! state (same type, same free resources, same instance counts) are interchangeable when no
 //! uplink can run out, so only as many of each such class are kept as the application has
 //! nodes.
+//!
+//! Submodules: [`model`] (variables, expressions, rows, the LP file) and [`cbc`] (running
+//! CBC within the deadline, its solution file).
+
+pub mod cbc;
+pub mod model;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use good_lp::solvers::coin_cbc::{coin_cbc, CoinCbcProblem};
-use good_lp::{
-    variable, Constraint, Expression, ProblemVariables, ResolutionError, Solution, SolutionStatus,
-    SolverModel, Variable,
-};
+use cbc::{Cbc, Outcome, SolverError, Status};
+use model::{variable, Constraint, Expression, ProblemVariables, Variable};
 
 use super::charges::{end_charges, pair_charges, ChangeSet, Target};
 use super::communication::Mechanism;
@@ -33,6 +38,8 @@ pub struct Ilp {
     pub time_limit: Duration,
     /// The objective.
     pub model: CostModel,
+    /// The `cbc` program; `None`: `$E3_CBC`, else `cbc` on PATH, looked up at every call.
+    pub program: Option<PathBuf>,
 }
 
 impl Default for Ilp {
@@ -40,6 +47,7 @@ impl Default for Ilp {
         Ilp {
             time_limit: Duration::from_secs(10),
             model: CostModel::default(),
+            program: None,
         }
     }
 }
@@ -373,7 +381,8 @@ impl Ilp {
     }
 
     /// Builds and solves within the limit; returns the assignment and a note when the limit
-    /// was hit (or CBC gave nothing better than the greedy start).
+    /// was hit (or CBC gave nothing better than the greedy start). Fails only when CBC is not
+    /// there or cannot be started, or finds the program infeasible.
     fn solve(
         &self,
         workload: &Workload,
@@ -381,6 +390,7 @@ impl Ilp {
         ledger: &Ledger,
         started: Instant,
     ) -> Result<(Vec<ComputeId>, Option<String>), PlaceError> {
+        let cbc = Cbc::locate(self.program.as_deref()).map_err(PlaceError::Solver)?;
         let deadline = started + self.time_limit;
         let reduction = reduce(workload, topology, ledger);
         let start = greedy_over(
@@ -391,16 +401,19 @@ impl Ilp {
             &reduction.candidates,
         );
         let limit = format!("{:?}", self.time_limit);
+        let greedy = |why: String| {
+            Ok((
+                start.clone(),
+                Some(format!("{why}; this is the greedy start")),
+            ))
+        };
         let (builder, choices) =
             match self.build(workload, topology, ledger, &reduction, &start, deadline) {
                 Ok(built) => built,
                 Err(OutOfTime { rows }) => {
-                    return Ok((
-                        start,
-                        Some(format!(
-                            "time limit hit: the {limit} limit ran out while building the program \
-                             ({rows} rows so far); this is the greedy start"
-                        )),
+                    return greedy(format!(
+                        "time limit hit: the {limit} limit ran out while building the program \
+                         ({rows} rows so far)"
                     ))
                 }
             };
@@ -411,57 +424,47 @@ impl Ilp {
             size,
             ..
         } = builder;
-        let mut problem: CoinCbcProblem = vars.minimise(objective).using(coin_cbc);
-        problem.set_parameter("log", "0");
-        problem.set_parameter("slogLevel", "0");
-        // Wall-clock seconds, fractions allowed (good_lp's own setter rounds up to whole
-        // seconds). CBC's preprocessing is off: CBC 2.10.8 can crash in its post-processing
-        // when the limit stops it (seen here in CglPreProcess::postProcess).
-        problem.set_parameter("timeMode", "elapsed");
-        problem.set_parameter("preprocess", "off");
-        for (i, row) in rows.into_iter().enumerate() {
-            if i % 4096 == 0 && Instant::now() > deadline {
-                return Ok((
-                    start,
-                    Some(format!(
-                        "time limit hit: the {limit} limit ran out while handing the program \
-                         to CBC ({i} of {} rows); this is the greedy start",
-                        size.rows
-                    )),
-                ));
-            }
-            problem.add_constraint(row);
-        }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Ok((
-                start,
-                Some(format!(
-                    "time limit hit: the {limit} limit ran out before CBC started; this is the \
-                     greedy start"
-                )),
-            ));
-        }
-        problem.set_parameter("sec", &format!("{:.3}", remaining.as_secs_f64().max(0.001)));
-        let solution = match problem.solve() {
-            Ok(solution) => solution,
-            Err(ResolutionError::Infeasible) => {
-                return Err(PlaceError::Solver("the program is infeasible".into()))
-            }
-            Err(error) => {
-                return Ok((
-                    start,
-                    Some(format!(
-                        "CBC returned no solution ({error}); this is the greedy start"
-                    )),
+        let (status, values) = match cbc.solve(&vars, &objective, &rows, deadline) {
+            Ok(Outcome::Solved { status, values, .. }) => (status, values),
+            Ok(Outcome::OutOfTimeWriting { rows }) => {
+                return greedy(format!(
+                    "time limit hit: the {limit} limit ran out while handing the program to \
+                     CBC ({rows} of {} rows written)",
+                    size.rows
                 ))
             }
+            Ok(Outcome::NoTimeLeft) => {
+                return greedy(format!(
+                    "time limit hit: the {limit} limit ran out before CBC started"
+                ))
+            }
+            Ok(Outcome::Cut) => {
+                return greedy(format!(
+                    "time limit hit: CBC did not stop when interrupted and was killed at the \
+                     {limit} limit"
+                ))
+            }
+            Err(error @ (SolverError::NotFound { .. } | SolverError::Start { .. })) => {
+                return Err(PlaceError::Solver(error))
+            }
+            Err(error) => return greedy(format!("CBC returned no solution ({error})")),
         };
-        let limited = matches!(solution.status(), SolutionStatus::TimeLimit);
-        let found = read_assignment(&choices, &solution);
+        let no_incumbent = || {
+            greedy(format!(
+                "time limit hit: CBC found no integral incumbent within the {limit} limit"
+            ))
+        };
+        let limited = match status {
+            Status::Optimal => false,
+            Status::Stopped { integral: true } => true,
+            Status::Stopped { integral: false } => return no_incumbent(),
+            Status::Infeasible => return Err(PlaceError::Solver(SolverError::Infeasible)),
+            Status::Unbounded => return greedy("CBC found the program unbounded".into()),
+            Status::Other(line) => return greedy(format!("CBC returned no solution ({line})")),
+        };
         let cost =
             |nodes: &[ComputeId]| assignment_cost(&self.model, workload, topology, ledger, nodes);
-        match found {
+        match read_assignment(&choices, &values) {
             // CBC's answer is checked against the greedy start with the annealer's own cost
             // (CBC 2.10 may report a polished iterate that is not its incumbent when stopped).
             Some(nodes) if cost(&nodes) <= cost(&start) + 1e-6 => Ok((
@@ -472,20 +475,11 @@ impl Ilp {
                     )
                 }),
             )),
-            Some(_) => Ok((
-                start,
-                Some(format!(
-                    "CBC's answer{} costs more than the greedy start; this is the greedy start",
-                    if limited { " at the time limit" } else { "" }
-                )),
+            Some(_) => greedy(format!(
+                "CBC's answer{} costs more than the greedy start",
+                if limited { " at the time limit" } else { "" }
             )),
-            None => Ok((
-                start,
-                Some(format!(
-                    "time limit hit: CBC found no integral incumbent within the {limit} limit; \
-                     this is the greedy start"
-                )),
-            )),
+            None => no_incumbent(),
         }
     }
 }
@@ -601,15 +595,15 @@ fn node_terms(b: &mut Builder<'_>, n: ComputeId, on_node: &[Variable]) {
     }
 }
 
-/// The computing node of every DAG node in `solution`, or `None` if some assignment is not
-/// integral.
-fn read_assignment(choices: &[Choices], solution: &impl Solution) -> Option<Vec<ComputeId>> {
+/// The computing node of every DAG node in `values` (by variable), or `None` if some
+/// assignment is not integral.
+fn read_assignment(choices: &[Choices], values: &[f64]) -> Option<Vec<ComputeId>> {
     choices
         .iter()
         .map(|options| {
             let mut chosen = None;
             for &(n, x) in options {
-                let value = solution.value(x);
+                let value = values[x.index()];
                 if (value - value.round()).abs() > 1e-6 {
                     return None;
                 }

@@ -27,7 +27,6 @@ pub mod config;
 pub mod cost;
 pub mod evaluate;
 pub mod hcm;
-#[cfg(feature = "ilp")]
 pub mod ilp;
 pub mod index;
 pub mod ledger;

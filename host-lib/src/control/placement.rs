@@ -8,6 +8,7 @@ use std::fmt;
 use microservices::apps::NodeId;
 
 use super::charges::{placement_changes, release_sites, ChangeSet, Target};
+use super::ilp::cbc::SolverError;
 use super::ledger::Ledger;
 use super::profile::Pin;
 use super::topology::{ComputeId, Topology};
@@ -98,8 +99,8 @@ pub enum PlaceError {
         /// Nodes in the ledger.
         ledger: usize,
     },
-    /// The MILP solver failed.
-    Solver(String),
+    /// The MILP solver (CBC) could not be run, or found no solution can exist.
+    Solver(SolverError),
 }
 
 impl fmt::Display for PlaceError {
@@ -110,7 +111,7 @@ impl fmt::Display for PlaceError {
                 f,
                 "the ledger covers {ledger} nodes but the cluster has {topology}"
             ),
-            PlaceError::Solver(message) => write!(f, "the MILP solver failed: {message}"),
+            PlaceError::Solver(error) => write!(f, "the MILP solver failed: {error}"),
         }
     }
 }

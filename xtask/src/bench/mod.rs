@@ -43,7 +43,7 @@ impl Which {
 /// Entry point of the subcommand.
 pub fn run(args: Args) -> Result<()> {
     if matches!(args.which, Which::Placement) {
-        crate::system::ensure_cbc()?; // host-lib links COIN-OR CBC
+        crate::system::ensure_cbc()?; // host-lib's ILP runs COIN-OR CBC
     }
     let (package, bench) = args.which.target();
     run_checked(

@@ -23,7 +23,8 @@ pub enum Algorithm {
     Hcm,
     /// Simulated annealing (Service Fabric's cost).
     Annealing,
-    /// Integer linear program (CBC) over the same cost.
+    /// Integer linear program over the same cost, solved by COIN-OR CBC's `cbc` program
+    /// ($E3_CBC, else `cbc` on PATH; Debian's coinor-cbc).
     Ilp,
 }
 

@@ -149,28 +149,42 @@ fn a_limit_that_runs_out_returns_the_greedy_start() {
     assert_eq!(placement.nodes, start);
 }
 
-#[test]
-fn a_limit_that_stops_cbc_returns_its_incumbent() {
-    // IoT-TS (108 nodes, backups, host-only SQL) on 3xType1 at 30% of nominal capacity: 648
-    // assignment variables and their products, which CBC does not solve to optimality in
-    // seconds (e3 report's 10 s limits are all hit). Building takes a fraction of the 3 s,
-    // so the limit stops CBC itself.
+/// IoT-TS (108 nodes, backups, host-only SQL) on 3xType1 at 30% of nominal capacity: 648
+/// assignment variables and their products, which CBC does not solve to optimality in seconds
+/// (run alone here it needed more than a minute).
+fn iot_ts() -> (Topology, Workload) {
     let topology = Cluster::builtin("3xtype1").unwrap().topology();
-    let mut ledger = Ledger::new(&topology);
-    let before = ledger.clone();
     let unit = Workload::builtin(App::IotTs, 1.0).unwrap();
     let rate = 0.3 * crate::control::evaluate::nominal_rps(&unit, &topology);
     let workload = unit.with_rate(rate).unwrap();
+    (topology, workload)
+}
+
+#[test]
+fn a_limit_that_stops_cbc_returns_its_incumbent_or_the_greedy_start() {
+    // Building takes a fraction of the 3 s, so the limit stops CBC itself: it is interrupted
+    // and writes its incumbent if it is in its branch and bound, and is killed at the limit
+    // otherwise (here it is often still in its root heuristics, which ignore the interrupt),
+    // and then the answer is the greedy start.
+    let (topology, workload) = iot_ts();
+    let mut ledger = Ledger::new(&topology);
+    let before = ledger.clone();
     let mut ilp = Ilp {
         time_limit: Duration::from_secs(3),
         ..Ilp::default()
     };
     let placement = ilp.place(&workload, &topology, &mut ledger).unwrap();
     let note = placement.stopped_early.clone().expect("the limit was hit");
-    assert!(
-        note.starts_with("time limit hit: the 3s limit stopped CBC; this is its best incumbent"),
-        "{note}"
-    );
+    let incumbent = "time limit hit: the 3s limit stopped CBC; this is its best incumbent";
+    let killed = "time limit hit: CBC did not stop when interrupted and was killed at the 3s \
+                  limit; this is the greedy start";
+    assert!(note == incumbent || note == killed, "{note}");
+    if note == killed {
+        assert_eq!(
+            placement.nodes,
+            greedy(&ilp.model, &workload, &topology, &before)
+        );
+    }
     // No worse than the greedy start, by the annealer's own cost.
     let start = greedy(&ilp.model, &workload, &topology, &before);
     let cost =
@@ -230,4 +244,49 @@ fn a_limit_that_stops_cbc_returns_its_incumbent() {
             assert!(named, "nodes {} and {} share a server unreported", v.0, p.0);
         }
     }
+}
+
+#[test]
+fn the_limit_holds_when_cbc_would_run_long() {
+    // Given this program and half a second, CBC on its own overruns by seconds (its first LP
+    // solve, its start and its root heuristics do not look at the clock: with `sec 2.5` it ran
+    // 8 s here). The placer stops it at the limit. Not a timing test: the bound is thirty
+    // times the limit, to catch a placer that waits for CBC, not to measure one that does not.
+    let (topology, workload) = iot_ts();
+    let mut ledger = Ledger::new(&topology);
+    let mut ilp = Ilp {
+        time_limit: Duration::from_millis(500),
+        ..Ilp::default()
+    };
+    let started = Instant::now();
+    let placement = ilp.place(&workload, &topology, &mut ledger).unwrap();
+    let took = started.elapsed();
+    let note = placement.stopped_early.expect("the limit was hit");
+    assert!(note.starts_with("time limit hit"), "{note}");
+    assert!(took < 30 * ilp.time_limit, "{took:?}");
+}
+
+#[test]
+fn a_missing_cbc_is_an_error_that_says_how_to_install_it() {
+    let topology = Cluster::builtin("3xtype1").unwrap().topology();
+    let mut ledger = Ledger::new(&topology);
+    let before = ledger.clone();
+    let mut ilp = Ilp {
+        program: Some("/nonexistent/cbc".into()),
+        ..Ilp::default()
+    };
+    let error = ilp
+        .place(&small(0, 1000.0), &topology, &mut ledger)
+        .unwrap_err();
+    assert!(
+        matches!(&error, PlaceError::Solver(SolverError::NotFound { .. })),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "the MILP solver failed: CBC is not installed (the ILP's program names \
+         /nonexistent/cbc, which is not an executable file): install Debian's coinor-cbc \
+         (`apt-get install coinor-cbc`) or set E3_CBC to a cbc program"
+    );
+    assert_eq!(ledger, before, "nothing is placed");
 }

@@ -3,6 +3,7 @@
 //! placement, messages included.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use microservices::apps::App;
 
@@ -11,7 +12,6 @@ use crate::control::annealing::Annealing;
 use crate::control::charges::{end_charges, pair_charges, ChangeSet, Target};
 use crate::control::communication::Mechanism;
 use crate::control::hcm::Hcm;
-#[cfg(feature = "ilp")]
 use crate::control::ilp::Ilp;
 use crate::control::ledger::{Ledger, EPSILON};
 use crate::control::topology::{Cluster, ComputeId};
@@ -24,9 +24,8 @@ fn placers() -> Vec<Box<dyn Placer>> {
             moves_per_node: 200,
             ..Annealing::with_seed(5)
         }),
-        #[cfg(feature = "ilp")]
         Box::new(Ilp {
-            time_limit: std::time::Duration::from_secs(1),
+            time_limit: Duration::from_secs(1),
             ..Ilp::default()
         }),
     ]

@@ -1,0 +1,547 @@
+//! COIN-OR CBC as a program of its own (Debian's `coinor-cbc`), run on the ILP's program
+//! within a deadline that holds. Owns finding the program (`$E3_CBC`, else `cbc` on PATH), the
+//! temporary files (the LP file, the starting solution, CBC's solution and output), the
+//! solution file's format, and stopping CBC.
+//!
+//! CBC gets its own limit (`sec`, wall-clock), but it does not look at the clock during its
+//! first LP solve, root cuts and heuristics, so the limit alone is not kept. The deadline is:
+//! a grace period before it (a quarter of the time left when CBC starts, at most
+//! [`MAX_GRACE`]) CBC is interrupted with SIGINT, which its branch and bound heeds within
+//! milliseconds, writing its best incumbent; at the deadline it is killed. Measured here
+//! (CBC 2.10.8): interrupted in branch and bound it wrote its solution and exited 18 ms later;
+//! interrupted during its initial LP solve or its feasibility pump it went on to its own limit;
+//! on the placer's IoT-TS program it heeded an interrupt only at the end of its root cut loop,
+//! seconds later. Killed, it leaves no solution, and the caller falls back on its own start.
+
+use std::env;
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{self, Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::model::{write_lp, write_start, Constraint, Expression, ProblemVariables, WriteError};
+
+/// The environment variable that names the `cbc` program to run.
+pub const PROGRAM_VARIABLE: &str = "E3_CBC";
+/// The program's name on PATH.
+pub const PROGRAM_NAME: &str = "cbc";
+/// The longest time between interrupting CBC and killing it.
+pub const MAX_GRACE: Duration = Duration::from_millis(500);
+/// How often the deadline is looked at while CBC runs.
+const POLL: Duration = Duration::from_millis(5);
+/// Bytes of CBC's output quoted when it fails.
+const OUTPUT_TAIL: u64 = 600;
+
+/// Why CBC gave no answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SolverError {
+    /// There is no CBC program: `looked` says where it was looked for.
+    NotFound {
+        /// Where it was looked for.
+        looked: String,
+    },
+    /// The program could not be started.
+    Start {
+        /// The program.
+        program: PathBuf,
+        /// The system's reason.
+        reason: String,
+    },
+    /// A temporary file could not be made, written or read.
+    Files {
+        /// The file or directory.
+        path: PathBuf,
+        /// The system's reason.
+        reason: String,
+    },
+    /// A number of the program is infinite or not a number; `row` is `None` for the objective.
+    NotFinite {
+        /// The row, or `None` for the objective.
+        row: Option<usize>,
+    },
+    /// CBC ended without writing a solution.
+    Failed {
+        /// How it ended.
+        how: String,
+        /// The end of its output.
+        output: String,
+    },
+    /// CBC found that the program has no solution.
+    Infeasible,
+    /// CBC's solution file does not read as one.
+    BadSolution {
+        /// The line (1-based).
+        line: usize,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+impl fmt::Display for SolverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SolverError::NotFound { looked } => write!(
+                f,
+                "CBC is not installed ({looked}): install Debian's coinor-cbc \
+                 (`apt-get install coinor-cbc`) or set {PROGRAM_VARIABLE} to a cbc program"
+            ),
+            SolverError::Start { program, reason } => {
+                write!(f, "could not start {}: {reason}", program.display())
+            }
+            SolverError::Files { path, reason } => write!(f, "{}: {reason}", path.display()),
+            SolverError::NotFinite { row: Some(row) } => {
+                write!(
+                    f,
+                    "row {row} of the program has a number that is not finite"
+                )
+            }
+            SolverError::NotFinite { row: None } => {
+                f.write_str("the objective has a number that is not finite")
+            }
+            SolverError::Failed { how, output } => {
+                write!(
+                    f,
+                    "CBC {how} without writing a solution; its output ends: {output}"
+                )
+            }
+            SolverError::Infeasible => f.write_str("CBC found the program infeasible"),
+            SolverError::BadSolution { line, problem } => {
+                write!(f, "CBC's solution file, line {line}: {problem}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SolverError {}
+
+/// What CBC's solution file says of the solution (its first line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Solved to optimality.
+    Optimal,
+    /// Stopped early (its own limit or the interrupt); `integral` is false when CBC had no
+    /// integral solution and wrote the LP relaxation's.
+    Stopped {
+        /// Whether the values are CBC's integral incumbent.
+        integral: bool,
+    },
+    /// No solution exists.
+    Infeasible,
+    /// The objective has no lower bound.
+    Unbounded,
+    /// Anything else, as CBC wrote it.
+    Other(String),
+}
+
+impl Status {
+    /// Reads the first line of a solution file.
+    fn parse(line: &str) -> Status {
+        let line = line.trim();
+        if line.starts_with("Optimal") {
+            Status::Optimal
+        } else if line.starts_with("Stopped") {
+            Status::Stopped {
+                integral: !line.contains("no integer solution"),
+            }
+        } else if line.starts_with("Infeasible") || line.starts_with("Integer infeasible") {
+            Status::Infeasible
+        } else if line.starts_with("Unbounded") {
+            Status::Unbounded
+        } else {
+            Status::Other(line.to_owned())
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The deadline came while the program was being written, after `rows` rows.
+    OutOfTimeWriting {
+        /// Rows written.
+        rows: usize,
+    },
+    /// The deadline came before CBC could be started.
+    NoTimeLeft,
+    /// CBC was interrupted and gave nothing before the deadline (it went on and was killed,
+    /// or the interrupt ended it before it could write).
+    Cut,
+    /// CBC wrote a solution.
+    Solved {
+        /// What it says of it.
+        status: Status,
+        /// Every variable's value, by index (CBC leaves out zeros).
+        values: Vec<f64>,
+        /// Whether CBC had been interrupted.
+        interrupted: bool,
+    },
+}
+
+/// The `cbc` program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cbc {
+    program: PathBuf,
+}
+
+impl Cbc {
+    /// `program` if given, else `$E3_CBC`, else `cbc` on PATH; a name without a `/` is looked
+    /// up on PATH.
+    pub fn locate(program: Option<&Path>) -> Result<Cbc, SolverError> {
+        let (wanted, from) = match program {
+            Some(program) => (program.as_os_str().to_owned(), "the ILP's program"),
+            None => match env::var_os(PROGRAM_VARIABLE).filter(|v| !v.is_empty()) {
+                Some(value) => (value, PROGRAM_VARIABLE),
+                None => (OsString::from(PROGRAM_NAME), "PATH"),
+            },
+        };
+        Self::locate_in(&wanted, from, env::var_os("PATH"))
+    }
+
+    /// [`locate`](Self::locate) with the choice made: `wanted` (named by `from`, for the
+    /// message) and the `PATH` to search.
+    fn locate_in(
+        wanted: &OsString,
+        from: &str,
+        path: Option<OsString>,
+    ) -> Result<Cbc, SolverError> {
+        let wanted_path = Path::new(wanted);
+        if wanted_path.components().count() > 1 {
+            return if is_executable(wanted_path) {
+                Ok(Cbc::at(wanted_path))
+            } else {
+                Err(SolverError::NotFound {
+                    looked: format!(
+                        "{from} names {}, which is not an executable file",
+                        wanted_path.display()
+                    ),
+                })
+            };
+        }
+        path.iter()
+            .flat_map(env::split_paths)
+            .map(|dir| dir.join(wanted_path))
+            .find(|candidate| is_executable(candidate))
+            .map(|program| Cbc::at(&program))
+            .ok_or_else(|| SolverError::NotFound {
+                looked: format!("no `{}` on PATH", wanted_path.display()),
+            })
+    }
+
+    /// The program at `path`, made absolute: CBC runs in a directory of its own, where a
+    /// relative path would name another file.
+    fn at(path: &Path) -> Cbc {
+        Cbc {
+            program: std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
+        }
+    }
+
+    /// The program that runs.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// Minimises `objective` subject to `rows` over `vars`, starting from the variables'
+    /// initial values, and returns by `deadline` (give or take the few milliseconds it takes
+    /// to kill CBC and read its solution).
+    pub fn solve(
+        &self,
+        vars: &ProblemVariables,
+        objective: &Expression,
+        rows: &[Constraint],
+        deadline: Instant,
+    ) -> Result<Outcome, SolverError> {
+        let dir = TempDir::new()?;
+        let lp = dir.file("program.lp");
+        let written = write_file(&lp, |out| {
+            write_lp(out, vars, objective, rows, || Instant::now() < deadline)
+        });
+        match written {
+            Ok(()) => {}
+            Err(WriteError::Stopped { rows }) => return Ok(Outcome::OutOfTimeWriting { rows }),
+            Err(WriteError::NotFinite { row }) => return Err(SolverError::NotFinite { row }),
+            Err(WriteError::Io(error)) => return Err(files(&lp, &error)),
+        }
+        let start = dir.file("start.sol");
+        let starts = write_file(&start, |out| write_start(out, vars))
+            .map_err(|e: io::Error| files(&start, &e))?;
+        let solution = dir.file("solution.sol");
+        let log_path = dir.file("cbc.log");
+        let log = File::create(&log_path).map_err(|e| files(&log_path, &e))?;
+        let err_log = log.try_clone().map_err(|e| files(&log_path, &e))?;
+
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Ok(Outcome::NoTimeLeft);
+        }
+        let grace = MAX_GRACE.min(remaining / 4);
+        let child = self
+            .command(&dir, starts > 0, remaining - grace)
+            .stdout(log)
+            .stderr(err_log)
+            .spawn()
+            .map_err(|e| SolverError::Start {
+                program: self.program.clone(),
+                reason: e.to_string(),
+            })?;
+        let Some((status, interrupted)) = wait(child, deadline - grace, deadline)? else {
+            return Ok(Outcome::Cut);
+        };
+        // A CBC that was interrupted and gave nothing was cut off; one that failed on its own
+        // (it exits 0 even when it cannot read its input) is an error. A solution file is
+        // trusted only from a CBC that exited normally.
+        let failed = |how: String| {
+            if interrupted {
+                Ok(Outcome::Cut)
+            } else {
+                Err(SolverError::Failed {
+                    how,
+                    output: tail(&log_path),
+                })
+            }
+        };
+        if !status.success() {
+            return failed(ended(status));
+        }
+        let text = match fs::read_to_string(&solution) {
+            Ok(text) => text,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return failed(ended(status)),
+            Err(error) => return Err(files(&solution, &error)),
+        };
+        let (status, values) = parse_solution(&text, vars.len())?;
+        Ok(Outcome::Solved {
+            status,
+            values,
+            interrupted,
+        })
+    }
+
+    /// The command line: in `dir`, read `program.lp` (and `start.sol` if `start`), solve
+    /// within `seconds` of wall-clock time, write `solution.sol`.
+    fn command(&self, dir: &TempDir, start: bool, seconds: Duration) -> Command {
+        let mut command = Command::new(&self.program);
+        command.current_dir(dir.path()).arg("program.lp");
+        if start {
+            command.args(["mipStart", "start.sol"]);
+        }
+        // Fractions of seconds are allowed. Preprocessing is off: CBC 2.10.8 can crash in its
+        // post-processing when its limit stops it (seen here in CglPreProcess::postProcess).
+        command
+            .args(["timeMode", "elapsed", "seconds"])
+            .arg(format!("{:.3}", seconds.as_secs_f64().max(0.001)))
+            .args(["preprocess", "off", "logLevel", "0", "slogLevel", "0"])
+            .args(["solve", "solution", "solution.sol"])
+            .stdin(Stdio::null());
+        command
+    }
+}
+
+/// Waits for `child`, interrupting it at `interrupt_at` and killing it at `deadline`: its exit
+/// status and whether it was interrupted, or `None` if it was killed.
+fn wait(
+    child: Child,
+    interrupt_at: Instant,
+    deadline: Instant,
+) -> Result<Option<(ExitStatus, bool)>, SolverError> {
+    let mut running = Running(Some(child));
+    let mut interrupted = false;
+    loop {
+        let now = Instant::now();
+        let waited = running.try_wait().map_err(|e| SolverError::Failed {
+            how: format!("could not be waited for ({e})"),
+            output: String::new(),
+        })?;
+        match waited {
+            Some(status) => return Ok(Some((status, interrupted))),
+            None if now >= deadline => {
+                running.kill();
+                return Ok(None);
+            }
+            None => {}
+        }
+        if !interrupted && now >= interrupt_at {
+            running.interrupt();
+            interrupted = true;
+        }
+        let next = if interrupted { deadline } else { interrupt_at };
+        thread::sleep(POLL.min(next.saturating_duration_since(now)));
+    }
+}
+
+/// Reads a CBC solution file: a status line, then `index name value reduced-cost` per
+/// variable CBC printed (`**` before the index marks a value outside its bounds); names are
+/// `x<index>` of a program of `variables` variables, and those left out are zero.
+pub fn parse_solution(text: &str, variables: usize) -> Result<(Status, Vec<f64>), SolverError> {
+    let mut lines = text.lines();
+    let status = Status::parse(lines.next().ok_or(SolverError::BadSolution {
+        line: 1,
+        problem: "the file is empty".into(),
+    })?);
+    let mut values = vec![0.0; variables];
+    for (i, line) in lines.enumerate() {
+        let bad = |problem: String| SolverError::BadSolution {
+            line: i + 2,
+            problem,
+        };
+        let mut words = line.split_whitespace().peekable();
+        if words.peek() == Some(&"**") {
+            words.next();
+        }
+        let (Some(_index), Some(name), Some(value)) = (words.next(), words.next(), words.next())
+        else {
+            if line.trim().is_empty() {
+                continue;
+            }
+            return Err(bad(format!("`{line}` is not `index name value ...`")));
+        };
+        let index = name
+            .strip_prefix('x')
+            .and_then(|k| k.parse::<usize>().ok())
+            .filter(|&k| k < variables)
+            .ok_or_else(|| bad(format!("`{name}` is not a variable of the program")))?;
+        values[index] = value
+            .parse::<f64>()
+            .map_err(|_| bad(format!("`{value}` is not a number")))?;
+    }
+    Ok((status, values))
+}
+
+/// A running CBC, killed and reaped if dropped before it ends.
+struct Running(Option<Child>);
+
+impl Running {
+    fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        let Some(child) = self.0.as_mut() else {
+            return Ok(None);
+        };
+        let status = child.try_wait()?;
+        if status.is_some() {
+            self.0 = None;
+        }
+        Ok(status)
+    }
+
+    /// Sends SIGINT.
+    fn interrupt(&self) {
+        if let Some(child) = &self.0 {
+            let Ok(pid) = libc::pid_t::try_from(child.id()) else {
+                return;
+            };
+            // SAFETY: kill(2) takes two integers and touches no memory of this process. The
+            // pid is our child's and the child has not been reaped (`self.0` is cleared when
+            // it is), so the pid still names it and no other process.
+            unsafe {
+                libc::kill(pid, libc::SIGINT);
+            }
+        }
+    }
+
+    /// Sends SIGKILL and reaps.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A directory of our own under the system's temporary directory, removed with everything in
+/// it when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir, SolverError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let base = env::temp_dir();
+        let mut last = None;
+        for _ in 0..64 {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = base.join(format!("e3-cbc-{}-{n}", process::id()));
+            match fs::create_dir(&path) {
+                Ok(()) => return Ok(TempDir(path)),
+                // Left behind by an earlier process with our pid: take the next name.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(files(&path, &e)),
+            }
+        }
+        let error = last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists));
+        Err(files(&base, &error))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Creates `path` and fills it with `write` through a buffer.
+fn write_file<T, E: From<io::Error>>(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<T, E>,
+) -> Result<T, E> {
+    let mut out = BufWriter::new(File::create(path)?);
+    let value = write(&mut out)?;
+    out.flush()?;
+    Ok(value)
+}
+
+fn files(path: &Path, error: &io::Error) -> SolverError {
+    SolverError::Files {
+        path: path.to_owned(),
+        reason: error.to_string(),
+    }
+}
+
+/// "exited with status 1", "was killed by signal 11", ...
+fn ended(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => format!("ended ({status})"),
+    }
+}
+
+/// The last few hundred bytes of `path`, on one line.
+fn tail(path: &Path) -> String {
+    let read = || -> io::Result<String> {
+        let mut file = File::open(path)?;
+        let length = file.metadata()?.len();
+        file.seek(SeekFrom::Start(length.saturating_sub(OUTPUT_TAIL)))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    };
+    match read() {
+        Ok(text) => text.split_whitespace().collect::<Vec<_>>().join(" "),
+        Err(error) => format!("(its output could not be read: {error})"),
+    }
+}
+
+/// Whether `path` is a file someone may execute.
+fn is_executable(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests;
