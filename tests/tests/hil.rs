@@ -416,9 +416,9 @@ fn kvs_on_the_nic_serves_put_then_get() {
             "port 1 answered a frame for port 0's MAC"
         );
         let counters = counters_where(&rack.nics[0].nic, |c| {
-            c.dropped(&DropReason::NotOurMac) >= 1 && c.total("port1_rx") >= 2
+            c.dropped(DropReason::NotOurMac) >= 1 && c.total("port1_rx") >= 2
         });
-        assert_eq!(counters.dropped(&DropReason::NotOurMac), 1, "{counters:?}");
+        assert_eq!(counters.dropped(DropReason::NotOurMac), 1, "{counters:?}");
         assert_eq!(counters.total("served"), 4, "{counters:?}");
     });
 }
