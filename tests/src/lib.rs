@@ -11,6 +11,8 @@
 //! - [`netns`]: network namespaces for scenarios with a real Linux stack on a tap device.
 //! - [`switch`]: the top-of-rack switch the HIL tests play, one datagram socket per NIC port.
 //! - [`rack`]: a scenario's switch and NICs, booted and ready, and request/reply exchanges.
+//! - [`scenario`]: a scenario's run under its time limit, and the QEMUs it started, killed and
+//!   reaped when it ends however it ends.
 
 use std::path::PathBuf;
 
@@ -21,6 +23,7 @@ pub mod netns;
 pub mod nic;
 pub mod qemu;
 pub mod rack;
+pub mod scenario;
 pub mod switch;
 
 /// The workspace root.

@@ -7,13 +7,15 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nic_firmware::wire::MacAddress;
+
+use crate::scenario::{self, SharedChild};
 
 /// Where the boot configuration sits in fw_cfg (the firmware reads this name).
 pub const CONFIG_FW_CFG_NAME: &str = "opt/e3/nic.conf";
@@ -225,13 +227,15 @@ struct Uart {
 
 /// A running emulated NIC. Dropping it stops QEMU.
 pub struct EmulatedNic {
-    child: Child,
+    child: SharedChild,
     uart: Arc<(Mutex<Uart>, Condvar)>,
     started: Instant,
 }
 
 impl EmulatedNic {
-    /// Starts QEMU for `spec`; stale port sockets are removed first.
+    /// Starts QEMU for `spec`; stale port sockets are removed first. On a scenario's thread
+    /// QEMU is registered in its [`scenario::Children`], which kills and reaps it when the
+    /// scenario ends, also when the scenario times out with this thread still blocked.
     pub fn start(qemu: &Path, spec: &NicSpec) -> Result<EmulatedNic> {
         for port in &spec.ports {
             if let PortBackend::Unix { qemu, .. } = port {
@@ -241,8 +245,9 @@ impl EmulatedNic {
         let mut command = spec.command(qemu);
         // SAFETY: the hook runs in the forked child before exec and only calls prctl, which is
         // async-signal-safe. QEMU (or `ip netns exec`, which execs it) is killed when the
-        // thread that started it ends, so a test that panics or hits its time limit and exits
-        // leaves no emulated NIC running.
+        // thread that started it ends, so a test process that exits or is killed leaves no
+        // emulated NIC running (a scenario that gives up on a thread still blocked kills its
+        // QEMUs through its registry instead: the thread has not ended).
         unsafe {
             command.pre_exec(|| {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
@@ -251,15 +256,20 @@ impl EmulatedNic {
                 Ok(())
             });
         }
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("could not start {}", qemu.display()))?;
+        let child = scenario::spawn(
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .with_context(|| format!("could not start {}", qemu.display()))?;
         let uart = Arc::new((Mutex::new(Uart::default()), Condvar::new()));
-        let stdout = child.stdout.take().context("QEMU's stdout")?;
-        let stderr = child.stderr.take().context("QEMU's stderr")?;
+        let (stdout, stderr) = {
+            let mut child = child.lock();
+            (child.stdout.take(), child.stderr.take())
+        };
+        let stdout = stdout.context("QEMU's stdout")?;
+        let stderr = stderr.context("QEMU's stderr")?;
         for (stream, prefix) in [
             (Box::new(stdout) as Box<dyn std::io::Read + Send>, ""),
             (Box::new(stderr), "qemu: "),
@@ -358,7 +368,8 @@ impl EmulatedNic {
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.child.try_wait()? {
+            let exited = self.child.lock().try_wait()?;
+            if let Some(status) = exited {
                 return Ok(status);
             }
             if Instant::now() >= deadline {
@@ -373,13 +384,12 @@ impl EmulatedNic {
 
     /// Stops QEMU (as pulling the NIC's power would).
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill_and_reap();
     }
 
     /// Whether QEMU is still running.
     pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        matches!(self.child.lock().try_wait(), Ok(None))
     }
 }
 

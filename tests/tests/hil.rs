@@ -9,8 +9,8 @@
 use std::net::Ipv4Addr;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{mpsc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use e3_tests::firmware::{self, Board, Image};
 use e3_tests::frames::{self, Datagram, Station};
@@ -38,25 +38,19 @@ const SCENARIO_LIMIT: Duration = Duration::from_secs(180);
 const TWO_NIC_LIMIT: Duration = Duration::from_secs(300);
 
 /// Runs `body` as a scenario: a failure inside it fails the test, and so does running past
-/// `limit` (the body's thread is then left behind; the QEMUs it started die with it or with
-/// the test process, see `EmulatedNic::start`).
+/// `limit`. Either way every QEMU it started is killed and reaped first (`e3_tests::scenario`),
+/// so the next scenario starts on a quiet machine; the body's thread, when it is stuck, is left
+/// behind with its NICs already gone.
 fn scenario(limit: Duration, body: impl FnOnce() + Send + 'static) {
-    let started = Instant::now();
-    let (done, finished) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(limit) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
+    match e3_tests::scenario::run(limit, body) {
+        Ok(took) => eprintln!("scenario took {:.1} s", took.as_secs_f64()),
+        Err(e3_tests::scenario::Failure::Panicked { payload, killed }) => {
+            if killed > 0 {
+                eprintln!("the scenario failed; killed the {killed} QEMUs it left running");
             }
-            eprintln!("scenario took {:.1} s", started.elapsed().as_secs_f64());
+            std::panic::resume_unwind(payload)
         }
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("the scenario did not finish within its {limit:?} limit")
-        }
+        Err(timed_out) => panic!("{timed_out}"),
     }
 }
 
