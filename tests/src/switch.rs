@@ -10,7 +10,10 @@
 //! hash selects one of [`BUCKETS`] buckets, each bucket names a live member (resilient
 //! hashing): when a member goes down only its buckets move, spread over the survivors, and
 //! flows on the survivors stay where they are. The router rewrites the destination MAC to the
-//! next hop's, the source MAC to its own ([`Switch::mac`]) and decrements the TTL.
+//! next hop's, the source MAC to its own ([`Switch::mac`]) and decrements the TTL. Frames are
+//! read and rewritten with the firmware's `wire` module: one whose IPv4 header the firmware's
+//! parser refuses (a bad length or header checksum, a fragment) is dropped and counted as
+//! unroutable.
 //!
 //! Link state: a port's link is up while QEMU holds its end of the cable (the NIC-side socket is
 //! bound; a `connect` probe sends nothing). The switch looks again at most every
@@ -31,8 +34,16 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use nic_firmware::wire::{Ipv4Address, MacAddress};
+use nic_firmware::wire::ethernet::EthernetHeader;
+use nic_firmware::wire::ipv4::Ipv4Header;
+use nic_firmware::wire::tcp::TcpHeader;
+use nic_firmware::wire::udp::UdpHeader;
+use nic_firmware::wire::{
+    EtherType, EthernetFrame, IpProtocol, Ipv4Address, Ipv4Packet, MacAddress,
+};
+use zerocopy::FromBytes;
 
+use crate::frames;
 use crate::nic::PortBackend;
 
 /// Largest frame read (a jumbo-free Ethernet frame fits with room to spare).
@@ -136,30 +147,34 @@ pub struct FiveTuple {
 }
 
 impl FiveTuple {
-    /// The 5-tuple of an Ethernet/IPv4 frame, or `None` for anything else (too short, not
-    /// IPv4, a header length that does not fit).
+    /// The 5-tuple of an Ethernet/IPv4 frame, or `None` for a frame the router does not route:
+    /// not IPv4, or an IPv4 header the firmware's parser refuses (lengths, options, a header
+    /// checksum that does not verify, which a router must check (RFC 1812, 5.2.2), or a
+    /// fragment, which no NIC here reassembles). The ports are those of a UDP or TCP header
+    /// (0 for other protocols or a segment too short for its header); the router reads them
+    /// without checking the segment's own checksum, as a router does.
     pub fn of(frame: &[u8]) -> Option<FiveTuple> {
-        if frame.get(12..14)? != [0x08, 0x00] {
+        let ethernet = EthernetFrame::parse(frame).ok()?;
+        if ethernet.ethertype() != EtherType::Ipv4 {
             return None;
         }
-        let ip = frame.get(14..)?;
-        let header = usize::from(ip.first()? & 0x0f) * 4;
-        if ip.first()? >> 4 != 4 || header < 20 || ip.len() < header {
-            return None;
-        }
-        let address = |at: usize| Ipv4Address([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
-        let protocol = ip[9];
-        let ports = match protocol {
-            6 | 17 => ip.get(header..header + 4),
+        let ip = Ipv4Packet::parse(ethernet.payload).ok()?;
+        let ports = match ip.protocol() {
+            IpProtocol::Udp => UdpHeader::ref_from_prefix(ip.payload)
+                .ok()
+                .map(|(udp, _)| (udp.source_port.get(), udp.destination_port.get())),
+            IpProtocol::Tcp => TcpHeader::ref_from_prefix(ip.payload)
+                .ok()
+                .map(|(tcp, _)| (tcp.source_port.get(), tcp.destination_port.get())),
             _ => None,
         };
-        let port = |at: usize| ports.map_or(0, |p| u16::from_be_bytes([p[at], p[at + 1]]));
+        let (source_port, destination_port) = ports.unwrap_or((0, 0));
         Some(FiveTuple {
-            source: address(12),
-            destination: address(16),
-            protocol,
-            source_port: port(0),
-            destination_port: port(2),
+            source: ip.source(),
+            destination: ip.destination(),
+            protocol: ip.protocol().into(),
+            source_port,
+            destination_port,
         })
     }
 
@@ -500,26 +515,22 @@ impl Switch {
 }
 
 /// Rewrites a routed frame in place: destination MAC `to`, source MAC `from`, TTL one less
-/// with the header checksum updated (RFC 1624). `false` when the TTL has run out.
+/// and the header checksum recomputed. `false` when the TTL has run out (or the frame holds no
+/// IPv4 header, which [`FiveTuple::of`] already refused).
 fn rewrite(frame: &mut [u8], to: MacAddress, from: MacAddress) -> bool {
-    let ttl = frame[22];
-    if ttl <= 1 {
+    let Ok((ethernet, ip)) = EthernetHeader::mut_from_prefix(frame) else {
+        return false;
+    };
+    let Ok((header, _)) = Ipv4Header::mut_from_prefix(ip) else {
+        return false;
+    };
+    if header.ttl <= 1 {
         return false;
     }
-    frame[0..6].copy_from_slice(&to.0);
-    frame[6..12].copy_from_slice(&from.0);
-    // The TTL is the high byte of the 16-bit word at header offset 8.
-    let old = u16::from_be_bytes([frame[22], frame[23]]);
-    frame[22] = ttl - 1;
-    let new = u16::from_be_bytes([frame[22], frame[23]]);
-    let checksum = u16::from_be_bytes([frame[24], frame[25]]);
-    // HC' = ~(~HC + ~m + m'), in one's-complement arithmetic.
-    let mut sum = u32::from(!checksum) + u32::from(!old) + u32::from(new);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    frame[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    true
+    header.ttl -= 1;
+    ethernet.destination = to;
+    ethernet.source = from;
+    frames::refresh_ipv4_checksum(frame).is_some()
 }
 
 impl Drop for Switch {
@@ -531,7 +542,7 @@ impl Drop for Switch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frames::{self, Station};
+    use crate::frames::Station;
 
     fn station(n: u8, port: u16) -> Station {
         Station {
@@ -590,6 +601,19 @@ mod tests {
         let mut arp = frame.clone();
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
         assert_eq!(FiveTuple::of(&arp), None);
+        let mut bad_checksum = frame.clone();
+        bad_checksum[24] ^= 0x01;
+        assert_eq!(
+            FiveTuple::of(&bad_checksum),
+            None,
+            "a router verifies the header"
+        );
+        // A datagram too short for its UDP header still routes, without ports.
+        let mut short = frame[..14 + 20 + 4].to_vec();
+        short[16..18].copy_from_slice(&24u16.to_be_bytes()); // Total length: header + 4.
+        frames::refresh_ipv4_checksum(&mut short).unwrap();
+        let tuple = FiveTuple::of(&short).unwrap();
+        assert_eq!((tuple.source_port, tuple.destination_port), (0, 0));
     }
 
     #[test]
@@ -691,9 +715,17 @@ mod tests {
         assert_eq!(switch.forward(&[0u8; 10]).unwrap(), Forwarded::Unroutable);
         let mut expired = frames::udp(station(3, 1), host(1), b"x");
         expired[22] = 1;
+        frames::refresh_ipv4_checksum(&mut expired).unwrap();
+        assert!(
+            FiveTuple::of(&expired).is_some(),
+            "a valid frame, but its TTL ran out"
+        );
         assert_eq!(switch.forward(&expired).unwrap(), Forwarded::Unroutable);
+        let mut corrupt = frames::udp(station(3, 1), host(1), b"x");
+        corrupt[24] ^= 0xff;
+        assert_eq!(switch.forward(&corrupt).unwrap(), Forwarded::Unroutable);
         let counters = switch.counters();
-        assert_eq!((counters.no_route, counters.unroutable), (1, 2));
+        assert_eq!((counters.no_route, counters.unroutable), (1, 3));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use nic_firmware::agent::command::{self, Command, CommandError};
 use nic_firmware::agent::heartbeat::Heartbeat;
 use nic_firmware::boot_config::{BootConfig, ServiceBinding};
 use nic_firmware::counters::{DropReason, Layer};
-use nic_firmware::wire::{self, checksum::Checksum, Ipv4Address, MacAddress};
+use nic_firmware::wire::{self, Ipv4Address, MacAddress};
 use pcie_channel::descriptor::Descriptor;
 use pcie_channel::layout::{Direction, Layout, CONSUMER_LINE};
 
@@ -417,16 +417,6 @@ fn kvs_on_the_nic_serves_put_then_get() {
     });
 }
 
-/// Rewrites the IPv4 header checksum of `frame` after a test changed the header.
-fn fix_ipv4_checksum(frame: &mut [u8]) {
-    let header_len = usize::from(frame[14] & 0x0f) * 4;
-    frame[24..26].fill(0);
-    let sum = Checksum::new()
-        .add_bytes(&frame[14..14 + header_len])
-        .finish();
-    frame[24..26].copy_from_slice(&sum.to_be_bytes());
-}
-
 /// Scenario 4 (the wire): malformed frames are dropped and counted by reason, frames longer
 /// than the runtime's buffers are dropped and counted by the port, and the firmware keeps
 /// serving; the counters are read back from the UART, the port's against the runtime's.
@@ -451,7 +441,7 @@ fn malformed_frames_are_counted_and_service_goes_on() {
         options_overrun[14] = 0x4f;
         let mut fragment = good.clone();
         fragment[20] |= 0x20; // More fragments.
-        fix_ipv4_checksum(&mut fragment);
+        frames::refresh_ipv4_checksum(&mut fragment).expect("a whole IPv4 header");
         let closed_port = frames::udp(
             client,
             Station {
