@@ -17,8 +17,9 @@
 //!
 //! Link state: a port's link is up while QEMU holds its end of the cable (the NIC-side socket is
 //! bound; a `connect` probe sends nothing). The switch looks again at most every
-//! [`LINK_CHECK`] when it forwards, and whenever a test asks ([`Switch::wait_for_link`]); a NIC
-//! that powers off (QEMU exits) takes its ports out of every group. A frame whose group has no
+//! [`LINK_CHECK`] when it forwards, whenever a route is added, and whenever a test asks
+//! ([`Switch::wait_for_link`]); a NIC that powers off (QEMU exits) takes its ports out of every
+//! group at the next look, whichever of these it is. A frame whose group has no
 //! live member is dropped and counted. A hung NIC whose QEMU still runs keeps its link, as a
 //! real one would.
 //!
@@ -282,6 +283,32 @@ struct Fabric {
     counters: SwitchCounters,
 }
 
+impl Fabric {
+    /// Takes in every port's link state as just seen: counts the links lost since the last
+    /// look and, in every group, moves the buckets of ports that went down to the survivors,
+    /// or spreads all buckets again when a port came up. The only place `up` changes, so no
+    /// change goes unseen by any group, whoever looked.
+    fn observe(&mut self, now: Vec<bool>) {
+        let lost = self
+            .up
+            .iter()
+            .zip(&now)
+            .filter(|(&was, &is)| was && !is)
+            .count();
+        let gained = self.up.iter().zip(&now).any(|(&was, &is)| !was && is);
+        self.counters.links_lost += lost as u64;
+        self.up = now;
+        self.checked = Some(Instant::now());
+        for group in self.groups.values_mut() {
+            if gained {
+                group.rebalance(&self.up);
+            } else if lost > 0 {
+                group.repair(&self.up);
+            }
+        }
+    }
+}
+
 /// The switch: its ports, its routes and the directory their sockets live in.
 pub struct Switch {
     dir: PathBuf,
@@ -349,11 +376,11 @@ impl Switch {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds `hop` to the next hops of `destination` (a new destination gets a group).
+    /// Adds `hop` to the next hops of `destination` (a new destination gets a group), after a
+    /// look at every link (which updates every group, not only this one).
     pub fn add_route(&self, destination: Ipv4Address, hop: NextHop) {
-        let up = self.link_states();
         let mut fabric = self.fabric();
-        fabric.up = up;
+        fabric.observe(self.link_states());
         let Fabric { groups, up, .. } = &mut *fabric;
         let group = groups.entry(destination.0).or_insert_with(Group::new);
         if !group.members.contains(&hop) {
@@ -423,33 +450,14 @@ impl Switch {
 
     /// Looks at every link (unless it looked within [`LINK_CHECK`] and `now` is false) and
     /// takes ports whose link went down out of their groups, or puts back those that came up.
+    /// The fabric stays locked from the look to the update, so two callers cannot store their
+    /// snapshots out of order.
     fn refresh_links(&self, now: bool) {
-        {
-            let fabric = self.fabric();
-            if !now && fabric.checked.is_some_and(|at| at.elapsed() < LINK_CHECK) {
-                return;
-            }
-        }
-        let up = self.link_states();
         let mut fabric = self.fabric();
-        fabric.checked = Some(Instant::now());
-        let lost = fabric.up.iter().zip(&up).any(|(&was, &is)| was && !is);
-        let gained = fabric.up.iter().zip(&up).any(|(&was, &is)| !was && is);
-        fabric.counters.links_lost += fabric
-            .up
-            .iter()
-            .zip(&up)
-            .filter(|(&was, &is)| was && !is)
-            .count() as u64;
-        fabric.up = up;
-        let Fabric { groups, up, .. } = &mut *fabric;
-        for group in groups.values_mut() {
-            if gained {
-                group.rebalance(up);
-            } else if lost {
-                group.repair(up);
-            }
+        if !now && fabric.checked.is_some_and(|at| at.elapsed() < LINK_CHECK) {
+            return;
         }
+        fabric.observe(self.link_states());
     }
 
     /// Waits until port `port`'s link is `up` (or not) as the switch sees it.
@@ -701,6 +709,45 @@ mod tests {
             .unwrap();
         assert_eq!(switch.forward(&flows[0]).unwrap(), Forwarded::LinkDown);
         assert_eq!(switch.counters().link_down, 1);
+    }
+
+    #[test]
+    fn a_port_that_goes_down_between_routes_leaves_every_group() {
+        // Ports 0 and 1 in the host's group; then NIC 1 powers off, and before any forward a
+        // third NIC boots and gets a route of its own, which looks at the links.
+        let (mut switch, mut nics) = switch_with_nics("switch-between-routes", 2);
+        nics[1] = UnixDatagram::unbound().unwrap(); // NIC 1's socket closes; nothing reads here.
+        let (port, backend) = switch.add_port().unwrap();
+        let PortBackend::Unix { qemu, .. } = backend else {
+            unreachable!()
+        };
+        nics.push(UnixDatagram::bind(qemu).unwrap());
+        let nic2_ip = Ipv4Address([10, 0, 0, 12]);
+        let nic2 = NextHop {
+            port,
+            mac: MacAddress([0x52, 0x54, 0, 0, 0, 2]),
+        };
+        switch.add_route(nic2_ip, nic2);
+        assert_eq!(switch.counters().links_lost, 1, "the route's look saw it");
+        for flow in 0..32u16 {
+            let frame = frames::udp(station(4, 8000 + flow), host(7100), b"x");
+            let forwarded = forward_and_deliver(&switch, &nics, &frame);
+            let Forwarded::Sent(hop) = forwarded else {
+                panic!("flow {flow}: {forwarded:?}")
+            };
+            assert_eq!(hop.port, 0, "flow {flow} went to the survivor");
+        }
+        let to_nic2 = Station {
+            ip: nic2_ip,
+            ..host(7000)
+        };
+        let frame = frames::udp(station(4, 9000), to_nic2, b"x");
+        assert_eq!(
+            forward_and_deliver(&switch, &nics, &frame),
+            Forwarded::Sent(nic2)
+        );
+        let counters = switch.counters();
+        assert_eq!((counters.links_lost, counters.link_down), (1, 0));
     }
 
     #[test]
