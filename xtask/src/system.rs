@@ -20,6 +20,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use e3_tests::qemu;
+use host_lib::control::ilp::cbc::Cbc;
 
 use crate::toolchain::{render, run_checked};
 
@@ -27,11 +28,8 @@ use crate::toolchain::{render, run_checked};
 const LOCK_TIMEOUT_S: u32 = 600;
 /// Where a missing backports source is written.
 const BACKPORTS_SOURCE: &str = "/etc/apt/sources.list.d/e3-backports.sources";
-/// The package of CBC's program, its name, and the environment variable through which
-/// host-lib's ILP placer takes another.
+/// The package that brings CBC's program (`cbc`).
 const CBC_PACKAGE: &str = "coinor-cbc";
-const CBC_PROGRAM: &str = "cbc";
-const CBC_VARIABLE: &str = "E3_CBC";
 /// The QEMU package (it brings `qemu-system-aarch64`).
 const QEMU_PACKAGE: &str = "qemu-system-arm";
 /// Programs the network-namespace HIL scenario runs, and their packages.
@@ -85,9 +83,9 @@ impl Request<'_> {
     }
 }
 
-/// Makes sure the CBC program runs.
+/// Makes sure the CBC program host-lib's ILP placer will run starts.
 pub fn ensure_cbc() -> Result<()> {
-    if cbc_runs() {
+    if cbc_runs().is_ok() {
         return Ok(());
     }
     let request = Request {
@@ -96,12 +94,7 @@ pub fn ensure_cbc() -> Result<()> {
         backports: false,
     };
     install(&request)?;
-    if !cbc_runs() {
-        return Err(request.failure(format!(
-            "`{CBC_PROGRAM} -quit` still does not run after installing"
-        )));
-    }
-    Ok(())
+    cbc_runs().map_err(|why| request.failure(format!("{why} after installing")))
 }
 
 /// Finds QEMU, installing it when it is missing; returns its path. The error says why it
@@ -208,19 +201,24 @@ fn install(request: &Request<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Whether the CBC program host-lib will run (`$E3_CBC`, else `cbc` on PATH) starts and quits
-/// cleanly.
-fn cbc_runs() -> bool {
-    let program = std::env::var_os(CBC_VARIABLE)
-        .filter(|value| !value.is_empty())
-        .unwrap_or_else(|| CBC_PROGRAM.into());
-    Command::new(program)
+/// Whether the CBC program host-lib will run (found as its `Cbc::locate` finds it:
+/// `$E3_CBC`, else `cbc` on PATH) starts and quits cleanly; else why not.
+fn cbc_runs() -> std::result::Result<(), String> {
+    let cbc = Cbc::locate(None).map_err(|e| e.to_string())?;
+    let status = Command::new(cbc.program())
         .arg("-quit")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
+        .status();
+    match status {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!(
+            "`{} -quit` failed ({status})",
+            cbc.program().display()
+        )),
+        Err(e) => Err(format!("could not start {}: {e}", cbc.program().display())),
+    }
 }
 
 /// Whether `program` is on PATH or in one of the system directories (`ip` lives in /usr/sbin,
