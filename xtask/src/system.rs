@@ -24,6 +24,10 @@ use host_lib::control::ilp::cbc::Cbc;
 
 use crate::toolchain::{render, run_checked};
 
+mod sources;
+
+use sources::{Format, Source};
+
 /// Seconds apt waits for another apt or dpkg to let go of the lock.
 const LOCK_TIMEOUT_S: u32 = 600;
 /// Where a missing backports source is written.
@@ -230,28 +234,19 @@ fn has_program(program: &str) -> bool {
             .any(|dir| Path::new(dir).join(program).is_file())
 }
 
-/// Adds the backports suite to apt's sources unless a source already names it, reusing the
-/// mirror and signing key of the source that serves the release itself; returns the suite.
+/// Adds the backports suite to apt's sources unless an enabled source already serves it,
+/// reusing the mirror and signing key of the source that serves the release itself; returns
+/// the suite.
 fn ensure_backports_source(prefix: &[&str]) -> Result<String> {
     let codename = os_release_codename().context("no VERSION_CODENAME in /etc/os-release")?;
     let backports = format!("{codename}-backports");
     let sources = apt_sources();
-    if sources
-        .iter()
-        .any(|(_, text)| text.split_whitespace().any(|word| word == backports))
-    {
+    if sources.iter().any(|source| source.serves(&backports)) {
         return Ok(backports);
     }
-    let (uri, signed_by) = sources
-        .iter()
-        .find_map(|(_, text)| release_mirror(text, &codename))
-        .with_context(|| {
-            format!("no apt source serves {codename}: add {backports} to apt's sources by hand")
-        })?;
-    let mut entry = format!("Types: deb\nURIs: {uri}\nSuites: {backports}\nComponents: main\n");
-    if let Some(key) = signed_by {
-        entry.push_str(&format!("Signed-By: {key}\n"));
-    }
+    let entry = backports_entry(&sources, &codename).with_context(|| {
+        format!("no enabled apt source serves {codename}: add {backports} to apt's sources by hand")
+    })?;
     eprintln!("adding {backports} to apt's sources ({BACKPORTS_SOURCE})");
     if prefix.is_empty() {
         fs::write(BACKPORTS_SOURCE, entry)
@@ -260,6 +255,19 @@ fn ensure_backports_source(prefix: &[&str]) -> Result<String> {
         write_as_root(prefix, &entry)?;
     }
     Ok(backports)
+}
+
+/// The deb822 stanza of `<codename>-backports` from the mirror (and with the signing key) of
+/// the first enabled source that serves `codename`.
+fn backports_entry(sources: &[Source], codename: &str) -> Option<String> {
+    let release = sources.iter().find(|source| source.serves(codename))?;
+    let uri = release.uris.first()?;
+    let mut entry =
+        format!("Types: deb\nURIs: {uri}\nSuites: {codename}-backports\nComponents: main\n");
+    if let Some(key) = &release.signed_by {
+        entry.push_str(&format!("Signed-By: {key}\n"));
+    }
+    Some(entry)
 }
 
 /// Writes the backports source through `sudo -n tee`.
@@ -293,53 +301,21 @@ fn os_release_codename() -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Every apt source file and its text.
-fn apt_sources() -> Vec<(PathBuf, String)> {
+/// The enabled `deb` sources of every file apt reads.
+fn apt_sources() -> Vec<Source> {
     let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
     if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
-        files.extend(
-            dir.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "list" || e == "sources")),
-        );
+        files.extend(dir.flatten().map(|e| e.path()));
     }
     files
         .into_iter()
-        .filter_map(|path| fs::read_to_string(&path).ok().map(|text| (path, text)))
+        .filter_map(|path| {
+            let format = Format::of(&path)?;
+            let text = fs::read_to_string(&path).ok()?;
+            Some(sources::parse(&text, format))
+        })
+        .flatten()
         .collect()
-}
-
-/// The mirror URI (and signing key) of the source that serves suite `codename`, from either
-/// one-line (`deb URI SUITE COMPONENTS`) or deb822 (`URIs:` / `Suites:`) text.
-fn release_mirror(text: &str, codename: &str) -> Option<(String, Option<String>)> {
-    for line in text.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if let ["deb", rest @ ..] = words.as_slice() {
-            let rest: Vec<&str> = rest
-                .iter()
-                .copied()
-                .filter(|w| !w.starts_with('['))
-                .collect();
-            if rest.len() >= 2 && rest[1] == codename {
-                return Some((rest[0].to_owned(), None));
-            }
-        }
-    }
-    for stanza in text.split("\n\n") {
-        let field = |name: &str| {
-            stanza
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_owned())
-        };
-        let serves =
-            field("Suites:").is_some_and(|suites| suites.split_whitespace().any(|s| s == codename));
-        if let (true, Some(uris)) = (serves, field("URIs:")) {
-            let uri = uris.split_whitespace().next()?.to_owned();
-            return Some((uri, field("Signed-By:")));
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -347,30 +323,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_release_mirror_in_both_formats() {
+    fn the_backports_entry_takes_the_release_mirror_and_key_and_parses_back() {
         let deb822 = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n\
                       Components: main\nSigned-By: /usr/share/keyrings/k.gpg\n\n\
                       Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n";
-        assert_eq!(
-            release_mirror(deb822, "bookworm"),
-            Some((
-                "http://mirror.example/debian".to_owned(),
-                Some("/usr/share/keyrings/k.gpg".to_owned())
-            ))
+        let one_line = "# deb http://old.example/debian bookworm main\n\
+                        deb [arch=amd64] http://mirror.example/debian bookworm main\n";
+        let cases = [
+            (deb822, Format::Deb822, Some("/usr/share/keyrings/k.gpg")),
+            (one_line, Format::OneLine, None),
+        ];
+        for (text, format, key) in cases {
+            let sources = sources::parse(text, format);
+            let entry = backports_entry(&sources, "bookworm").expect("a mirror");
+            let added = sources::parse(&entry, Format::Deb822);
+            assert_eq!(
+                added,
+                [Source {
+                    uris: vec!["http://mirror.example/debian".into()],
+                    suites: vec!["bookworm-backports".into()],
+                    signed_by: key.map(str::to_owned),
+                }],
+                "{entry}"
+            );
+            assert_eq!(backports_entry(&sources, "trixie"), None);
+        }
+        let security_only = sources::parse(
+            "deb http://mirror.example/debian bookworm-security main",
+            Format::OneLine,
         );
-        let one_line = "# comment\ndeb [arch=amd64] http://mirror.example/debian bookworm main\n";
-        assert_eq!(
-            release_mirror(one_line, "bookworm"),
-            Some(("http://mirror.example/debian".to_owned(), None))
-        );
-        assert_eq!(release_mirror(one_line, "trixie"), None);
-        assert_eq!(
-            release_mirror(
-                "deb http://mirror.example/debian bookworm-security main",
-                "bookworm"
-            ),
-            None
-        );
+        assert_eq!(backports_entry(&security_only, "bookworm"), None);
     }
 
     #[test]
