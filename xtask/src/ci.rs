@@ -1,13 +1,23 @@
 //! `cargo xtask ci`: every check CI runs, in the order a developer wants to see them fail. The
 //! last line says whether everything ran or what was skipped, and why.
+//!
+//! On a developer's machine that cannot install QEMU (not Debian, neither root nor
+//! passwordless sudo, the package archive out of reach) the hardware-in-loop step is skipped
+//! with the reason; on CI (`CI=true`, as `.ci/run` is run) nothing may be skipped that way:
+//! failing to get QEMU fails ci with the error, as does any failed install anywhere.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
 use e3_tests::firmware::{self, Board};
 
+use crate::system::InstallError;
 use crate::toolchain::{self, cargo, run_checked, FIRMWARE_TARGET};
+
+/// The environment variable CI sets to `true`.
+const CI_VARIABLE: &str = "CI";
 
 /// Options of `cargo xtask ci`.
 #[derive(clap::Args)]
@@ -96,19 +106,23 @@ pub fn run(args: Args) -> Result<()> {
             targets: Vec::new(),
         })
     })?;
-    // QEMU that cannot be installed (no root, no network, not Debian) skips the HIL step with
-    // the reason; once QEMU is there, a failing scenario fails CI.
     let mut skipped = Vec::new();
-    match crate::system::ensure_qemu() {
-        Ok(qemu) => step("hardware-in-loop", || {
+    match hil_plan(crate::system::ensure_qemu(), on_ci()) {
+        HilPlan::Run(qemu) => step("hardware-in-loop", || {
             let outcome = crate::hil::run_with(&qemu, &Default::default())?;
             skipped.extend(outcome.skipped);
             Ok(())
         })?,
-        Err(why) => {
-            eprintln!("ci: == hardware-in-loop == SKIPPED: {why:#}");
-            skipped.push(format!("hardware-in-loop: {why:#}"));
+        HilPlan::Skip(why) => {
+            eprintln!(
+                "ci: == hardware-in-loop == SKIPPED: this machine cannot install QEMU ({why}); \
+                 with {CI_VARIABLE}=true this fails ci"
+            );
+            skipped.push(format!(
+                "hardware-in-loop (QEMU cannot be installed here): {why}"
+            ));
         }
+        HilPlan::Fail(error) => step("hardware-in-loop", || Err(error))?,
     }
     let seconds = started.elapsed().as_secs_f64();
     if skipped.is_empty() {
@@ -120,6 +134,35 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether this runs on CI (`CI=true`).
+pub fn on_ci() -> bool {
+    std::env::var(CI_VARIABLE).is_ok_and(|value| value == "true")
+}
+
+/// What ci does about the hardware-in-loop step.
+#[derive(Debug)]
+enum HilPlan {
+    /// Runs it under this QEMU.
+    Run(PathBuf),
+    /// Skips it, for this reason.
+    Skip(String),
+    /// Fails with this error.
+    Fail(anyhow::Error),
+}
+
+/// The plan for the hardware-in-loop step, from how getting QEMU went: a machine that cannot
+/// install skips it, except on CI; any other failure to get QEMU fails.
+fn hil_plan(qemu: Result<PathBuf, InstallError>, on_ci: bool) -> HilPlan {
+    match qemu {
+        Ok(qemu) => HilPlan::Run(qemu),
+        Err(InstallError::CannotInstall(why)) if !on_ci => HilPlan::Skip(format!("{why:#}")),
+        Err(InstallError::CannotInstall(why)) => HilPlan::Fail(why.context(format!(
+            "QEMU is needed on CI ({CI_VARIABLE}=true), and this machine cannot install it"
+        ))),
+        Err(InstallError::Failed(why)) => HilPlan::Fail(why.context("getting QEMU failed")),
+    }
 }
 
 /// Lists the firmware's dependency tree for the bare-metal target and fails when any crate in
@@ -191,7 +234,30 @@ fn step(name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::lines_with_std;
+    use super::*;
+
+    #[test]
+    fn only_a_machine_that_cannot_install_skips_and_never_on_ci() {
+        let cannot = || Err(InstallError::CannotInstall(anyhow::anyhow!("no sudo")));
+        let failed = || Err(InstallError::Failed(anyhow::anyhow!("unmet dependencies")));
+        let found = || Ok(PathBuf::from("/usr/bin/qemu-system-aarch64"));
+        assert!(matches!(hil_plan(found(), true), HilPlan::Run(_)));
+        assert!(matches!(hil_plan(found(), false), HilPlan::Run(_)));
+        match hil_plan(cannot(), false) {
+            HilPlan::Skip(why) => assert_eq!(why, "no sudo"),
+            other => panic!("{other:?}"),
+        }
+        for (plan, says) in [
+            (hil_plan(cannot(), true), "no sudo"),
+            (hil_plan(failed(), false), "unmet dependencies"),
+            (hil_plan(failed(), true), "unmet dependencies"),
+        ] {
+            let HilPlan::Fail(error) = plan else {
+                panic!("{plan:?}")
+            };
+            assert!(format!("{error:#}").contains(says), "{error:#}");
+        }
+    }
 
     #[test]
     fn finds_crates_with_std_on() {

@@ -7,16 +7,22 @@
 //! waits for the dpkg lock while another apt or dpkg holds it, retries once after a fresh
 //! `apt-get update` (an apt hook on some machines deletes downloaded packages after each dpkg
 //! run), and when it cannot install says in one message what was needed, why, and the command
-//! to run by hand. QEMU comes from the release's backports suite (docs/user-guide.md): the
+//! to run by hand. Its error ([`InstallError`]) tells a machine that cannot install at all (not
+//! Debian, neither root nor passwordless sudo, the package archive out of reach) from an
+//! install that was possible and failed: `cargo xtask ci` skips the HIL step only for the
+//! first, and never when `CI=true`. QEMU comes from the release's backports suite (docs/user-guide.md): the
 //! stable suite's older QEMU would make apt remove a newer `qemu-utils`. It is installed with
 //! `apt-get install -t <release>-backports`, which lets apt take QEMU's own dependencies
 //! (`qemu-system-common`, `qemu-system-data`) from backports too; the per-package form
 //! `qemu-system-arm/<release>-backports` does not (checked on Debian 12: apt then wants
 //! bookworm's `qemu-system-data` 7.2 and gives up with "unmet dependencies").
 
+use std::fmt;
 use std::fs;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use e3_tests::qemu;
@@ -28,6 +34,8 @@ mod sources;
 
 use sources::{Format, Source};
 
+/// How long the look at the package archive waits for a connection.
+const ARCHIVE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Seconds apt waits for another apt or dpkg to let go of the lock.
 const LOCK_TIMEOUT_S: u32 = 600;
 /// Where a missing backports source is written.
@@ -38,6 +46,26 @@ const CBC_PACKAGE: &str = "coinor-cbc";
 const QEMU_PACKAGE: &str = "qemu-system-arm";
 /// Programs the network-namespace HIL scenario runs, and their packages.
 const NETNS_TOOLS: [(&str, &str); 2] = [("ip", "iproute2"), ("ping", "iputils-ping")];
+
+/// Why packages are not there.
+#[derive(Debug)]
+pub enum InstallError {
+    /// This machine cannot install packages: it is not Debian (no apt-get), the user is
+    /// neither root nor allowed passwordless sudo, or apt failed with the package archive out
+    /// of reach.
+    CannotInstall(anyhow::Error),
+    /// Installing was possible and failed, or what it installed does not work.
+    Failed(anyhow::Error),
+}
+
+impl fmt::Display for InstallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (InstallError::CannotInstall(why) | InstallError::Failed(why)) = self;
+        write!(f, "{why:#}")
+    }
+}
+
+impl std::error::Error for InstallError {}
 
 /// Packages to install and why.
 struct Request<'a> {
@@ -102,8 +130,8 @@ pub fn ensure_cbc() -> Result<()> {
 }
 
 /// Finds QEMU, installing it when it is missing; returns its path. The error says why it
-/// could not be installed (`cargo xtask ci` then skips the HIL tests with that reason).
-pub fn ensure_qemu() -> Result<PathBuf> {
+/// could not be installed, and whether this machine cannot install at all.
+pub fn ensure_qemu() -> std::result::Result<PathBuf, InstallError> {
     if let Some(qemu) = qemu::find() {
         return Ok(qemu);
     }
@@ -114,10 +142,10 @@ pub fn ensure_qemu() -> Result<PathBuf> {
     };
     install(&request)?;
     qemu::find().ok_or_else(|| {
-        request.failure(format!(
+        InstallError::Failed(request.failure(format!(
             "{} is still not on PATH after installing",
             qemu::QEMU
-        ))
+        )))
     })
 }
 
@@ -168,9 +196,10 @@ fn installer() -> std::result::Result<Vec<&'static str>, String> {
     }
 }
 
-/// Installs `request`'s packages: waits for the lock, retries once.
-fn install(request: &Request<'_>) -> Result<()> {
-    let prefix = installer().map_err(|why| request.failure(why))?;
+/// Installs `request`'s packages: waits for the lock, retries once; when apt fails twice,
+/// looks whether the package archive is reachable at all.
+fn install(request: &Request<'_>) -> std::result::Result<(), InstallError> {
+    let prefix = installer().map_err(|why| InstallError::CannotInstall(request.failure(why)))?;
     let apt = |args: &[&str]| {
         let mut command = match prefix.split_first() {
             Some((program, rest)) => {
@@ -187,7 +216,8 @@ fn install(request: &Request<'_>) -> Result<()> {
         command
     };
     let suite = if request.backports {
-        ensure_backports_source(&prefix).map_err(|e| request.failure(format!("{e:#}")))?
+        ensure_backports_source(&prefix)
+            .map_err(|e| InstallError::Failed(request.failure(format!("{e:#}"))))?
     } else {
         String::new()
     };
@@ -200,9 +230,77 @@ fn install(request: &Request<'_>) -> Result<()> {
     };
     if let Err(first) = attempt() {
         eprintln!("apt failed ({first:#}); updating the package lists and retrying once");
-        attempt().map_err(|second| request.failure(format!("{second:#}")))?;
+        if let Err(second) = attempt() {
+            let uris: Vec<String> = apt_sources().into_iter().flat_map(|s| s.uris).collect();
+            return Err(match archive_out_of_reach(&uris) {
+                Some(why) => {
+                    InstallError::CannotInstall(request.failure(format!("{why}; apt: {second:#}")))
+                }
+                None => InstallError::Failed(request.failure(format!("{second:#}"))),
+            });
+        }
     }
     Ok(())
+}
+
+/// Why the package archive is out of reach, or `None` when one of `uris`' HTTP(S) hosts takes
+/// a TCP connection (or none is HTTP(S), so there is nothing to tell by): looked at only
+/// after apt failed, so that it never stands in the way of an apt that would have worked (an
+/// apt proxy, say).
+fn archive_out_of_reach(uris: &[String]) -> Option<String> {
+    let mut tried = Vec::new();
+    for (host, port) in uris.iter().filter_map(|uri| archive_address(uri)) {
+        if tried.contains(&(host.clone(), port)) {
+            continue;
+        }
+        let reached = (host.as_str(), port).to_socket_addrs().map(|addresses| {
+            addresses.into_iter().any(|address| {
+                TcpStream::connect_timeout(&address, ARCHIVE_CONNECT_TIMEOUT).is_ok()
+            })
+        });
+        if matches!(reached, Ok(true)) {
+            return None;
+        }
+        tried.push((host, port));
+    }
+    let hosts: Vec<String> = tried
+        .iter()
+        .map(|(host, port)| format!("{host}:{port}"))
+        .collect();
+    (!hosts.is_empty()).then(|| {
+        format!(
+            "the package archive is out of reach (no connection to {})",
+            hosts.join(", ")
+        )
+    })
+}
+
+/// The host and port of an `http://` or `https://` URI.
+fn archive_address(uri: &str) -> Option<(String, u16)> {
+    let (rest, default_port) = if let Some(rest) = uri.strip_prefix("http://") {
+        (rest, 80)
+    } else {
+        (uri.strip_prefix("https://")?, 443)
+    };
+    let authority = rest.split('/').next()?;
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        Some(port) => port.parse().ok()?,
+        None => default_port,
+    };
+    (!host.is_empty()).then(|| (host.to_owned(), port))
 }
 
 /// Whether the CBC program host-lib will run (found as its `Cbc::locate` finds it:
@@ -353,6 +451,57 @@ mod tests {
             Format::OneLine,
         );
         assert_eq!(backports_entry(&security_only, "bookworm"), None);
+    }
+
+    #[test]
+    fn archive_addresses_come_from_http_uris_only() {
+        let address = |uri| archive_address(uri);
+        assert_eq!(
+            address("http://mirror.example/debian"),
+            Some(("mirror.example".into(), 80))
+        );
+        assert_eq!(
+            address("https://user@mirror.example:8443/debian"),
+            Some(("mirror.example".into(), 8443))
+        );
+        assert_eq!(
+            address("http://[::1]:3142/debian"),
+            Some(("::1".into(), 3142))
+        );
+        assert_eq!(address("https://[::1]/debian"), Some(("::1".into(), 443)));
+        for other in [
+            "file:/srv/mirror",
+            "mirror+file:/etc/apt/mirrors.txt",
+            "cdrom:[x]/",
+            "http://",
+        ] {
+            assert_eq!(address(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn an_archive_that_takes_no_connection_is_out_of_reach() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = format!(
+            "http://127.0.0.1:{}/debian",
+            listener.local_addr().unwrap().port()
+        );
+        let closed = {
+            let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!(
+                "http://127.0.0.1:{}/debian",
+                gone.local_addr().unwrap().port()
+            )
+        };
+        let why = archive_out_of_reach(std::slice::from_ref(&closed)).expect("out of reach");
+        assert!(why.contains("no connection to 127.0.0.1:"), "{why}");
+        assert_eq!(archive_out_of_reach(&[closed.clone(), open.clone()]), None);
+        assert_eq!(
+            archive_out_of_reach(&["file:/srv/mirror".into()]),
+            None,
+            "nothing to tell by"
+        );
+        drop(listener);
     }
 
     #[test]
