@@ -359,6 +359,11 @@ impl EmulatedNic {
         lock.lock().map(|u| u.lines.join("\n")).unwrap_or_default()
     }
 
+    /// QEMU's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Time since QEMU was started.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()

@@ -206,6 +206,36 @@ fn counters_where(nic: &EmulatedNic, accept: impl Fn(&UartCounters) -> bool) -> 
         .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
+/// The harness itself: a scenario that runs out of time while its thread is blocked, still
+/// owning a booted NIC, kills and reaps that NIC's QEMU before it fails (no death signal can
+/// do it: the thread has not ended). The limit starts once the NIC is up and the body never
+/// finishes on its own, so the time limit is what ends it, however slow the machine.
+#[test]
+#[ignore = "hardware-in-loop: run with `cargo xtask hil`"]
+fn a_timed_out_scenario_leaves_no_qemu_running() {
+    let (booted, pid) = std::sync::mpsc::channel();
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let running = e3_tests::scenario::start(move || {
+        let mut rack = rack("hil-timeout");
+        rack.boot(plan([10, 0, 0, 2], 1)).unwrap();
+        booted.send(rack.nics[0].nic.pid()).unwrap();
+        let _ = blocked.recv();
+        drop(rack);
+    });
+    let pid = pid.recv_timeout(SCENARIO_LIMIT).expect("the NIC boots");
+    let qemu_runs = || {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmdline| cmdline.windows(4).any(|w| w == b"qemu"))
+    };
+    assert!(qemu_runs(), "QEMU {pid} runs while the scenario does");
+    match running.finish(Duration::ZERO) {
+        Err(e3_tests::scenario::Failure::TimedOut { killed: 1, .. }) => {}
+        other => panic!("expected a timeout that killed one QEMU: {other:?}"),
+    }
+    assert!(!qemu_runs(), "QEMU {pid} outlived its timed-out scenario");
+    drop(release);
+}
+
 /// Boot: every core and port comes up, each port announces the NIC IP, the engines the core
 /// offers (`-cpu max`: AES, SHA-1, LSE) are selected and pass their known-answer tests, and
 /// each port counts exactly the one frame it sent (its announcement).
