@@ -12,6 +12,7 @@
 //! interrupted during its initial LP solve or its feasibility pump it went on to its own limit;
 //! on the placer's IoT-TS program it heeded an interrupt only at the end of its root cut loop,
 //! seconds later. Killed, it leaves no solution, and the caller falls back on its own start.
+//! `solution` reads CBC's solution file.
 
 use std::env;
 use std::ffi::OsString;
@@ -25,7 +26,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::model::{write_lp, write_start, Constraint, Expression, ProblemVariables, WriteError};
+use super::model::{
+    write_lp, write_start, Constraint, Expression, ProblemVariables, ProgramError, WriteError,
+};
+pub use solution::{parse_solution, SolutionProblem, Status};
+
+mod solution;
 
 /// The environment variable that names the `cbc` program to run.
 pub const PROGRAM_VARIABLE: &str = "E3_CBC";
@@ -60,11 +66,8 @@ pub enum SolverError {
         /// The system's reason.
         reason: String,
     },
-    /// A number of the program is infinite or not a number; `row` is `None` for the objective.
-    NotFinite {
-        /// The row, or `None` for the objective.
-        row: Option<usize>,
-    },
+    /// The program cannot be written as an LP file.
+    Program(ProgramError),
     /// CBC ended without writing a solution.
     Failed {
         /// How it ended.
@@ -79,7 +82,7 @@ pub enum SolverError {
         /// The line (1-based).
         line: usize,
         /// What is wrong with it.
-        problem: String,
+        problem: SolutionProblem,
     },
 }
 
@@ -95,15 +98,7 @@ impl fmt::Display for SolverError {
                 write!(f, "could not start {}: {reason}", program.display())
             }
             SolverError::Files { path, reason } => write!(f, "{}: {reason}", path.display()),
-            SolverError::NotFinite { row: Some(row) } => {
-                write!(
-                    f,
-                    "row {row} of the program has a number that is not finite"
-                )
-            }
-            SolverError::NotFinite { row: None } => {
-                f.write_str("the objective has a number that is not finite")
-            }
+            SolverError::Program(error) => write!(f, "the program cannot be written: {error}"),
             SolverError::Failed { how, output } => {
                 write!(
                     f,
@@ -119,45 +114,6 @@ impl fmt::Display for SolverError {
 }
 
 impl std::error::Error for SolverError {}
-
-/// What CBC's solution file says of the solution (its first line).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Status {
-    /// Solved to optimality.
-    Optimal,
-    /// Stopped early (its own limit or the interrupt); `integral` is false when CBC had no
-    /// integral solution and wrote the LP relaxation's.
-    Stopped {
-        /// Whether the values are CBC's integral incumbent.
-        integral: bool,
-    },
-    /// No solution exists.
-    Infeasible,
-    /// The objective has no lower bound.
-    Unbounded,
-    /// Anything else, as CBC wrote it.
-    Other(String),
-}
-
-impl Status {
-    /// Reads the first line of a solution file.
-    fn parse(line: &str) -> Status {
-        let line = line.trim();
-        if line.starts_with("Optimal") {
-            Status::Optimal
-        } else if line.starts_with("Stopped") {
-            Status::Stopped {
-                integral: !line.contains("no integer solution"),
-            }
-        } else if line.starts_with("Infeasible") || line.starts_with("Integer infeasible") {
-            Status::Infeasible
-        } else if line.starts_with("Unbounded") {
-            Status::Unbounded
-        } else {
-            Status::Other(line.to_owned())
-        }
-    }
-}
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -264,12 +220,16 @@ impl Cbc {
         match written {
             Ok(()) => {}
             Err(WriteError::Stopped { rows }) => return Ok(Outcome::OutOfTimeWriting { rows }),
-            Err(WriteError::NotFinite { row }) => return Err(SolverError::NotFinite { row }),
+            Err(WriteError::Program(error)) => return Err(SolverError::Program(error)),
             Err(WriteError::Io(error)) => return Err(files(&lp, &error)),
         }
         let start = dir.file("start.sol");
-        let starts = write_file(&start, |out| write_start(out, vars))
-            .map_err(|e: io::Error| files(&start, &e))?;
+        let starts = match write_file(&start, |out| write_start(out, vars)) {
+            Ok(starts) => starts,
+            Err(WriteError::Stopped { rows }) => return Ok(Outcome::OutOfTimeWriting { rows }),
+            Err(WriteError::Program(error)) => return Err(SolverError::Program(error)),
+            Err(WriteError::Io(error)) => return Err(files(&start, &error)),
+        };
         let solution = dir.file("solution.sol");
         let log_path = dir.file("cbc.log");
         let log = File::create(&log_path).map_err(|e| files(&log_path, &e))?;
@@ -371,44 +331,6 @@ fn wait(
         let next = if interrupted { deadline } else { interrupt_at };
         thread::sleep(POLL.min(next.saturating_duration_since(now)));
     }
-}
-
-/// Reads a CBC solution file: a status line, then `index name value reduced-cost` per
-/// variable CBC printed (`**` before the index marks a value outside its bounds); names are
-/// `x<index>` of a program of `variables` variables, and those left out are zero.
-pub fn parse_solution(text: &str, variables: usize) -> Result<(Status, Vec<f64>), SolverError> {
-    let mut lines = text.lines();
-    let status = Status::parse(lines.next().ok_or(SolverError::BadSolution {
-        line: 1,
-        problem: "the file is empty".into(),
-    })?);
-    let mut values = vec![0.0; variables];
-    for (i, line) in lines.enumerate() {
-        let bad = |problem: String| SolverError::BadSolution {
-            line: i + 2,
-            problem,
-        };
-        let mut words = line.split_whitespace().peekable();
-        if words.peek() == Some(&"**") {
-            words.next();
-        }
-        let (Some(_index), Some(name), Some(value)) = (words.next(), words.next(), words.next())
-        else {
-            if line.trim().is_empty() {
-                continue;
-            }
-            return Err(bad(format!("`{line}` is not `index name value ...`")));
-        };
-        let index = name
-            .strip_prefix('x')
-            .and_then(|k| k.parse::<usize>().ok())
-            .filter(|&k| k < variables)
-            .ok_or_else(|| bad(format!("`{name}` is not a variable of the program")))?;
-        values[index] = value
-            .parse::<f64>()
-            .map_err(|_| bad(format!("`{value}` is not a number")))?;
-    }
-    Ok((status, values))
 }
 
 /// A running CBC, killed and reaped if dropped before it ends.
