@@ -389,7 +389,7 @@ impl Ilp {
         topology: &Topology,
         ledger: &Ledger,
         started: Instant,
-    ) -> Result<(Vec<ComputeId>, Option<String>), PlaceError> {
+    ) -> Result<(Vec<ComputeId>, Option<Note>), PlaceError> {
         let cbc = Cbc::locate(self.program.as_deref()).map_err(PlaceError::Solver)?;
         let deadline = started + self.time_limit;
         let reduction = reduce(workload, topology, ledger);
@@ -400,22 +400,11 @@ impl Ilp {
             ledger,
             &reduction.candidates,
         );
-        let limit = format!("{:?}", self.time_limit);
-        let greedy = |why: String| {
-            Ok((
-                start.clone(),
-                Some(format!("{why}; this is the greedy start")),
-            ))
-        };
+        let greedy = |note: Note| Ok((start.clone(), Some(note)));
         let (builder, choices) =
             match self.build(workload, topology, ledger, &reduction, &start, deadline) {
                 Ok(built) => built,
-                Err(OutOfTime { rows }) => {
-                    return greedy(format!(
-                        "time limit hit: the {limit} limit ran out while building the program \
-                         ({rows} rows so far)"
-                    ))
-                }
+                Err(OutOfTime { rows }) => return greedy(Note::Building { rows }),
             };
         let Builder {
             vars,
@@ -424,63 +413,148 @@ impl Ilp {
             size,
             ..
         } = builder;
-        let (status, values) = match cbc.solve(&vars, &objective, &rows, deadline) {
-            Ok(Outcome::Solved { status, values, .. }) => (status, values),
+        let (status, values, interrupted) = match cbc.solve(&vars, &objective, &rows, deadline) {
+            Ok(Outcome::Solved {
+                status,
+                values,
+                interrupted,
+            }) => (status, values, interrupted),
             Ok(Outcome::OutOfTimeWriting { rows }) => {
-                return greedy(format!(
-                    "time limit hit: the {limit} limit ran out while handing the program to \
-                     CBC ({rows} of {} rows written)",
-                    size.rows
-                ))
+                return greedy(Note::Writing {
+                    rows,
+                    of: size.rows,
+                })
             }
-            Ok(Outcome::NoTimeLeft) => {
-                return greedy(format!(
-                    "time limit hit: the {limit} limit ran out before CBC started"
-                ))
-            }
-            Ok(Outcome::Cut) => {
-                return greedy(format!(
-                    "time limit hit: CBC did not stop when interrupted and was killed at the \
-                     {limit} limit"
-                ))
+            Ok(Outcome::NoTimeLeft) => return greedy(Note::BeforeStart),
+            Ok(Outcome::Killed) => return greedy(Note::Killed),
+            Ok(Outcome::EndedWithoutSolution { how }) => {
+                return greedy(Note::EndedWithoutSolution { how })
             }
             Err(error @ (SolverError::NotFound { .. } | SolverError::Start { .. })) => {
                 return Err(PlaceError::Solver(error))
             }
-            Err(error) => return greedy(format!("CBC returned no solution ({error})")),
-        };
-        let no_incumbent = || {
-            greedy(format!(
-                "time limit hit: CBC found no integral incumbent within the {limit} limit"
-            ))
+            Err(error) => return greedy(Note::NoSolution(error.to_string())),
         };
         let limited = match status {
             Status::Optimal => false,
             Status::Stopped { integral: true } => true,
-            Status::Stopped { integral: false } => return no_incumbent(),
+            Status::Stopped { integral: false } => return greedy(Note::NoIncumbent),
             Status::Infeasible => return Err(PlaceError::Solver(SolverError::Infeasible)),
-            Status::Unbounded => return greedy("CBC found the program unbounded".into()),
-            Status::Other(line) => return greedy(format!("CBC returned no solution ({line})")),
+            Status::Unbounded => return greedy(Note::Unbounded),
+            Status::Other(line) => return greedy(Note::NoSolution(line)),
         };
         let cost =
             |nodes: &[ComputeId]| assignment_cost(&self.model, workload, topology, ledger, nodes);
         match read_assignment(&choices, &values) {
             // CBC's answer is checked against the greedy start with the annealer's own cost
             // (CBC 2.10 may report a polished iterate that is not its incumbent when stopped).
-            Some(nodes) if cost(&nodes) <= cost(&start) + 1e-6 => Ok((
-                nodes,
-                limited.then(|| {
-                    format!(
-                        "time limit hit: the {limit} limit stopped CBC; this is its best incumbent"
-                    )
-                }),
-            )),
-            Some(_) => greedy(format!(
-                "CBC's answer{} costs more than the greedy start",
-                if limited { " at the time limit" } else { "" }
-            )),
-            None => no_incumbent(),
+            Some(nodes) if cost(&nodes) <= cost(&start) + 1e-6 => {
+                Ok((nodes, limited.then_some(Note::Incumbent { interrupted })))
+            }
+            Some(_) => greedy(Note::CostsMore { limited }),
+            None => greedy(Note::NoIncumbent),
         }
+    }
+}
+
+/// Why a placement is not CBC's optimum, or is CBC's at the limit: the `stopped_early` note.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Note {
+    /// The limit ran out while building the program, after `rows` rows.
+    Building {
+        /// Rows built.
+        rows: usize,
+    },
+    /// The limit ran out while writing the LP file, after `rows` of `of` rows.
+    Writing {
+        /// Rows written.
+        rows: usize,
+        /// Rows of the program.
+        of: usize,
+    },
+    /// The limit ran out before CBC started.
+    BeforeStart,
+    /// CBC ignored the interrupt and was killed at the limit.
+    Killed,
+    /// CBC was interrupted and ended `how` without a solution.
+    EndedWithoutSolution {
+        /// How it ended ("exited with status 0").
+        how: String,
+    },
+    /// CBC had no integral incumbent.
+    NoIncumbent,
+    /// CBC's answer costs more than the greedy start; `limited`: the limit had stopped CBC.
+    CostsMore {
+        /// Whether the limit had stopped CBC.
+        limited: bool,
+    },
+    /// The limit stopped CBC and the placement is its best incumbent: `interrupted` a grace
+    /// period before the limit, else at its own limit (set that much short of it).
+    Incumbent {
+        /// Whether CBC was interrupted.
+        interrupted: bool,
+    },
+    /// CBC found the program unbounded.
+    Unbounded,
+    /// CBC gave no solution, for this reason.
+    NoSolution(String),
+}
+
+impl Note {
+    /// Whether the placement is the greedy start.
+    #[cfg(test)]
+    fn is_greedy(&self) -> bool {
+        !matches!(self, Note::Incumbent { .. })
+    }
+
+    /// The note, for a placement under `limit`.
+    fn text(&self, limit: Duration) -> String {
+        let limit = format!("{limit:?}");
+        let why = match self {
+            Note::Building { rows } => format!(
+                "time limit hit: the {limit} limit ran out while building the program ({rows} \
+                 rows so far)"
+            ),
+            Note::Writing { rows, of } => format!(
+                "time limit hit: the {limit} limit ran out while handing the program to CBC \
+                 ({rows} of {of} rows written)"
+            ),
+            Note::BeforeStart => {
+                format!("time limit hit: the {limit} limit ran out before CBC started")
+            }
+            Note::Killed => format!(
+                "time limit hit: CBC did not stop when interrupted and was killed at the \
+                 {limit} limit"
+            ),
+            Note::EndedWithoutSolution { how } => format!(
+                "time limit hit: CBC was interrupted before the {limit} limit and {how} \
+                 without giving a solution"
+            ),
+            Note::NoIncumbent => {
+                format!("time limit hit: CBC found no integral incumbent within the {limit} limit")
+            }
+            Note::CostsMore { limited: true } => format!(
+                "time limit hit: CBC's answer at the {limit} limit costs more than the greedy \
+                 start"
+            ),
+            Note::CostsMore { limited: false } => {
+                "CBC's answer costs more than the greedy start".to_owned()
+            }
+            Note::Incumbent { interrupted } => {
+                let how = if *interrupted {
+                    "interrupted a grace period before it"
+                } else {
+                    "at its own time limit, set a grace period short of it"
+                };
+                return format!(
+                    "time limit hit: the {limit} limit stopped CBC ({how}); this is its best \
+                     incumbent"
+                );
+            }
+            Note::Unbounded => "CBC found the program unbounded".to_owned(),
+            Note::NoSolution(why) => format!("CBC returned no solution ({why})"),
+        };
+        format!("{why}; this is the greedy start")
     }
 }
 
@@ -632,7 +706,8 @@ impl Placer for Ilp {
     ) -> Result<Placement, PlaceError> {
         let started = Instant::now();
         check_inputs(topology, ledger)?;
-        let (nodes, stopped) = self.solve(workload, topology, ledger, started)?;
+        let (nodes, note) = self.solve(workload, topology, ledger, started)?;
+        let stopped = note.map(|note| note.text(self.time_limit));
         Ok(commit(
             workload,
             topology,

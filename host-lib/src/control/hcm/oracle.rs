@@ -11,14 +11,22 @@
 //!
 //! Shared with the fast HCM, and why:
 //! - the inputs: the topology (with [`Topology::level`], the definition of the levels, which
-//!   the fast HCM does not use), the workload (demands, flows, pins, replica groups), and the
-//!   [`Ledger`] it starts from (the runtime statistics) and records the result in, as every
-//!   [`Placer`] must;
+//!   the fast HCM does not use, and the [`Level`]s in their order), the workload (demands,
+//!   flows, pins, replica groups), and the [`Ledger`] it starts from (the runtime statistics)
+//!   and records the result in, as every [`Placer`] must; and the types all of this is
+//!   written in;
 //! - [`placement_changes`], the pure function of the cost model that says what placing an
 //!   instance on a node books where (its own demand, and each of its messages priced by
 //!   where the other end is). It is the problem's definition rather than the algorithm:
 //!   written twice it would be the same code, and charges.rs checks it against hand-worked
-//!   figures.
+//!   figures;
+//! - [`Breach::of_shortfall`], which names a shortfall this oracle found itself (a resource of
+//!   the node, of a remote node, an uplink) as a breach: the report's vocabulary, which the
+//!   property test compares, a three-way `match` with no decision of the algorithm in it;
+//! - [`EPSILON`], the tolerance of every comparison of amounts: with another one the two would
+//!   disagree on fits that differ only by rounding, which is not what the test is for;
+//! - [`check_inputs`], the check every placer makes of its inputs before placing anything:
+//!   the [`Placer`] contract's errors, not Algorithm 1.
 
 use std::collections::VecDeque;
 

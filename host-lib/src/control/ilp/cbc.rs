@@ -1,7 +1,7 @@
 //! COIN-OR CBC as a program of its own (Debian's `coinor-cbc`), run on the ILP's program
 //! within a deadline that holds. Owns finding the program (`$E3_CBC`, else `cbc` on PATH), the
-//! temporary files (the LP file, the starting solution, CBC's solution and output), the
-//! solution file's format, and stopping CBC.
+//! temporary files (the LP file, the starting solution, CBC's solution and output), and how a
+//! run ends; `solution` reads the solution file, `group` starts, signals and reaps CBC.
 //!
 //! CBC gets its own limit (`sec`, wall-clock), but it does not look at the clock during its
 //! first LP solve, root cuts and heuristics, so the limit alone is not kept. The deadline is:
@@ -12,6 +12,15 @@
 //! interrupted during its initial LP solve or its feasibility pump it went on to its own limit;
 //! on the placer's IoT-TS program it heeded an interrupt only at the end of its root cut loop,
 //! seconds later. Killed, it leaves no solution, and the caller falls back on its own start.
+//!
+//! CBC runs in a process group of its own and the signals go to the group, so a wrapper script
+//! named by `$E3_CBC` takes the real CBC down with it; whatever of the group is left when the
+//! program ends is killed too. A solution is read only when the program exited with status 0,
+//! so a wrapper should `exec` CBC (or pass on its status): dash, for one, waits for CBC on an
+//! interrupt and then dies of it, and the incumbent CBC wrote is not read.
+
+mod group;
+mod solution;
 
 use std::env;
 use std::ffi::OsString;
@@ -20,12 +29,15 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{self, Child, Command, ExitStatus, Stdio};
+use std::process::{self, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use super::model::{write_lp, write_start, Constraint, Expression, ProblemVariables, WriteError};
+use super::model::{
+    write_lp, write_start, Constraint, Expression, ProblemVariables, ProgramError, WriteError,
+};
+use group::{Ended, Group};
+pub use solution::{parse_solution, SolutionProblem, Status};
 
 /// The environment variable that names the `cbc` program to run.
 pub const PROGRAM_VARIABLE: &str = "E3_CBC";
@@ -33,8 +45,6 @@ pub const PROGRAM_VARIABLE: &str = "E3_CBC";
 pub const PROGRAM_NAME: &str = "cbc";
 /// The longest time between interrupting CBC and killing it.
 pub const MAX_GRACE: Duration = Duration::from_millis(500);
-/// How often the deadline is looked at while CBC runs.
-const POLL: Duration = Duration::from_millis(5);
 /// Bytes of CBC's output quoted when it fails.
 const OUTPUT_TAIL: u64 = 600;
 
@@ -60,11 +70,8 @@ pub enum SolverError {
         /// The system's reason.
         reason: String,
     },
-    /// A number of the program is infinite or not a number; `row` is `None` for the objective.
-    NotFinite {
-        /// The row, or `None` for the objective.
-        row: Option<usize>,
-    },
+    /// The program cannot be written as an LP file.
+    Program(ProgramError),
     /// CBC ended without writing a solution.
     Failed {
         /// How it ended.
@@ -79,7 +86,7 @@ pub enum SolverError {
         /// The line (1-based).
         line: usize,
         /// What is wrong with it.
-        problem: String,
+        problem: SolutionProblem,
     },
 }
 
@@ -95,15 +102,7 @@ impl fmt::Display for SolverError {
                 write!(f, "could not start {}: {reason}", program.display())
             }
             SolverError::Files { path, reason } => write!(f, "{}: {reason}", path.display()),
-            SolverError::NotFinite { row: Some(row) } => {
-                write!(
-                    f,
-                    "row {row} of the program has a number that is not finite"
-                )
-            }
-            SolverError::NotFinite { row: None } => {
-                f.write_str("the objective has a number that is not finite")
-            }
+            SolverError::Program(error) => write!(f, "the program cannot be written: {error}"),
             SolverError::Failed { how, output } => {
                 write!(
                     f,
@@ -120,45 +119,6 @@ impl fmt::Display for SolverError {
 
 impl std::error::Error for SolverError {}
 
-/// What CBC's solution file says of the solution (its first line).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Status {
-    /// Solved to optimality.
-    Optimal,
-    /// Stopped early (its own limit or the interrupt); `integral` is false when CBC had no
-    /// integral solution and wrote the LP relaxation's.
-    Stopped {
-        /// Whether the values are CBC's integral incumbent.
-        integral: bool,
-    },
-    /// No solution exists.
-    Infeasible,
-    /// The objective has no lower bound.
-    Unbounded,
-    /// Anything else, as CBC wrote it.
-    Other(String),
-}
-
-impl Status {
-    /// Reads the first line of a solution file.
-    fn parse(line: &str) -> Status {
-        let line = line.trim();
-        if line.starts_with("Optimal") {
-            Status::Optimal
-        } else if line.starts_with("Stopped") {
-            Status::Stopped {
-                integral: !line.contains("no integer solution"),
-            }
-        } else if line.starts_with("Infeasible") || line.starts_with("Integer infeasible") {
-            Status::Infeasible
-        } else if line.starts_with("Unbounded") {
-            Status::Unbounded
-        } else {
-            Status::Other(line.to_owned())
-        }
-    }
-}
-
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
@@ -169,16 +129,23 @@ pub enum Outcome {
     },
     /// The deadline came before CBC could be started.
     NoTimeLeft,
-    /// CBC was interrupted and gave nothing before the deadline (it went on and was killed,
-    /// or the interrupt ended it before it could write).
-    Cut,
+    /// CBC was interrupted, was still running at the deadline, and was killed.
+    Killed,
+    /// CBC was interrupted and ended without a solution to read: it ended `how` ("exited
+    /// with status 0", "was killed by signal 2") and wrote no solution file, or did not exit
+    /// normally (then its file, if any, is not trusted).
+    EndedWithoutSolution {
+        /// How it ended.
+        how: String,
+    },
     /// CBC wrote a solution.
     Solved {
         /// What it says of it.
         status: Status,
         /// Every variable's value, by index (CBC leaves out zeros).
         values: Vec<f64>,
-        /// Whether CBC had been interrupted.
+        /// Whether CBC had been interrupted (else it stopped by itself: done, or at its own
+        /// limit).
         interrupted: bool,
     },
 }
@@ -257,19 +224,21 @@ impl Cbc {
         deadline: Instant,
     ) -> Result<Outcome, SolverError> {
         let dir = TempDir::new()?;
-        let lp = dir.file("program.lp");
-        let written = write_file(&lp, |out| {
-            write_lp(out, vars, objective, rows, || Instant::now() < deadline)
-        });
-        match written {
-            Ok(()) => {}
-            Err(WriteError::Stopped { rows }) => return Ok(Outcome::OutOfTimeWriting { rows }),
-            Err(WriteError::NotFinite { row }) => return Err(SolverError::NotFinite { row }),
-            Err(WriteError::Io(error)) => return Err(files(&lp, &error)),
+        match write_program(&dir, vars, objective, rows, deadline)? {
+            Written::Stopped { rows } => Ok(Outcome::OutOfTimeWriting { rows }),
+            Written::Done { starts } => self.run(&dir, starts > 0, vars.len(), deadline),
         }
-        let start = dir.file("start.sol");
-        let starts = write_file(&start, |out| write_start(out, vars))
-            .map_err(|e: io::Error| files(&start, &e))?;
+    }
+
+    /// Runs CBC on the program written in `dir` (of `variables` variables, with a starting
+    /// solution if `start`) until `deadline`, and reads its solution.
+    fn run(
+        &self,
+        dir: &TempDir,
+        start: bool,
+        variables: usize,
+        deadline: Instant,
+    ) -> Result<Outcome, SolverError> {
         let solution = dir.file("solution.sol");
         let log_path = dir.file("cbc.log");
         let log = File::create(&log_path).map_err(|e| files(&log_path, &e))?;
@@ -280,24 +249,32 @@ impl Cbc {
             return Ok(Outcome::NoTimeLeft);
         }
         let grace = MAX_GRACE.min(remaining / 4);
-        let child = self
-            .command(&dir, starts > 0, remaining - grace)
-            .stdout(log)
-            .stderr(err_log)
-            .spawn()
-            .map_err(|e| SolverError::Start {
-                program: self.program.clone(),
-                reason: e.to_string(),
+        let mut command = self.command(dir, start, remaining - grace);
+        command.stdout(log).stderr(err_log);
+        let group = Group::spawn(&mut command).map_err(|e| SolverError::Start {
+            program: self.program.clone(),
+            reason: e.to_string(),
+        })?;
+        let ended = group
+            .wait(deadline - grace, deadline)
+            .map_err(|e| SolverError::Failed {
+                how: format!("could not be waited for ({e})"),
+                output: tail(&log_path),
             })?;
-        let Some((status, interrupted)) = wait(child, deadline - grace, deadline)? else {
-            return Ok(Outcome::Cut);
+        let (status, interrupted) = match ended {
+            Ended::Killed => return Ok(Outcome::Killed),
+            Ended::Exited {
+                status,
+                interrupted,
+            } => (status, interrupted),
         };
         // A CBC that was interrupted and gave nothing was cut off; one that failed on its own
         // (it exits 0 even when it cannot read its input) is an error. A solution file is
-        // trusted only from a CBC that exited normally.
+        // trusted only from a CBC that exited normally: killed while writing, it may leave
+        // part of one, and a column left out reads as zero.
         let failed = |how: String| {
             if interrupted {
-                Ok(Outcome::Cut)
+                Ok(Outcome::EndedWithoutSolution { how })
             } else {
                 Err(SolverError::Failed {
                     how,
@@ -306,14 +283,16 @@ impl Cbc {
             }
         };
         if !status.success() {
-            return failed(ended(status));
+            return failed(ended_how(status));
         }
         let text = match fs::read_to_string(&solution) {
             Ok(text) => text,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return failed(ended(status)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return failed(ended_how(status))
+            }
             Err(error) => return Err(files(&solution, &error)),
         };
-        let (status, values) = parse_solution(&text, vars.len())?;
+        let (status, values) = parse_solution(&text, variables)?;
         Ok(Outcome::Solved {
             status,
             values,
@@ -341,127 +320,52 @@ impl Cbc {
     }
 }
 
-/// Waits for `child`, interrupting it at `interrupt_at` and killing it at `deadline`: its exit
-/// status and whether it was interrupted, or `None` if it was killed.
-fn wait(
-    child: Child,
-    interrupt_at: Instant,
+/// How far writing the program got.
+enum Written {
+    /// The deadline came after `rows` rows.
+    Stopped {
+        /// Rows written.
+        rows: usize,
+    },
+    /// The LP file and the starting solution (`starts` values) are written.
+    Done {
+        /// Values in the starting solution.
+        starts: usize,
+    },
+}
+
+/// Writes `program.lp` and `start.sol` into `dir`, stopping at `deadline`.
+fn write_program(
+    dir: &TempDir,
+    vars: &ProblemVariables,
+    objective: &Expression,
+    rows: &[Constraint],
     deadline: Instant,
-) -> Result<Option<(ExitStatus, bool)>, SolverError> {
-    let mut running = Running(Some(child));
-    let mut interrupted = false;
-    loop {
-        let now = Instant::now();
-        let waited = running.try_wait().map_err(|e| SolverError::Failed {
-            how: format!("could not be waited for ({e})"),
-            output: String::new(),
-        })?;
-        match waited {
-            Some(status) => return Ok(Some((status, interrupted))),
-            None if now >= deadline => {
-                running.kill();
-                return Ok(None);
-            }
-            None => {}
-        }
-        if !interrupted && now >= interrupt_at {
-            running.interrupt();
-            interrupted = true;
-        }
-        let next = if interrupted { deadline } else { interrupt_at };
-        thread::sleep(POLL.min(next.saturating_duration_since(now)));
+) -> Result<Written, SolverError> {
+    let unwritten = |path: &Path, error: WriteError| match error {
+        WriteError::Stopped { rows } => Ok(Written::Stopped { rows }),
+        WriteError::Program(error) => Err(SolverError::Program(error)),
+        WriteError::Io(error) => Err(files(path, &error)),
+    };
+    let lp = dir.file("program.lp");
+    if let Err(error) = write_file(&lp, |out| {
+        write_lp(out, vars, objective, rows, || Instant::now() < deadline)
+    }) {
+        return unwritten(&lp, error);
     }
-}
-
-/// Reads a CBC solution file: a status line, then `index name value reduced-cost` per
-/// variable CBC printed (`**` before the index marks a value outside its bounds); names are
-/// `x<index>` of a program of `variables` variables, and those left out are zero.
-pub fn parse_solution(text: &str, variables: usize) -> Result<(Status, Vec<f64>), SolverError> {
-    let mut lines = text.lines();
-    let status = Status::parse(lines.next().ok_or(SolverError::BadSolution {
-        line: 1,
-        problem: "the file is empty".into(),
-    })?);
-    let mut values = vec![0.0; variables];
-    for (i, line) in lines.enumerate() {
-        let bad = |problem: String| SolverError::BadSolution {
-            line: i + 2,
-            problem,
-        };
-        let mut words = line.split_whitespace().peekable();
-        if words.peek() == Some(&"**") {
-            words.next();
-        }
-        let (Some(_index), Some(name), Some(value)) = (words.next(), words.next(), words.next())
-        else {
-            if line.trim().is_empty() {
-                continue;
-            }
-            return Err(bad(format!("`{line}` is not `index name value ...`")));
-        };
-        let index = name
-            .strip_prefix('x')
-            .and_then(|k| k.parse::<usize>().ok())
-            .filter(|&k| k < variables)
-            .ok_or_else(|| bad(format!("`{name}` is not a variable of the program")))?;
-        values[index] = value
-            .parse::<f64>()
-            .map_err(|_| bad(format!("`{value}` is not a number")))?;
-    }
-    Ok((status, values))
-}
-
-/// A running CBC, killed and reaped if dropped before it ends.
-struct Running(Option<Child>);
-
-impl Running {
-    fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        let Some(child) = self.0.as_mut() else {
-            return Ok(None);
-        };
-        let status = child.try_wait()?;
-        if status.is_some() {
-            self.0 = None;
-        }
-        Ok(status)
-    }
-
-    /// Sends SIGINT.
-    fn interrupt(&self) {
-        if let Some(child) = &self.0 {
-            let Ok(pid) = libc::pid_t::try_from(child.id()) else {
-                return;
-            };
-            // SAFETY: kill(2) takes two integers and touches no memory of this process. The
-            // pid is our child's and the child has not been reaped (`self.0` is cleared when
-            // it is), so the pid still names it and no other process.
-            unsafe {
-                libc::kill(pid, libc::SIGINT);
-            }
-        }
-    }
-
-    /// Sends SIGKILL and reaps.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill();
+    let start = dir.file("start.sol");
+    match write_file(&start, |out| write_start(out, vars)) {
+        Ok(starts) => Ok(Written::Done { starts }),
+        Err(error) => unwritten(&start, error),
     }
 }
 
 /// A directory of our own under the system's temporary directory, removed with everything in
 /// it when dropped.
-struct TempDir(PathBuf);
+pub(super) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Result<TempDir, SolverError> {
+    pub(super) fn new() -> Result<TempDir, SolverError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let base = env::temp_dir();
         let mut last = None;
@@ -479,11 +383,11 @@ impl TempDir {
         Err(files(&base, &error))
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.0
     }
 
-    fn file(&self, name: &str) -> PathBuf {
+    pub(super) fn file(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -513,7 +417,7 @@ fn files(path: &Path, error: &io::Error) -> SolverError {
 }
 
 /// "exited with status 1", "was killed by signal 11", ...
-fn ended(status: ExitStatus) -> String {
+fn ended_how(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with status {code}"),
@@ -543,5 +447,7 @@ fn is_executable(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+#[cfg(test)]
+pub(super) mod stand_ins;
 #[cfg(test)]
 mod tests;

@@ -240,17 +240,83 @@ pub struct Constraint {
     equality: bool,
 }
 
+/// Where a program holds a number the LP file cannot carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// A coefficient of the objective.
+    Objective,
+    /// A coefficient or the right-hand side of a row.
+    Row(usize),
+    /// A bound of a variable: not a number, a lower bound of +inf or an upper bound of -inf
+    /// (-inf below and +inf above mean no bound).
+    Bounds(Variable),
+    /// The starting value of a variable.
+    Start(Variable),
+}
+
+impl fmt::Display for Place {
+    /// What is not finite, as the subject of a sentence.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Objective => f.write_str("a coefficient of the objective is not finite"),
+            Place::Row(row) => write!(
+                f,
+                "a coefficient or the right-hand side of row {row} is not finite"
+            ),
+            Place::Bounds(x) => write!(
+                f,
+                "a bound of {x} is not a number, or is infinite on the wrong side"
+            ),
+            Place::Start(x) => write!(f, "the starting value of {x} is not finite"),
+        }
+    }
+}
+
+/// What in a program the LP file cannot carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgramError {
+    /// A number is infinite or not a number where the LP format has no room for one.
+    NotFinite {
+        /// Where.
+        at: Place,
+    },
+    /// An expression names a variable the program does not have (one of another program);
+    /// `row` is `None` for the objective.
+    UnknownVariable {
+        /// The row, or `None` for the objective.
+        row: Option<usize>,
+        /// The variable.
+        variable: Variable,
+    },
+}
+
+impl fmt::Display for ProgramError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProgramError::NotFinite { at } => write!(f, "{at}"),
+            ProgramError::UnknownVariable { row, variable } => {
+                match row {
+                    Some(row) => write!(f, "row {row}")?,
+                    None => f.write_str("the objective")?,
+                }
+                write!(
+                    f,
+                    " names {variable}, which is not a variable of the program"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProgramError {}
+
 /// Why the LP file could not be written.
 #[derive(Debug)]
 pub enum WriteError {
     /// Writing failed.
     Io(io::Error),
-    /// A number of the program is infinite or not a number (the LP format has no such
-    /// coefficients); `row` is `None` for the objective.
-    NotFinite {
-        /// The row, or `None` for the objective.
-        row: Option<usize>,
-    },
+    /// The program cannot be written as LP text.
+    Program(ProgramError),
     /// `keep_going` said to stop after `rows` rows.
     Stopped {
         /// Rows written.
@@ -264,16 +330,17 @@ impl From<io::Error> for WriteError {
     }
 }
 
+impl From<ProgramError> for WriteError {
+    fn from(error: ProgramError) -> Self {
+        WriteError::Program(error)
+    }
+}
+
 impl fmt::Display for WriteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WriteError::Io(error) => write!(f, "writing the LP file failed: {error}"),
-            WriteError::NotFinite { row: Some(row) } => {
-                write!(f, "row {row} has a number that is not finite")
-            }
-            WriteError::NotFinite { row: None } => {
-                f.write_str("the objective has a number that is not finite")
-            }
+            WriteError::Program(error) => write!(f, "{error}"),
             WriteError::Stopped { rows } => write!(f, "stopped after {rows} rows"),
         }
     }
@@ -285,8 +352,11 @@ const TERMS_PER_LINE: usize = 8;
 const ROWS_PER_CHECK: usize = 4096;
 
 /// Writes "minimise `objective` subject to `rows`" over `vars` as LP text. The objective's
-/// constant is left out (it does not move the optimum). `keep_going` is asked every few
-/// thousand rows whether to go on (the caller's clock).
+/// constant is left out (it does not move the optimum). The objective names every variable, in
+/// index order (with a zero coefficient where it has none): CBC numbers its columns in the
+/// order it first meets them, so its solution file's column numbers are then our indices,
+/// which [`super::cbc`] checks. `keep_going` is asked every few thousand rows whether to go on
+/// (the caller's clock).
 pub fn write_lp(
     out: &mut impl Write,
     vars: &ProblemVariables,
@@ -294,17 +364,26 @@ pub fn write_lp(
     rows: &[Constraint],
     mut keep_going: impl FnMut() -> bool,
 ) -> Result<(), WriteError> {
+    let mut every = vec![0.0; vars.len()];
+    for (x, c) in finite_terms(objective, None, vars)? {
+        every[x.index()] = c;
+    }
+    let every: Vec<(Variable, f64)> = every
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (Variable(i as u32), c))
+        .collect();
     out.write_all(b"\\ e3 placement ILP\nMinimize\n obj:")?;
-    write_terms(out, &finite_terms(objective, None)?)?;
+    write_terms(out, &every)?;
     out.write_all(b"\nSubject To\n")?;
     for (i, row) in rows.iter().enumerate() {
         if i % ROWS_PER_CHECK == 0 && !keep_going() {
             return Err(WriteError::Stopped { rows: i });
         }
-        let terms = finite_terms(&row.expression, Some(i))?;
+        let terms = finite_terms(&row.expression, Some(i), vars)?;
         let rhs = -row.expression.constant;
         if !rhs.is_finite() {
-            return Err(WriteError::NotFinite { row: Some(i) });
+            return Err(ProgramError::NotFinite { at: Place::Row(i) }.into());
         }
         write!(out, " c{i}:")?;
         write_terms(out, &terms)?;
@@ -314,6 +393,15 @@ pub fn write_lp(
     out.write_all(b"Bounds\n")?;
     for (i, d) in vars.definitions.iter().enumerate() {
         let x = Variable(i as u32);
+        // -inf below and +inf above are "no bound"; NaN, +inf below and -inf above are not
+        // bounds at all (NaN would otherwise read as no bound, +inf as `x >= inf`).
+        if d.min.is_nan() || d.max.is_nan() || d.min == f64::INFINITY || d.max == f64::NEG_INFINITY
+        {
+            return Err(ProgramError::NotFinite {
+                at: Place::Bounds(x),
+            }
+            .into());
+        }
         let (below, above) = (d.min > f64::NEG_INFINITY, d.max < f64::INFINITY);
         if !below && !above {
             writeln!(out, " {x} free")?;
@@ -342,8 +430,15 @@ pub fn write_lp(
 }
 
 /// Writes the starting values as a CBC solution file (`index name value` per line; CBC reads
-/// it with `mipstart`, by name); returns how many.
-pub fn write_start(out: &mut impl Write, vars: &ProblemVariables) -> io::Result<usize> {
+/// it with `mipstart`, by name); returns how many. A value that is not finite is refused
+/// before anything is written.
+pub fn write_start(out: &mut impl Write, vars: &ProblemVariables) -> Result<usize, WriteError> {
+    if let Some((x, _)) = vars.start().find(|(_, value)| !value.is_finite()) {
+        return Err(ProgramError::NotFinite {
+            at: Place::Start(x),
+        }
+        .into());
+    }
     let mut count = 0;
     for (x, value) in vars.start() {
         writeln!(out, "{} {x} {value:e}", x.index())?;
@@ -352,16 +447,22 @@ pub fn write_start(out: &mut impl Write, vars: &ProblemVariables) -> io::Result<
     Ok(count)
 }
 
-/// The merged terms of `expression`, or the error naming `row` if a coefficient is not finite.
+/// The merged terms of `expression` (of `row`, or of the objective when `None`), or why they
+/// cannot be written: a coefficient that is not finite, a variable not of `vars`.
 fn finite_terms(
     expression: &Expression,
     row: Option<usize>,
+    vars: &ProblemVariables,
 ) -> Result<Vec<(Variable, f64)>, WriteError> {
     let terms = expression.merged();
+    if let Some(&(variable, _)) = terms.iter().find(|(x, _)| x.index() >= vars.len()) {
+        return Err(ProgramError::UnknownVariable { row, variable }.into());
+    }
     if terms.iter().all(|(_, c)| c.is_finite()) {
         Ok(terms)
     } else {
-        Err(WriteError::NotFinite { row })
+        let at = row.map_or(Place::Objective, Place::Row);
+        Err(ProgramError::NotFinite { at }.into())
     }
 }
 
