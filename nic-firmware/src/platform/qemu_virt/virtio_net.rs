@@ -29,7 +29,9 @@ use super::{gic, map};
 
 /// Descriptors per queue: frames in flight per direction per port.
 pub const QUEUE_SIZE: usize = 64;
-/// Bytes of one buffer: the virtio-net header plus a 1518-byte frame, rounded up.
+/// Bytes of one buffer: the virtio-net header (12 bytes) plus the longest frame the runtime
+/// takes (1536 bytes, `tm::pool::FRAME_CAPACITY`), rounded up; a longer frame that still fits
+/// a buffer is received, then dropped and counted ([`Counter::RxOversized`]).
 const BUFFER: usize = 2048;
 pub use nic_firmware::platform::MAX_PORTS;
 
