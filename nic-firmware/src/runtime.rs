@@ -4,7 +4,8 @@
 //! [`Core`] by hand with [`Core::poll`]). One poll of a core:
 //! 1. samples the traffic manager's queue depth if a sample is due (the core queues, the frames
 //!    held back at the ports and what the ports report waiting in their receive rings);
-//! 2. receives a burst from each port no other core is receiving from (one port call), and
+//! 2. receives a burst from each port no other core is receiving from (one port call each,
+//!    starting one port further at every poll, so that a busy port starves none), and
 //!    steers it to the core queues (one lock per queue: the traffic manager), its own share
 //!    straight to its batch while its queue is empty; frames no queue takes are held back at
 //!    the port, in order;
@@ -273,6 +274,7 @@ impl<B: Board> Runtime<B> {
             now_ns: 0,
             learned: LastLearned::default(),
             routes: RouteCache::default(),
+            first_port: 0,
         })
     }
 
@@ -356,6 +358,8 @@ pub struct Core<'r, B: Board> {
     learned: LastLearned,
     /// The routes this core looked up last.
     routes: RouteCache,
+    /// The port this core receives from first at its next poll ([`Core::receive`]).
+    first_port: usize,
 }
 
 /// A frame built for a port and not yet handed to it: `len` bytes from `start` of its buffer.
@@ -497,11 +501,29 @@ impl<'r, B: Board> Core<'r, B> {
     }
 
     /// The traffic manager's input: a burst from every port this core can take, to the queues
-    /// (and its own share to its batch). Returns how many frames it moved: received from a
-    /// port, steered (a frame received and steered in one go counts twice), or dropped.
+    /// (and its own share to its batch), starting one port further at every poll. Returns how
+    /// many frames it moved: received from a port, steered (a frame received and steered in
+    /// one go counts twice), or dropped.
+    ///
+    /// The port that goes first gets the batch and the queue's room first: a lone core whose
+    /// batch one port fills has no room left for the next, and a queue one port refills to
+    /// the brim at every poll holds back every other port's frames. Taking the ports in turn
+    /// gives each a poll in which it goes first, so none is starved however busy another is.
+    ///
+    /// Out of line: it runs once a poll, and inlined into [`Core::poll`] it changed how the
+    /// per-frame loop there was compiled (5 instructions a frame more, docs/nic-runtime.md).
+    #[inline(never)]
     fn receive(&mut self) -> usize {
+        let ports = &self.runtime.ports;
+        let first = self.first_port;
+        self.first_port = if first + 1 < ports.len() {
+            first + 1
+        } else {
+            0
+        };
+        let in_turn = ports.iter().enumerate().skip(first);
         let mut moved = 0;
-        for (index, port) in self.runtime.ports.iter().enumerate() {
+        for (index, port) in in_turn.chain(ports.iter().enumerate().take(first)) {
             let Some(mut backlog) = port.backlog.try_lock() else {
                 continue;
             };
@@ -530,7 +552,8 @@ impl<'r, B: Board> Core<'r, B> {
         let runtime = self.runtime;
         if backlog.is_empty() && runtime.tm.keeps_all(self.id) {
             // Every frame of the burst is this core's, and none is queued for it: receive
-            // straight into its batch.
+            // straight into its batch, as many as it has room for (none, if a port before this
+            // one filled it: this port goes first at a later poll).
             let mut batch = core::mem::take(&mut self.batch);
             let before = batch.len();
             moved += self.receive_into(index, port, &mut batch);
@@ -564,7 +587,8 @@ impl<'r, B: Board> Core<'r, B> {
     }
 
     /// Receives a burst from `port` to the back of `into`, as many frames as the cache has
-    /// buffers for and `into` has room for; returns how many frames the port gave.
+    /// buffers for and `into` has room for; returns how many frames the port gave. A port is
+    /// not asked for frames there is no room for: they wait in its ring.
     fn receive_into(
         &mut self,
         index: usize,
@@ -573,6 +597,9 @@ impl<'r, B: Board> Core<'r, B> {
     ) -> usize {
         let runtime = self.runtime;
         let room = self.top_up().min(BURST - into.len());
+        if room == 0 {
+            return 0;
+        }
         let mut lengths = [0usize; BURST];
         let received = {
             // The last `room` buffers of the cache, newest first, so that the frames

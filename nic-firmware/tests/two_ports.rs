@@ -5,12 +5,14 @@
 
 use microservices::engines::SoftwareEngines;
 use microservices::services::kvs::{self, Kvs, KvsConfig};
+use microservices::services::Echo;
 use microservices::ServiceId;
 use nic_firmware::counters::DropReason;
 use nic_firmware::demux::Addresses;
 use nic_firmware::platform::host::{HostEnd, SoftwareBoard, Wire};
 use nic_firmware::platform::{DatagramMeta, Endpoint};
 use nic_firmware::testing::{parse_udp_frame, udp_frame};
+use nic_firmware::tm::BURST;
 use nic_firmware::wire::{
     fixtures, ArpOperation, ArpRepr, EtherType, EthernetFrame, EthernetRepr, Ipv4Address,
     MacAddress,
@@ -208,4 +210,79 @@ fn the_hosts_reply_leaves_from_the_mac_of_its_port() {
     );
     let counters = nic.runtime.counters();
     assert_eq!((counters.to_host, counters.from_host), (1, 1));
+}
+
+const ECHO_PORT: u16 = 7002;
+
+/// A request to Echo from the peer's UDP port `client`, addressed to `mac`.
+fn echo_request(mac: MacAddress, client: u16) -> Vec<u8> {
+    udp_frame(
+        fixtures::PEER_MAC,
+        mac,
+        Endpoint::new(fixtures::PEER_IP, client),
+        Endpoint::new(fixtures::NIC_IP, ECHO_PORT),
+        b"ping",
+    )
+}
+
+/// Polls the lone core of `runtime` `polls` times, topping the wire of every port in
+/// `saturated` up to two bursts before each poll; returns the replies each port sent.
+fn poll_saturated(
+    runtime: &Runtime<SoftwareBoard>,
+    wires: &[Wire],
+    saturated: &[usize],
+    polls: usize,
+) -> [usize; 2] {
+    let frames = [echo_request(MAC_0, 40000), echo_request(MAC_1, 40001)];
+    let mut core = runtime.core(0).unwrap();
+    let mut replies = [0; 2];
+    for _ in 0..polls {
+        for &port in saturated {
+            while wires[port].to_nic.len() < 2 * BURST {
+                assert!(wires[port].send(&frames[port]));
+            }
+        }
+        core.poll();
+        for (port, count) in replies.iter_mut().enumerate() {
+            while wires[port].from_nic.pop().is_some() {
+                *count += 1;
+            }
+        }
+    }
+    replies
+}
+
+/// One core and two ports, port 0 handing it a full burst at every poll: port 1 is still
+/// received from and answered, and with both ports saturated the core serves them alike
+/// (no port goes first at every poll).
+#[test]
+fn a_lone_core_serves_port_1_while_port_0_is_saturated() {
+    let config = Config::new(
+        Addresses {
+            nic_ip: fixtures::NIC_IP,
+            host_ip: None,
+        },
+        &SoftwareEngines,
+    )
+    .with_service(ECHO_PORT, Box::new(Echo::new(ServiceId(2))));
+    let (board, wires, _host) = SoftwareBoard::new(1, &[MAC_0, MAC_1], 4 * BURST);
+    let runtime = Runtime::new(config, board).expect("runtime starts");
+    let requests = 8;
+    for _ in 0..requests {
+        assert!(wires[1].send(&echo_request(MAC_1, 40001)));
+    }
+    let [on_0, on_1] = poll_saturated(&runtime, &wires, &[0], 16);
+    assert_eq!(on_1, requests, "port 1's requests were answered");
+    assert!(on_0 > 0);
+    // Both saturated: each port gets at least 40% of the replies.
+    let [on_0, on_1] = poll_saturated(&runtime, &wires, &[0, 1], 64);
+    let total = on_0 + on_1;
+    assert!(total >= 32 * BURST, "{total} replies in 64 polls");
+    for (port, replies) in [on_0, on_1].into_iter().enumerate() {
+        assert!(
+            replies * 10 >= total * 4,
+            "port {port}: {replies} of {total} replies"
+        );
+    }
+    assert_eq!(runtime.counters().total_dropped(), 0);
 }

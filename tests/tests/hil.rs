@@ -503,7 +503,8 @@ fn malformed_frames_are_counted_and_service_goes_on() {
             ),
             (closed_port, DropReason::PortClosed),
         ];
-        // 1600 bytes: fits the port's 2 KiB receive buffers, not the runtime's 1518-byte ones.
+        // 1600 bytes: fits the port's 2 KiB receive buffers, not the 1536 bytes
+        // (`FRAME_CAPACITY`) a runtime buffer receives.
         let oversized = frames::udp(client, kvs_server, &[0x55; 1600 - 42]);
         for _ in 0..3 {
             for (frame, _) in &sent {

@@ -145,9 +145,10 @@ impl TrafficManager {
         self.steer_burst(frames, flow, Some(keeper))
     }
 
-    /// Whether every frame received now would go straight to `core`'s batch: it is the only
-    /// core and its queue is empty (what [`TrafficManager::dispatch_burst_keeping`] would do
-    /// with the whole burst, so the receiver may put the burst there itself).
+    /// Whether every frame received now would go straight to `core`'s batch as far as the
+    /// batch holds: it is the only core and its queue is empty (what
+    /// [`TrafficManager::dispatch_burst_keeping`] would do with a burst, so the receiver may
+    /// receive into the batch itself, as many frames as it has room for).
     #[inline]
     pub fn keeps_all(&self, core: usize) -> bool {
         self.queues.len() == 1 && core == 0 && self.depth(0) == 0

@@ -4,8 +4,8 @@ use zerocopy::byteorder::network_endian::U16;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use super::checksum::Checksum;
-use super::ethernet::{self, MacAddress};
-use super::ipv4::{self, IpProtocol, Ipv4Address};
+use super::ethernet::{self, EthernetHeader, MacAddress};
+use super::ipv4::{self, IpProtocol, Ipv4Address, Ipv4Header};
 use super::{header, put_header, transport_checksum, Error, Result};
 
 /// The UDP header as it lies on the wire.
@@ -129,26 +129,29 @@ pub const FRAME_PAYLOAD_OFFSET: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN 
 
 impl UdpFrameRepr {
     /// The addressing of the reply to the UDP datagram whose header starts at `udp_offset` of
-    /// the Ethernet frame `request` (already parsed): from `source_mac`, the request's
-    /// destination IP and port back to its sender's MAC, IP and port. `None` when `request` is
-    /// too short to hold those headers.
+    /// the Ethernet frame `request` (already parsed, so its IPv4 header follows the Ethernet
+    /// header and may carry options before `udp_offset`): from `source_mac`, the request's
+    /// destination IP and port back to its sender's MAC, IP and port, read through the header
+    /// views. `None` when `request` is too short to hold those headers.
     #[inline]
     pub fn reply_to(request: &[u8], udp_offset: usize, source_mac: MacAddress) -> Option<Self> {
-        const SOURCE_MAC: usize = 6;
-        const IP_SOURCE: usize = ethernet::HEADER_LEN + 12;
-        let (client_mac, _) = request.get(SOURCE_MAC..)?.split_first_chunk::<6>()?;
-        let (addresses, _) = request.get(IP_SOURCE..)?.split_first_chunk::<8>()?;
-        let (ports, _) = request.get(udp_offset..)?.split_first_chunk::<4>()?;
-        let [a, b, c, d, e, f, g, h] = *addresses;
-        let [client_high, client_low, service_high, service_low] = *ports;
+        let (ethernet, after_ethernet) = header::<EthernetHeader>(request).ok()?;
+        let (ip, _) = header::<Ipv4Header>(after_ethernet).ok()?;
+        // The UDP header cut as a fixed-size chunk, then viewed (`transmute_ref!` is checked at
+        // compile time): `ref_from_prefix` on the open-ended slice compiled its length check
+        // to two flags and a branch, 5 instructions a reply more in the dispatch bench.
+        let (udp, _) = request
+            .get(udp_offset..)?
+            .split_first_chunk::<HEADER_LEN>()?;
+        let udp: &UdpHeader = zerocopy::transmute_ref!(udp);
         Some(UdpFrameRepr {
             source_mac,
-            destination_mac: MacAddress(*client_mac),
-            source: Ipv4Address([e, f, g, h]),
-            destination: Ipv4Address([a, b, c, d]),
+            destination_mac: ethernet.source,
+            source: ip.destination,
+            destination: ip.source,
             udp: UdpRepr {
-                source_port: u16::from_be_bytes([service_high, service_low]),
-                destination_port: u16::from_be_bytes([client_high, client_low]),
+                source_port: udp.destination_port.get(),
+                destination_port: udp.source_port.get(),
             },
         })
     }

@@ -13,7 +13,7 @@
 //! 5. The boot configuration: from the channel's boot area if the host wrote one, else QEMU's
 //!    `fw_cfg` file ([`fw_cfg`]); bad configuration stops here.
 //! 6. The GIC and timer for idling ([`gic`], [`timer`]), then the virtio-net ports
-//!    ([`virtio_net`]).
+//!    ([`virtio_net`], whose resets reuse their virtqueue pages: [`dma_regions`]).
 //! 7. Secondary cores through PSCI CPU_ON ([`cores`]), then every core runs ([`run`]); a
 //!    diagnostic switch, off unless QEMU is given one, can provoke a fault now ([`diagnostic`]).
 //!
@@ -32,6 +32,7 @@
 
 pub mod bar_window;
 pub mod diagnostic;
+pub mod dma_regions;
 pub mod memory;
 // The modules below build only for the bare-metal target (each starts with `#![cfg]`).
 mod board;

@@ -5,7 +5,9 @@
 //! A device that reports a completion for a descriptor the driver never posted would leave the
 //! used ring stuck on it (the driver cannot pop it without the buffer): the port counts it,
 //! resets the device and starts again with empty queues; a port that keeps failing is taken
-//! down. Each port's [`Counter`]s are on the UART counters line.
+//! down. A reset allocates nothing: the buffers are the port's own, and the new driver's
+//! virtqueues get the pages the old driver's gave back ([`dma_regions`]). Each port's
+//! [`Counter`]s are on the UART counters line.
 //!
 //! QEMU fills the virtio-mmio slots from the last one down, so port 0 is the first
 //! `-device virtio-net-device` on QEMU's command line.
@@ -25,23 +27,43 @@ use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::{DeviceType, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 
+use super::dma_regions::{Recycled, Region};
 use super::{gic, map};
 
 /// Descriptors per queue: frames in flight per direction per port.
 pub const QUEUE_SIZE: usize = 64;
-/// Bytes of one buffer: the virtio-net header plus a 1518-byte frame, rounded up.
+/// Bytes of one buffer: the virtio-net header (12 bytes) plus the longest frame the runtime
+/// takes (1536 bytes, `tm::pool::FRAME_CAPACITY`), rounded up; a longer frame that still fits
+/// a buffer is received, then dropped and counted ([`Counter::RxOversized`]).
 const BUFFER: usize = 2048;
 pub use nic_firmware::platform::MAX_PORTS;
 
 /// The DMA glue virtio-drivers needs: the heap is identity mapped, so a buffer's physical
-/// address is its virtual address, and QEMU's DMA is coherent with the cores.
+/// address is its virtual address, and QEMU's DMA is coherent with the cores. The only DMA
+/// memory virtio-drivers asks for is its virtqueues' (the frame buffers are the port's own):
+/// from the heap at start-up, and from [`RECYCLED`] when a reset starts a new driver.
 pub struct IdentityHal;
 
-// SAFETY: `dma_alloc` returns zeroed, page-aligned heap memory that nothing else uses until
-// `dma_dealloc`; physical and virtual addresses are equal under the identity map; DMA on this
-// board is cache coherent, so `share` and `unshare` need no cache maintenance.
+/// The virtqueue regions of drivers a reset dropped, for the next driver: two regions per
+/// queue, two queues per port, so every port's can be kept at once.
+static RECYCLED: spin::Mutex<Recycled<{ 4 * MAX_PORTS }>> = spin::Mutex::new(Recycled::new());
+
+// SAFETY: `dma_alloc` returns zeroed, page-aligned memory that nothing else uses until
+// `dma_dealloc`: fresh from the heap, or a region an earlier `dma_dealloc` kept in `RECYCLED`
+// (which hands each out once); physical and virtual addresses are equal under the identity
+// map; DMA on this board is cache coherent, so `share` and `unshare` need no cache maintenance.
 unsafe impl Hal for IdentityHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
+        if let Some(region) = RECYCLED.lock().take(pages) {
+            let memory = region.address as *mut u8;
+            // SAFETY: the region is `pages` whole pages of heap that virtio-drivers gave back
+            // through `dma_dealloc` (the device had been told to forget the queue and reset
+            // first) and that `take` gave to no one else: this call owns them now.
+            unsafe { core::ptr::write_bytes(memory, 0, pages * PAGE_SIZE) };
+            if let Some(pointer) = NonNull::new(memory) {
+                return (memory as PhysAddr, pointer);
+            }
+        }
         let Ok(layout) = Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE) else {
             return (0, NonNull::dangling());
         };
@@ -54,10 +76,19 @@ unsafe impl Hal for IdentityHal {
     }
 
     unsafe fn dma_dealloc(_paddr: PhysAddr, vaddr: NonNull<u8>, pages: usize) -> i32 {
+        let region = Region {
+            address: vaddr.as_ptr() as usize,
+            pages,
+        };
+        if RECYCLED.lock().keep(region).is_ok() {
+            return 0;
+        }
         let Ok(layout) = Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE) else {
             return -1;
         };
-        // SAFETY: the caller passes back what `dma_alloc` returned for the same page count.
+        // SAFETY: the caller passes back what `dma_alloc` returned for the same page count,
+        // all of it heap memory with this layout (a recycled region is one an earlier
+        // `dma_alloc` took from the heap with the same page count).
         unsafe { dealloc(vaddr.as_ptr(), layout) };
         0
     }
@@ -223,9 +254,10 @@ impl Port {
         COUNTERS[self.index][counter as usize].load(Ordering::Relaxed)
     }
 
-    /// Gives the device a buffer to receive into.
+    /// Gives the device a buffer to receive into (a port that is down keeps it unposted).
     fn post_receive(&mut self, mut buffer: Box<Buffer>) {
         let Some(device) = self.device.as_mut() else {
+            self.keep_unposted(buffer);
             return;
         };
         // SAFETY: the buffer is owned by `self.rx` until the device hands it back through
@@ -250,7 +282,11 @@ impl Port {
     /// Resets the device after it reported a completion the driver cannot match: the driver
     /// is dropped (its queues unset, so the device owns no buffer any more), every buffer is
     /// taken back, and a fresh driver starts with all receive buffers posted. After
-    /// [`MAX_RESETS`] the port is taken down instead.
+    /// [`MAX_RESETS`] the port is taken down instead, keeping its buffers.
+    ///
+    /// Nothing is allocated or freed on the heap: the buffers stay the port's (`tx_free` has
+    /// room for all of them), and the new driver's virtqueues are the old one's pages, which
+    /// [`IdentityHal`] kept when the old driver gave them back.
     fn reset(&mut self, why: &str) {
         self.count(Counter::Resets);
         drop(self.device.take());
@@ -266,6 +302,7 @@ impl Port {
                 "port {}: {why}; {MAX_RESETS} resets did not help: port down",
                 self.index
             );
+            self.keep_idle(receive);
             return;
         }
         warn!("port {}: {why}: resetting the device", self.index);
@@ -276,11 +313,28 @@ impl Port {
                 "port {}: the device did not come back: port down",
                 self.index
             );
+            self.keep_idle(receive);
             return;
         };
         self.device = Some(device);
         for buffer in receive.into_iter().flatten() {
             self.post_receive(buffer);
+        }
+    }
+
+    /// Puts the receive buffers of a port that is down back in `rx`, unposted.
+    fn keep_idle(&mut self, receive: [Option<Box<Buffer>>; QUEUE_SIZE]) {
+        for buffer in receive.into_iter().flatten() {
+            self.keep_unposted(buffer);
+        }
+    }
+
+    /// Keeps a receive buffer of a port that is down in a free `rx` slot: dropping it would
+    /// free it on the packet path. There is always one (the port has `QUEUE_SIZE` receive
+    /// buffers in all, and `rx` as many slots).
+    fn keep_unposted(&mut self, buffer: Box<Buffer>) {
+        if let Some(slot) = self.rx.iter_mut().find(|slot| slot.is_none()) {
+            *slot = Some(buffer);
         }
     }
 
