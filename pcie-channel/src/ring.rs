@@ -283,8 +283,9 @@ impl<'a, C: IndexCell> ConsumerIndex<'a, C> {
         // and slot below this index is fully written.
         let head = self.producer.load(Ordering::Acquire);
         // Invariant: tail <= self.head <= tail + entries (wrapping), so the room is 0..=entries.
+        // An index that has not moved (an idle ring, what a spinning receiver sees) is in it.
         let room = self.tail.wrapping_add(self.entries).wrapping_sub(self.head);
-        if head.wrapping_sub(self.head) > room {
+        if head != self.head && head.wrapping_sub(self.head) > room {
             return Err(self.producer_error(head));
         }
         self.head = head;
