@@ -1,5 +1,5 @@
 //! The optional eventfd doorbell in one process: a receiver that waits sleeps only when its
-//! rings are empty (check, arm, re-check), and a sender with the doorbell rings it only while
+//! rings are empty (arm, re-check), and a sender with the doorbell rings it only while
 //! the receiver says it waits. The same across two processes: `two_process.rs`.
 
 mod common;
@@ -21,7 +21,7 @@ fn a_receiver_with_messages_waiting_does_not_sleep() {
     let mut tx = lo.host().sender(EngineSet::single(0)).unwrap();
     let mut rx = lo.nic().receiver().unwrap();
     tx.send(1, b"there").unwrap();
-    // Never rung: only the check before sleeping can end this wait before the guard.
+    // Never rung: only the re-check after arming can end this wait before the guard.
     assert_eq!(rx.wait(&bell, GUARD).unwrap(), Woken::Pending);
     assert_eq!(drain(&mut rx), vec![(1, b"there".to_vec())]);
     assert!(!lo.host().peer_waiting(), "not left armed");
