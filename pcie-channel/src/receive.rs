@@ -536,9 +536,10 @@ impl<'c> Receiver<'c> {
     /// one-segment messages, each the next of its lane, and nothing behind them was released
     /// out of order. Delivers that run (at most `budget` and the credit-return interval) in
     /// place, then releases it with one move of the consumer index. Each entry is decided on
-    /// one private copy of its descriptor words; the entry that ends the run is decided by the
-    /// general rules on that same copy ([`Self::decide`]) and returned if it is deliverable.
-    /// Returns how many it delivered, and that entry's outcome.
+    /// one private copy of its descriptor words; the entry that ends the run is not such a
+    /// message (that is why it ends the run), so it goes straight to the general rules
+    /// ([`Self::classify`]) on that same copy and is returned if it is deliverable. Returns how
+    /// many it delivered, and that entry's outcome.
     #[inline]
     fn deliver_run<F>(
         &mut self,
