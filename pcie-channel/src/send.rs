@@ -355,8 +355,11 @@ impl<'c> Sender<'c> {
     /// waits on it.
     ///
     /// Rings holding the first segment of a message of several segments are published last
-    /// (docs/pcie-channel.md §4.3): a receiver that sees such a head finds the rest of its chain
-    /// already published on the other rings.
+    /// (docs/pcie-channel.md §4.3), so that a receiver that sees such a head finds the rest of
+    /// its chain already published on the other rings. Not always: when uneven credit has put
+    /// the heads of a batch on two rings, each may hold segments of the other's message, and
+    /// whichever of the two is published first shows a head whose chain is not all visible yet.
+    /// The receiver parks that head and takes it once the other ring is published (§5.3).
     ///
     /// One-segment messages stay on the current engine until it runs out of credit: moving on
     /// at every batch would let the receiver see a later batch before an earlier one (it reads
