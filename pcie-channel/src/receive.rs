@@ -239,6 +239,11 @@ impl<'c> Receiver<'c> {
                 index: ConsumerIndex::new(memory.producer, memory.consumer, g.ring_entries, start),
             }
         });
+        // Go on from an earlier receiver's count, so that no sender takes a new wait for one
+        // it already rang for; and disarm, since an earlier receiver that died while armed left
+        // bit 0 set, and nobody waits now.
+        let waits = channel.waiting_word() >> 1;
+        channel.set_waiting_word(waits << 1);
         Receiver {
             channel,
             rings,
@@ -257,9 +262,7 @@ impl<'c> Receiver<'c> {
             parked: false,
             progress: false,
             chain: [NO_SEGMENT; MAX_SEGMENTS],
-            // Go on from an earlier receiver's count, so that no sender takes a new wait for one
-            // it already rang for.
-            waits: channel.waiting_word() >> 1,
+            waits,
             stats: ReceiveStats::default(),
         }
     }
