@@ -145,7 +145,7 @@ impl From<ChannelError> for WaitError {
 /// How a [`Receiver::wait`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Woken {
-    /// New entries were there before it slept (at the check or the re-check after arming).
+    /// New entries were there before it slept (at the re-check after arming).
     Pending,
     /// The doorbell rang (the entries may already have been taken by an earlier poll: a ring
     /// can be stale).
@@ -155,14 +155,18 @@ pub enum Woken {
 }
 
 impl Receiver<'_> {
-    /// Sleeps until the sender publishes something, or `timeout` passes: check, arm, re-check,
-    /// sleep on `doorbell`, disarm. Call it when [`Receiver::poll`] finds nothing; poll again
-    /// after it returns, whatever it returns (a wake-up may be stale, a timeout is when to check
-    /// the peer's heartbeat). The sender must ring the same eventfd
-    /// ([`crate::Sender::set_doorbell`]); one that does not only makes every wait last its
-    /// timeout.
+    /// Sleeps until the sender publishes something, or `timeout` passes: arm, re-check, sleep
+    /// on `doorbell`, disarm. Call it when [`Receiver::poll`] (or another receive) finds
+    /// nothing: that receive is the check of check, arm, re-check. Poll again after it returns,
+    /// whatever it returns (a wake-up may be stale, a timeout is when to check the peer's
+    /// heartbeat). The sender must ring the same eventfd ([`crate::Sender::set_doorbell`]); one
+    /// that does not only makes every wait last its timeout.
     pub fn wait(&mut self, doorbell: &Doorbell, timeout: Duration) -> Result<Woken, WaitError> {
-        if self.pending()? || self.arm_wait()? {
+        // No check of our own before arming: the caller's receive just made it, and a second
+        // look (health and every producer index) would only repeat it. What rules out a lost
+        // wake-up is the re-check in `arm_wait`, after the waiting word is set and fenced (W1,
+        // docs/pcie-channel.md §4.4): a publication it misses sees the armed word and rings.
+        if self.arm_wait()? {
             return Ok(Woken::Pending);
         }
         let rung = doorbell.wait(Some(timeout));

@@ -239,6 +239,11 @@ impl<'c> Receiver<'c> {
                 index: ConsumerIndex::new(memory.producer, memory.consumer, g.ring_entries, start),
             }
         });
+        // Go on from an earlier receiver's count, so that no sender takes a new wait for one
+        // it already rang for; and disarm, since an earlier receiver that died while armed left
+        // bit 0 set, and nobody waits now.
+        let waits = channel.waiting_word() >> 1;
+        channel.set_waiting_word(waits << 1);
         Receiver {
             channel,
             rings,
@@ -257,9 +262,7 @@ impl<'c> Receiver<'c> {
             parked: false,
             progress: false,
             chain: [NO_SEGMENT; MAX_SEGMENTS],
-            // Go on from an earlier receiver's count, so that no sender takes a new wait for one
-            // it already rang for.
-            waits: channel.waiting_word() >> 1,
+            waits,
             stats: ReceiveStats::default(),
         }
     }
@@ -536,9 +539,10 @@ impl<'c> Receiver<'c> {
     /// one-segment messages, each the next of its lane, and nothing behind them was released
     /// out of order. Delivers that run (at most `budget` and the credit-return interval) in
     /// place, then releases it with one move of the consumer index. Each entry is decided on
-    /// one private copy of its descriptor words; the entry that ends the run is decided by the
-    /// general rules on that same copy ([`Self::decide`]) and returned if it is deliverable.
-    /// Returns how many it delivered, and that entry's outcome.
+    /// one private copy of its descriptor words; the entry that ends the run is not such a
+    /// message (that is why it ends the run), so it goes straight to the general rules
+    /// ([`Self::classify`]) on that same copy and is returned if it is deliverable. Returns how
+    /// many it delivered, and that entry's outcome.
     #[inline]
     fn deliver_run<F>(
         &mut self,

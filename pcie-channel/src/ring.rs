@@ -11,6 +11,13 @@
 //! - C2 consumer `release_to` stores the consumer index with Release; it pairs with P2, the
 //!   producer's Acquire load in `refresh_credits`: the consumer's reads of released slots happen
 //!   before the producer overwrites them.
+//!
+//! Windows: each side's copy of the other's index only moves forward. A producer index read is
+//! accepted in `last read ..= consumer + entries`, a consumer index in `last read ..= last
+//! published`, all in wrapping arithmetic; anything else is a [`RingError`]. Going backwards
+//! is refused as well as jumping too far: the consumer has already looked at the entries below
+//! the last producer index it read, and would otherwise walk about 2^32 positions (reading
+//! stale entries) to get back to a lower one.
 
 use core::fmt;
 use core::sync::atomic::Ordering;
@@ -56,12 +63,28 @@ pub enum RingError {
         /// Our consumer index.
         consumer: u32,
     },
-    /// The consumer index is ahead of what we produced or more than a ring behind it.
+    /// The producer index went backwards: below the value read before, though not below our
+    /// consumer index.
+    ProducerRewound {
+        /// Value read.
+        producer: u32,
+        /// Value read before.
+        previous: u32,
+    },
+    /// The consumer index is ahead of what we published or more than a ring behind it.
     ConsumerIndex {
-        /// Our producer index.
+        /// Our producer index (last published).
         producer: u32,
         /// Value read.
         consumer: u32,
+    },
+    /// The consumer index went backwards: below the value read before, though not more than
+    /// a ring behind our producer index.
+    ConsumerRewound {
+        /// Value read.
+        consumer: u32,
+        /// Value read before.
+        previous: u32,
     },
 }
 
@@ -72,9 +95,17 @@ impl fmt::Display for RingError {
                 f,
                 "peer producer index {producer} is out of the window of consumer index {consumer}"
             ),
+            RingError::ProducerRewound { producer, previous } => write!(
+                f,
+                "peer producer index went back from {previous} to {producer}"
+            ),
             RingError::ConsumerIndex { producer, consumer } => write!(
                 f,
                 "peer consumer index {consumer} is out of the window of producer index {producer}"
+            ),
+            RingError::ConsumerRewound { consumer, previous } => write!(
+                f,
+                "peer consumer index went back from {previous} to {consumer}"
             ),
         }
     }
@@ -122,20 +153,39 @@ impl<'a, C: IndexCell> ProducerIndex<'a, C> {
         self.entries - self.head.wrapping_sub(self.tail)
     }
 
-    /// Reads the consumer index (once) and returns the free positions.
+    /// Reads the consumer index (once) and returns the free positions. The index must lie in
+    /// `tail ..= published` (the value read before up to what we published): a consumer can
+    /// release neither an entry it has not been given nor one it released already.
     #[inline]
     pub fn refresh_credits(&mut self) -> Result<u32, RingError> {
         // P2: Acquire, pairs with C2 (the consumer's Release in `release_to`): the consumer
         // has finished reading every slot below this index before we may overwrite it.
         let tail = self.consumer.load(Ordering::Acquire);
-        if self.head.wrapping_sub(tail) > self.entries {
-            return Err(RingError::ConsumerIndex {
-                producer: self.head,
-                consumer: tail,
-            });
+        // Invariant: tail <= published <= head <= tail + entries (wrapping, from `self.tail`).
+        if tail.wrapping_sub(self.tail) > self.published.wrapping_sub(self.tail) {
+            return Err(self.consumer_error(tail));
         }
         self.tail = tail;
         Ok(self.cached_credits())
+    }
+
+    /// Why a consumer index outside the window is refused: behind the one read before (but
+    /// within a ring of our head), or else out of the window altogether (more than a ring
+    /// behind, or ahead of what we published).
+    #[cold]
+    fn consumer_error(&self, tail: u32) -> RingError {
+        let behind = tail.wrapping_sub(self.tail) > self.head.wrapping_sub(self.tail);
+        if behind && self.head.wrapping_sub(tail) <= self.entries {
+            RingError::ConsumerRewound {
+                consumer: tail,
+                previous: self.tail,
+            }
+        } else {
+            RingError::ConsumerIndex {
+                producer: self.published,
+                consumer: tail,
+            }
+        }
     }
 
     /// Free positions, reading the consumer index only when the cache says fewer than `want`.
@@ -224,20 +274,39 @@ impl<'a, C: IndexCell> ConsumerIndex<'a, C> {
     }
 
     /// Reads the producer index (once) and returns the position one past the last visible
-    /// entry; entries in `tail()..head` may be read.
+    /// entry; entries in `tail()..head` may be read. The index must lie in `head() ..= tail() +
+    /// entries`: never below the value read before (the consumer may already have looked past
+    /// it), never more than a ring ahead of the consumer index.
     #[inline]
     pub fn available(&mut self) -> Result<u32, RingError> {
         // C1: Acquire, pairs with P1 (the producer's Release in `publish`): every descriptor
         // and slot below this index is fully written.
         let head = self.producer.load(Ordering::Acquire);
-        if head.wrapping_sub(self.tail) > self.entries {
-            return Err(RingError::ProducerIndex {
-                producer: head,
-                consumer: self.tail,
-            });
+        // Invariant: tail <= self.head <= tail + entries (wrapping), so the room is 0..=entries.
+        // An index that has not moved (an idle ring, what a spinning receiver sees) is in it.
+        let room = self.tail.wrapping_add(self.entries).wrapping_sub(self.head);
+        if head != self.head && head.wrapping_sub(self.head) > room {
+            return Err(self.producer_error(head));
         }
         self.head = head;
         Ok(head)
+    }
+
+    /// Why a producer index outside the window is refused: behind the one read before (but not
+    /// behind the consumer index), or else out of the window altogether.
+    #[cold]
+    fn producer_error(&self, head: u32) -> RingError {
+        if head.wrapping_sub(self.tail) <= self.entries {
+            RingError::ProducerRewound {
+                producer: head,
+                previous: self.head,
+            }
+        } else {
+            RingError::ProducerIndex {
+                producer: head,
+                consumer: self.tail,
+            }
+        }
     }
 
     /// Producer index as last read by [`Self::available`].
@@ -321,11 +390,88 @@ mod tests {
             tx.refresh_credits(),
             Err(RingError::ConsumerIndex { .. })
         ));
-        // A consumer index a full ring behind is legal (no credit), one more is not.
+        // Taking over a ring: a consumer index a full ring behind is legal (no credit), one
+        // more is not.
         c.store(0u32.wrapping_sub(8), Ordering::Relaxed);
+        let mut tx = ProducerIndex::new(&p, &c, 8, 0).unwrap();
         assert_eq!(tx.refresh_credits(), Ok(0));
         c.store(0u32.wrapping_sub(9), Ordering::Relaxed);
         assert!(tx.refresh_credits().is_err());
+        assert!(ProducerIndex::new(&p, &c, 8, 0).is_err());
+    }
+
+    #[test]
+    fn a_producer_index_only_moves_forward() {
+        // Across the wrap of the free-running counter.
+        let start = u32::MAX - 1;
+        let (p, c) = (AtomicU32::new(start), AtomicU32::new(start));
+        let mut rx = ConsumerIndex::new(&p, &c, 8, start);
+        p.store(start.wrapping_add(4), Ordering::Relaxed);
+        assert_eq!(rx.available(), Ok(2));
+        assert_eq!(rx.available(), Ok(2), "the same value again is fine");
+        // Back to 1 or to the consumer index: still within a ring of it, but rewound.
+        for back in [1, start] {
+            p.store(back, Ordering::Relaxed);
+            assert_eq!(
+                rx.available(),
+                Err(RingError::ProducerRewound {
+                    producer: back,
+                    previous: 2
+                })
+            );
+            assert_eq!(rx.head(), 2, "the refused value is not taken");
+        }
+        // Below the consumer index, or more than a ring ahead of it: out of the window.
+        for out in [start - 1, start.wrapping_add(9)] {
+            p.store(out, Ordering::Relaxed);
+            assert_eq!(
+                rx.available(),
+                Err(RingError::ProducerIndex {
+                    producer: out,
+                    consumer: start
+                })
+            );
+        }
+        // A full ring ahead of the consumer index is the far edge of the window.
+        p.store(start.wrapping_add(8), Ordering::Relaxed);
+        assert_eq!(rx.available(), Ok(6));
+        // Releasing moves the window: the edge moves with the consumer index.
+        rx.release_to(start.wrapping_add(3));
+        p.store(start.wrapping_add(11), Ordering::Relaxed);
+        assert_eq!(rx.available(), Ok(9));
+    }
+
+    #[test]
+    fn a_consumer_index_only_moves_forward_and_never_past_what_was_published() {
+        let (p, c) = (AtomicU32::new(0), AtomicU32::new(0));
+        let mut tx = ProducerIndex::new(&p, &c, 8, 0).unwrap();
+        for _ in 0..6 {
+            tx.claim().unwrap();
+        }
+        tx.publish();
+        tx.claim().unwrap();
+        c.store(4, Ordering::Relaxed);
+        assert_eq!(tx.refresh_credits(), Ok(5));
+        c.store(3, Ordering::Relaxed);
+        assert_eq!(
+            tx.refresh_credits(),
+            Err(RingError::ConsumerRewound {
+                consumer: 3,
+                previous: 4
+            })
+        );
+        assert_eq!(tx.cached_credits(), 5, "the refused value is not taken");
+        // Claimed but not published: the consumer cannot have been given it.
+        c.store(7, Ordering::Relaxed);
+        assert_eq!(
+            tx.refresh_credits(),
+            Err(RingError::ConsumerIndex {
+                producer: 6,
+                consumer: 7
+            })
+        );
+        c.store(6, Ordering::Relaxed);
+        assert_eq!(tx.refresh_credits(), Ok(7));
     }
 
     #[test]

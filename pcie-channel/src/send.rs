@@ -355,41 +355,39 @@ impl<'c> Sender<'c> {
     /// waits on it.
     ///
     /// Rings holding the first segment of a message of several segments are published last
-    /// (docs/pcie-channel.md §4.3): a receiver that sees such a head finds the rest of its chain
-    /// already published on the other rings.
+    /// (docs/pcie-channel.md §4.3), so that a receiver that sees such a head finds the rest of
+    /// its chain already published on the other rings. Not always: when uneven credit has put
+    /// the heads of a batch on two rings, each may hold segments of the other's message, and
+    /// whichever of the two is published first shows a head whose chain is not all visible yet.
+    /// The receiver parks that head and takes it once the other ring is published (§5.3).
     ///
     /// One-segment messages stay on the current engine until it runs out of credit: moving on
     /// at every batch would let the receiver see a later batch before an earlier one (it reads
     /// the rings' indices one after the other) and park it, which costs more than it spreads.
     pub fn publish(&mut self) {
-        if self.heads != 0 {
-            return self.publish_heads_last();
-        }
-        // The common case: no chain waits, any order will do.
-        let mut published = false;
-        for ring in self.rings[..self.count].iter_mut().flatten() {
-            published |= ring.index.publish();
-        }
+        let [first, last] = publication_order(self.count, self.heads);
+        // Not `||`: the rings of `last` are published whatever `first` held.
+        let published = self.publish_rings(first) | self.publish_rings(last);
+        self.heads = 0;
         self.unpublished = 0;
-        if published && self.doorbell.is_some() {
-            self.notify();
+        if let (true, Some(doorbell)) = (published, self.doorbell) {
+            self.notify(doorbell);
         }
     }
 
-    /// [`Self::publish`] when messages of several segments wait: in [`publication_order`].
-    #[inline(never)]
-    fn publish_heads_last(&mut self) {
+    /// Publishes the rings whose bits are set in `rings`, ascending; returns whether one of
+    /// them had anything to publish.
+    #[inline(always)]
+    fn publish_rings(&mut self, mut rings: u16) -> bool {
         let mut published = false;
-        for ring in publication_order(self.count, self.heads) {
-            if let Some(ring) = self.rings[ring].as_mut() {
+        while rings != 0 {
+            let ring = rings.trailing_zeros() as usize;
+            rings &= rings - 1;
+            if let Some(Some(ring)) = self.rings.get_mut(ring) {
                 published |= ring.index.publish();
             }
         }
-        self.heads = 0;
-        self.unpublished = 0;
-        if published && self.doorbell.is_some() {
-            self.notify();
-        }
+        published
     }
 
     /// Publishes one ring (a committed reservation), or every ring when a message of several
@@ -398,24 +396,23 @@ impl<'c> Sender<'c> {
         if self.heads != 0 {
             return self.publish();
         }
-        if let Some(target) = self.rings[ring].as_mut() {
-            if target.index.publish() && self.doorbell.is_some() {
-                self.notify();
-            }
+        let published = match self.rings[ring].as_mut() {
+            Some(target) => target.index.publish(),
+            None => false,
+        };
+        if let (true, Some(doorbell)) = (published, self.doorbell) {
+            self.notify(doorbell);
         }
     }
 
-    /// Rings the doorbell if there is one and the peer's receiver is waiting, once per wait.
-    /// Out of line: a sender with a doorbell serves a peer that sleeps, whose wake-up costs far
-    /// more than this call.
+    /// Rings `doorbell` (this sender's) if the peer's receiver is waiting, once per wait; the
+    /// caller has published something. Out of line: a sender with a doorbell serves a peer
+    /// that sleeps, whose wake-up costs far more than this call.
     #[inline(never)]
-    fn notify(&mut self) {
-        let Some(doorbell) = self.doorbell else {
-            return;
-        };
+    fn notify(&mut self, doorbell: &dyn Notify) {
         // W2: SeqCst, orders the producer-index stores above (P1) before the load of the peer's
         // waiting word; pairs with W1, the receiver's fence between setting its waiting word
-        // and re-reading the producer indices (see `notify`).
+        // and re-reading the producer indices (see `Receiver::arm_wait`).
         fence(Ordering::SeqCst);
         let word = self.channel.peer_waiting_word();
         if word & WAITING == 0 || word == self.rung_for {
@@ -632,12 +629,13 @@ impl<'c> Sender<'c> {
     }
 }
 
-/// The order in which [`Sender::publish`] stores the producer indices of rings `0..count`: the
-/// rings without a head (bit clear in `heads`) first, then those with one, each ascending.
-fn publication_order(count: usize, heads: u16) -> impl Iterator<Item = usize> {
-    let has_head = move |ring: &usize| heads >> ring & 1 != 0;
-    let plain = (0..count).filter(move |ring| !has_head(ring));
-    plain.chain((0..count).filter(has_head))
+/// The order in which [`Sender::publish`] stores the producer indices of rings `0..count`, as
+/// two sets of rings (bit = index in `Sender::rings`), each published in ascending order: the
+/// rings without a head (bit clear in `heads`) first, then those with one.
+#[inline(always)]
+fn publication_order(count: usize, heads: u16) -> [u16; 2] {
+    let rings = EngineSet::first(count).mask();
+    [rings & !heads, rings & heads]
 }
 
 impl Drop for Sender<'_> {
@@ -729,7 +727,11 @@ mod tests {
 
     #[test]
     fn rings_holding_a_head_are_published_last() {
-        let order = |count, heads| publication_order(count, heads).collect::<Vec<_>>();
+        let order = |count, heads| {
+            let sets = publication_order(count, heads);
+            let ascending = |set: u16| (0..16).filter(move |ring| set >> ring & 1 != 0);
+            sets.into_iter().flat_map(ascending).collect::<Vec<_>>()
+        };
         assert_eq!(order(4, 0), [0, 1, 2, 3]);
         assert_eq!(order(4, 0b0001), [1, 2, 3, 0]);
         assert_eq!(order(4, 0b0101), [1, 3, 0, 2]);
@@ -762,8 +764,8 @@ mod tests {
         tx.queue(3, &[5; 100]).unwrap();
         assert_eq!(tx.heads, 0b0010, "the head sits on the current engine, 1");
         assert_eq!(
-            publication_order(tx.count, tx.heads).last(),
-            Some(1),
+            publication_order(tx.count, tx.heads),
+            [0b1101, 0b0010],
             "and its ring is published last"
         );
     }

@@ -1,5 +1,5 @@
 //! The optional eventfd doorbell in one process: a receiver that waits sleeps only when its
-//! rings are empty (check, arm, re-check), and a sender with the doorbell rings it only while
+//! rings are empty (arm, re-check), and a sender with the doorbell rings it only while
 //! the receiver says it waits. The same across two processes: `two_process.rs`.
 
 mod common;
@@ -21,7 +21,7 @@ fn a_receiver_with_messages_waiting_does_not_sleep() {
     let mut tx = lo.host().sender(EngineSet::single(0)).unwrap();
     let mut rx = lo.nic().receiver().unwrap();
     tx.send(1, b"there").unwrap();
-    // Never rung: only the check before sleeping can end this wait before the guard.
+    // Never rung: only the re-check after arming can end this wait before the guard.
     assert_eq!(rx.wait(&bell, GUARD).unwrap(), Woken::Pending);
     assert_eq!(drain(&mut rx), vec![(1, b"there".to_vec())]);
     assert!(!lo.host().peer_waiting(), "not left armed");
@@ -73,6 +73,30 @@ fn a_sender_rings_only_while_the_receiver_waits() {
     assert_eq!(tx.stats().notifications, 2);
     rx.disarm_wait();
     assert_eq!(peer.load(0xC0 + 0x10), 2 << 1, "disarmed after two waits");
+}
+
+/// A receiver that died while armed (no drop ran to disarm) leaves bit 0 of its waiting word
+/// set: the next receiver of that side clears it, keeping the count, so that no sender rings
+/// for a wait nobody is in and the next wait is still a new one.
+#[test]
+fn a_new_receiver_disarms_the_word_a_dead_one_left_armed() {
+    const WORD: usize = 0xC0 + 0x10;
+    let lo = Loopback::new(SMALL).unwrap();
+    let peer = RawPeer::new(&lo);
+    peer.store(WORD, 5 << 1 | 1);
+    assert!(lo.host().peer_waiting());
+    let mut rx = lo.nic().receiver().unwrap();
+    assert!(!lo.host().peer_waiting(), "disarmed");
+    assert_eq!(peer.load(WORD), 5 << 1, "the count is kept");
+    let bell = Doorbell::new().unwrap();
+    let mut tx = lo.host().sender(EngineSet::single(0)).unwrap();
+    tx.set_doorbell(Some(&bell));
+    tx.send(1, b"polled").unwrap();
+    assert_eq!(tx.stats().notifications, 0, "nobody waits: no ring");
+    assert_eq!(drain(&mut rx).len(), 1);
+    assert!(!rx.arm_wait().unwrap());
+    assert_eq!(peer.load(WORD), 6 << 1 | 1, "the next wait is a new one");
+    rx.disarm_wait();
 }
 
 #[test]

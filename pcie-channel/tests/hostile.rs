@@ -675,3 +675,41 @@ fn a_chain_that_links_back_on_its_engine_is_refused() {
     peer.set_producer(Direction::ToHost, 0, 4);
     assert_eq!(drain(&mut rx), vec![(5, vec![0, 0])]);
 }
+
+/// A producer index that moves backwards, staying at or above the consumer index but below
+/// where the receiver has already looked: the receiver would visit about 2^32 positions before
+/// its cursor wrapped round to the index (reading stale entries past it), and `pending` would
+/// say "something to do" forever, so a wait never slept. It must stop the channel instead, at
+/// once, on every path that reads the index.
+#[test]
+fn a_producer_index_that_moves_backwards_fails_the_channel_at_once() {
+    let lo = Loopback::new(SMALL).unwrap();
+    let peer = RawPeer::new(&lo);
+    let mut rx = lo.host().receiver().unwrap();
+    // Four entries holding second segments of lane 5's next message: visited, kept (they wait
+    // for their head), not released, nothing parked.
+    for position in 0..4 {
+        let mut segment = Descriptor::whole(5, 0, 10);
+        (segment.segment, segment.segments) = (1, 2);
+        peer.write_descriptor(Direction::ToHost, 0, position, segment);
+    }
+    peer.set_producer(Direction::ToHost, 0, 4);
+    assert_eq!(drain(&mut rx), vec![]);
+    assert_eq!(peer.consumer(Direction::ToHost, 0), 0, "nothing released");
+    assert_eq!(rx.pending(), Ok(false), "every entry visited");
+    // Back to 2: within a ring of the consumer index, but behind the receiver's cursor.
+    peer.set_producer(Direction::ToHost, 0, 2);
+    let want = ChannelError::Failed(Failure {
+        direction: Direction::ToHost,
+        engine: 0,
+        error: RingError::ProducerRewound {
+            producer: 2,
+            previous: 4,
+        },
+    });
+    assert_eq!(rx.pending(), Err(want));
+    assert_eq!(rx.poll(64, |_| {}), Err(want));
+    assert_eq!(lo.host().failure().map(ChannelError::Failed), Some(want));
+    assert_eq!(lo.nic().peer_state(), SideState::Failed, "the host says so");
+    assert_eq!(rx.stats().refused(), 0, "no stale entry was decided on");
+}
