@@ -81,6 +81,7 @@ pub fn run(args: Args) -> Result<()> {
             .current_dir(&fuzz_dir)
             .arg(format!("-artifact_prefix={}/", artifacts.display()))
             .arg(format!("-max_total_time={}", args.seconds))
+            .arg(format!("-timeout={INPUT_TIMEOUT_SECONDS}"))
             .arg("-print_final_stats=1")
             .arg(&corpus);
         let seeds = fuzz_dir.join("seeds").join(target);
@@ -96,6 +97,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     Ok(())
 }
+
+/// One input taking longer than this is a failure (a hang; libFuzzer's default, 1200 s, would
+/// outlast any smoke run and report nothing). Every target handles an input in well under a
+/// millisecond, so this leaves room for a loaded machine.
+const INPUT_TIMEOUT_SECONDS: u32 = 10;
 
 fn all_targets(fuzz_dir: &Path) -> Result<Vec<String>> {
     let dir = fuzz_dir.join("fuzz_targets");
